@@ -1,0 +1,71 @@
+"""Reading the audit log: auditors see all of it, a shopkeeper sees their shop's access log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from audit import service
+from audit.models import AuditEntry
+from audit.schemas import AuditEventOut, AuditEventsOut, Decision
+from cornerstore.access import authorize
+from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.errors import ERROR_RESPONSES
+
+router = APIRouter(tags=["audit"], responses=ERROR_RESPONSES)
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+After = Annotated[
+    int, Query(ge=0, description="Return entries after this sequence number (the `next` cursor)")
+]
+
+
+def _page(entries: list[AuditEntry], limit: int) -> AuditEventsOut:
+    return AuditEventsOut(
+        events=[AuditEventOut.model_validate(e) for e in entries],
+        next=str(entries[-1].seq) if len(entries) == limit else None,
+    )
+
+
+@router.get("/v1/audit/events", response_model=AuditEventsOut, summary="Query the audit log")
+def audit_events(
+    hub: HubDep,
+    session: DbSession,
+    caller: CurrentCaller,
+    shop_id: uuid.UUID | None = None,
+    principal_id: uuid.UUID | None = None,
+    purpose: Annotated[str | None, Query(max_length=40)] = None,
+    decision: Decision | None = None,
+    action: Annotated[str | None, Query(max_length=40)] = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    after: After = 0,
+    limit: Limit = 100,
+) -> AuditEventsOut:
+    authorize(hub, caller, resource="audit", action="read")
+    where = service.AuditFilter(shop_id, principal_id, purpose, decision, action, since, until)
+    return _page(service.query(session, where, after_seq=after, limit=limit), limit)
+
+
+@router.get(
+    "/v1/shops/{shop_id}/access-log",
+    response_model=AuditEventsOut,
+    summary="Who accessed this shop's data, when, for what purpose, and what was refused",
+)
+def access_log(
+    hub: HubDep,
+    session: DbSession,
+    caller: CurrentCaller,
+    shop_id: uuid.UUID,
+    decision: Decision | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    after: After = 0,
+    limit: Limit = 100,
+) -> AuditEventsOut:
+    authorize(hub, caller, resource="access-log", action="read", shop_id=shop_id)
+    where = service.AuditFilter(shop_id=shop_id, decision=decision, since=since, until=until)
+    return _page(service.query(session, where, after_seq=after, limit=limit), limit)

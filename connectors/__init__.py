@@ -1,0 +1,1 @@
+"""Connectors: how shops send data in (JSON batches, POS CSV exports)."""

@@ -1,0 +1,63 @@
+"""``POST /v1/shops/{shop_id}/{sales,inventory,payments}``: JSON batches from a shop's connector."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from connectors import service
+from connectors.schemas import BatchIn, BatchResult
+from cornerstore.access import authorize
+from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.errors import ERROR_RESPONSES, PayloadTooLarge
+from cornerstore.records.models import Category
+
+router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["ingestion"], responses=ERROR_RESPONSES)
+
+
+def _ingest(
+    hub: HubDep,
+    session: DbSession,
+    caller: CurrentCaller,
+    shop_id: uuid.UUID,
+    category: Category,
+    batch: BatchIn,
+) -> BatchResult:
+    permit = authorize(hub, caller, resource=category, action="write", shop_id=shop_id)
+    if len(batch.records) > hub.settings.ingest_max_records:
+        raise PayloadTooLarge(
+            f"a batch holds at most {hub.settings.ingest_max_records} records; "
+            f"this one holds {len(batch.records)}: split it"
+        )
+    cipher = hub.keyring.cipher(session, shop_id)
+    return service.ingest(
+        session, cipher, caller, category, batch.records, policy_version=permit.policy_version
+    )
+
+
+def _route(category: Category) -> None:
+    def endpoint(
+        hub: HubDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID, batch: BatchIn
+    ) -> BatchResult:
+        return _ingest(hub, session, caller, shop_id, category, batch)
+
+    router.add_api_route(
+        f"/{category.value}",
+        endpoint,
+        methods=["POST"],
+        status_code=status.HTTP_200_OK,
+        response_model=BatchResult,
+        name=f"ingest_{category.value}",
+        summary=f"Send a batch of {category.value} records",
+        description=(
+            "Each record is validated on its own: good records are stored, bad ones are "
+            "kept in quarantine and listed under `rejected` with their index, field and "
+            "reason. Records already stored (same `event_id`, or for inventory the same "
+            "SKU and count time) are counted under `duplicates` and not stored again."
+        ),
+    )
+
+
+for _category in Category:
+    _route(_category)

@@ -1,0 +1,64 @@
+"""What connectors send: JSON batches of sales lines, inventory counts and payments."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SaleIn(_Record):
+    event_id: Text
+    occurred_at: AwareDatetime = Field(description="RFC 3339 with an offset")
+    sku: Text
+    quantity: int = Field(strict=True)
+    unit_price_cents: int = Field(strict=True, ge=0)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
+
+
+class InventoryIn(_Record):
+    sku: Text
+    on_hand: int = Field(strict=True, ge=0)
+    counted_at: AwareDatetime
+
+
+class PaymentMethod(StrEnum):
+    qr = "qr"
+    cash = "cash"
+    card = "card"
+
+
+class PaymentIn(_Record):
+    event_id: Text
+    occurred_at: AwareDatetime
+    amount_cents: int = Field(strict=True, gt=0)
+    method: PaymentMethod
+    payer_ref: Text = Field(description="Identifies the payer. Sensitive: sealed, never logged")
+
+
+class BatchIn(BaseModel):
+    """Records are validated one by one, so one bad record does not sink the batch."""
+
+    records: list[Any] = Field(
+        description="Sales lines, inventory counts or payments, as the path says"
+    )
+
+
+class RejectedRecord(BaseModel):
+    index: int = Field(description="Position of the record in the batch, from 0")
+    field: str = Field(description="The field at fault, or '' for the record as a whole")
+    reason: str
+
+
+class BatchResult(BaseModel):
+    batch_id: str
+    accepted: int = Field(description="Records stored by this batch")
+    duplicates: int = Field(description="Records already stored (same event_id), not stored again")
+    rejected: list[RejectedRecord] = Field(description="Kept in quarantine with these reasons")

@@ -1,0 +1,1 @@
+"""Consent: a shop's permission for a named consumer, purpose, data categories and window."""

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from consent.models import ConsentStatus
+from cornerstore.records.models import Category
+
+
+class PurposeName(StrEnum):
+    """The purposes a consumer can declare. policies/purposes.toml says what each may see."""
+
+    replenishment = "replenishment"
+    analytics = "analytics"
+    credit_assessment = "credit-assessment"
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    consumer_id: uuid.UUID
+    purpose: PurposeName
+    categories: list[Category] = Field(min_length=1)
+    expires_at: AwareDatetime = Field(description="RFC 3339 with an offset; must be in the future")
+
+
+class ConsentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    shop_id: uuid.UUID
+    consumer_id: uuid.UUID
+    purpose: str
+    categories: list[str]
+    status: ConsentStatus = Field(description="active, expired or revoked")
+    granted_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class ConsentsOut(BaseModel):
+    consents: list[ConsentOut]

@@ -1,0 +1,108 @@
+"""Authorization for every endpoint: Casbin decides, refusals are audited.
+
+The data-read gate (:mod:`cornerstore.gate`) starts with :func:`authorize`
+too, so there is one place where a caller's relation to a shop is derived and
+one place where a refusal becomes an answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from opentelemetry import trace
+
+from audit import service as audit
+from audit.schemas import AuditDraft, Decision
+from cornerstore.authz import OTHER, OWN, DecisionRequest
+from cornerstore.errors import Forbidden, NotFound
+from cornerstore.hub import Hub
+from cornerstore.principals.auth import Caller
+
+NO_PURPOSE = "none"
+_tracer = trace.get_tracer("cornerstore.access")
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """Proof that Casbin allowed ``caller`` to do ``action`` on ``resource``."""
+
+    caller: Caller
+    shop_id: uuid.UUID | None
+    resource: str
+    action: str
+    purpose: str
+    relation: str
+    policy_version: str
+
+
+def relation_of(caller: Caller, shop_id: uuid.UUID | None) -> str:
+    return OWN if shop_id is not None and shop_id in caller.shop_ids else OTHER
+
+
+def authorize(
+    hub: Hub,
+    caller: Caller,
+    *,
+    resource: str,
+    action: str,
+    shop_id: uuid.UUID | None = None,
+    purpose: str = NO_PURPOSE,
+) -> Permit:
+    """Allow, or raise. About a shop, a refusal is a 404 (the shop's existence
+    stays hidden) and is written to the audit log; otherwise it is a 403.
+    """
+    relation = relation_of(caller, shop_id)
+    request = DecisionRequest(caller.role, relation, resource, action, purpose)
+    with _tracer.start_as_current_span("gate.authorize") as span:
+        allowed = hub.authorizer.decide(request)
+        span.set_attribute("cornerstore.decision", "allow" if allowed else "deny")
+        span.set_attribute("cornerstore.policy_version", hub.authorizer.policy_version)
+    if allowed:
+        return Permit(
+            caller, shop_id, resource, action, purpose, relation, hub.authorizer.policy_version
+        )
+    if shop_id is None:
+        raise Forbidden()
+    record_refusal(
+        hub,
+        caller,
+        action=f"{resource}.{action}",
+        shop_id=shop_id,
+        reason="policy",
+        category=resource if resource in ("sales", "inventory", "payments") else None,
+        purpose=None if purpose == NO_PURPOSE else purpose,
+    )
+    raise NotFound()
+
+
+def record_refusal(
+    hub: Hub,
+    caller: Caller,
+    *,
+    action: str,
+    shop_id: uuid.UUID | None,
+    reason: str,
+    category: str | None = None,
+    purpose: str | None = None,
+) -> None:
+    """Commit a refusal to the audit log in its own transaction.
+
+    The request's own transaction rolls back with the error it raises next;
+    the refusal must stay recorded regardless.
+    """
+    with _tracer.start_as_current_span("gate.audit"):
+        audit.append_durably(
+            hub.sessions,
+            AuditDraft(
+                action=action,
+                decision=Decision.deny,
+                reason=reason,
+                principal_id=caller.id,
+                principal_role=caller.role,
+                shop_id=shop_id,
+                category=category,
+                purpose=purpose,
+                policy_version=hub.authorizer.policy_version,
+            ),
+        )

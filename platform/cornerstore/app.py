@@ -1,0 +1,66 @@
+"""The API application. It only assembles the domains' routers around an open :class:`Hub`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import cornerstore
+from audit.router import router as audit_router
+from connectors.router import router as ingestion_router
+from consent.router import router as consent_router
+from cornerstore import error_handlers, telemetry
+from cornerstore.hub import Hub
+from cornerstore.principals.router import router as principals_router
+from cornerstore.reads import router as reads_router
+from cornerstore.settings import get_settings
+from cornerstore.shops.router import router as shops_router
+
+DESCRIPTION = """
+The shop owns its data. Consumers read it only under the shop's consent for a
+named purpose, through one gate that checks, decrypts, minimises and audits
+every read. Authenticate with `Authorization: Bearer <api key>`.
+
+Every error has the same JSON shape: a stable `error` code, a human `detail`,
+and for validation errors one entry per offending field in `fields`.
+"""
+
+
+def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_hub_on_shutdown:
+            hub.close()
+
+    app = FastAPI(
+        title="Cornerstore",
+        version=cornerstore.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    error_handlers.install(app)
+    for router in (
+        principals_router,
+        shops_router,
+        ingestion_router,
+        reads_router,
+        consent_router,
+        audit_router,
+    ):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "policy_version": hub.authorizer.policy_version}
+
+    telemetry.instrument(app, hub.engine, hub.settings)
+    return app
+
+
+def serve_app() -> FastAPI:
+    """Factory for ``uvicorn --factory``: each worker opens its own hub from the settings."""
+    return create_app(Hub.open(get_settings()), close_hub_on_shutdown=True)

@@ -1,0 +1,111 @@
+"""Casbin decides who may do what. Loaded once per process and kept on the hub.
+
+The model and policies live in policies/. Policies are per role, not per
+shop, so the policy set does not grow with the number of shops. The inputs of
+a decision come from a small finite set (role, relation, resource, action,
+purpose), so decisions are memoised per process: after the first request of
+a kind, a decision is one dictionary lookup, flat from one shop to a million.
+The memo is never stale because the policy is immutable for the life of the
+:class:`Authorizer`; changing policy means building a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import casbin
+
+MODEL_FILE: Final = "model.conf"
+POLICY_FILE: Final = "policy.csv"
+PURPOSES_FILE: Final = "purposes.toml"
+
+#: Relations of a caller to the shop a request is about.
+OWN: Final = "own"
+OTHER: Final = "other"
+
+#: The purpose recorded when a shop's own shopkeeper reads without naming one.
+OWNER_PURPOSE: Final = "owner"
+
+
+class PolicyError(Exception):
+    """The policy files are missing or inconsistent. The hub does not start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Purpose:
+    name: str
+    description: str
+    fields: Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRequest:
+    role: str
+    relation: str
+    resource: str
+    action: str
+    purpose: str
+
+
+class Authorizer:
+    def __init__(self, policy_dir: Path) -> None:
+        paths = [policy_dir / name for name in (MODEL_FILE, POLICY_FILE, PURPOSES_FILE)]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise PolicyError(f"policy files missing: {', '.join(missing)}")
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        #: Recorded in every audit entry, so a decision can be traced to its policy.
+        self.policy_version = digest.hexdigest()[:16]
+        self._enforcer = casbin.Enforcer(str(paths[0]), str(paths[1]))
+        # Every decision is in the audit log already; Casbin's own per-request
+        # warning lines would only repeat it.
+        logging.getLogger("casbin.enforcer").setLevel(logging.ERROR)
+        if not self._enforcer.get_policy():
+            raise PolicyError(f"{paths[1]} holds no policy; an empty policy would deny everything")
+        self.purposes = _load_purposes(paths[2])
+        self._memo: dict[DecisionRequest, bool] = {}
+
+    def decide(self, request: DecisionRequest) -> bool:
+        decision = self._memo.get(request)
+        if decision is None:
+            decision = bool(
+                self._enforcer.enforce(
+                    request.role,
+                    request.relation,
+                    request.resource,
+                    request.action,
+                    request.purpose,
+                )
+            )
+            self._memo[request] = decision
+        return decision
+
+    def purpose_allows(self, purpose: str, category: str) -> bool:
+        """Whether any consumer may ever read ``category`` for ``purpose``."""
+        return self.decide(DecisionRequest("consumer", OTHER, category, "read", purpose))
+
+
+def _load_purposes(path: Path) -> dict[str, Purpose]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{path}: {exc}") from exc
+    purposes: dict[str, Purpose] = {}
+    for name, table in raw.items():
+        if not isinstance(table, dict) or not isinstance(table.get("description"), str):
+            raise PolicyError(f"{path}: purpose {name!r} needs a description")
+        fields = {
+            category: tuple(str(f) for f in value)
+            for category, value in table.items()
+            if category != "description" and isinstance(value, list)
+        }
+        purposes[name] = Purpose(name=name, description=table["description"], fields=fields)
+    return purposes

@@ -1,0 +1,231 @@
+"""``cornerstore demo``: a hub on SQLite with demo shops, consumers, consents and keys.
+
+It goes through the same services the API uses (shops get keys, records are
+validated, sealed and audited), so the demo shows the real thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from connectors import service as ingestion
+from consent import service as consents
+from consent.schemas import ConsentIn, PurposeName
+from cornerstore import demo_data
+from cornerstore.db import make_engine, session_scope, utcnow
+from cornerstore.hub import Hub
+from cornerstore.migrations import upgrade
+from cornerstore.principals import service as principals
+from cornerstore.principals.auth import Caller
+from cornerstore.principals.models import Principal, Role
+from cornerstore.principals.schemas import PrincipalCreated, PrincipalIn
+from cornerstore.records.models import Category
+from cornerstore.settings import Settings
+from cornerstore.shops import service as shops
+from cornerstore.shops.schemas import ShopIn
+
+#: (consumer name, purpose, categories, share of shops that consent)
+CONSUMERS = (
+    (
+        "Fresh Route Replenishment 鲜达补货",
+        PurposeName.replenishment,
+        [Category.sales, Category.inventory],
+        0.8,
+    ),
+    (
+        "Market Insight Analytics 市场洞察",
+        PurposeName.analytics,
+        [Category.sales, Category.payments],
+        0.6,
+    ),
+    (
+        "Neighbourhood Credit 邻里信贷",
+        PurposeName.credit_assessment,
+        [Category.sales, Category.payments],
+        0.2,
+    ),
+)
+
+
+@dataclass
+class DemoKeys:
+    admin: PrincipalCreated | None = None
+    auditor: PrincipalCreated | None = None
+    consumers: list[tuple[PrincipalCreated, PurposeName]] = field(default_factory=list)
+    shopkeeper: PrincipalCreated | None = None
+    connector: PrincipalCreated | None = None
+    first_shop: uuid.UUID | None = None
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def seed(hub: Hub, *, shops_count: int, days: int) -> DemoKeys:
+    keys = DemoKeys()
+    generated = demo_data.generate(shops=shops_count, days=days)
+    with session_scope(hub.sessions) as session:
+        keys.admin = principals.create(session, PrincipalIn(name="Demo admin", role=Role.admin))
+        keys.auditor = principals.create(
+            session, PrincipalIn(name="City market regulator", role=Role.auditor)
+        )
+        for name, purpose, _categories, _share in CONSUMERS:
+            keys.consumers.append(
+                (principals.create(session, PrincipalIn(name=name, role=Role.consumer)), purpose)
+            )
+    total = demo_data.total_records(generated)
+    _out(
+        f"loading {len(generated)} shops: {total['sales']} sales lines, "
+        f"{total['inventory']} inventory counts, {total['payments']} payments"
+    )
+    expires = utcnow() + timedelta(days=90)
+    for number, shop in enumerate(generated):
+        with session_scope(hub.sessions) as session:
+            created = shops.create(
+                session, hub.keyring, ShopIn(name=shop.name, district=shop.district)
+            )
+            keeper = principals.create(
+                session,
+                PrincipalIn(
+                    name=f"Keeper of {shop.name}", role=Role.shopkeeper, shop_ids=[created.id]
+                ),
+            )
+            connector = principals.create(
+                session,
+                PrincipalIn(name=f"POS of {shop.name}", role=Role.connector, shop_ids=[created.id]),
+            )
+            if number == 0:
+                keys.first_shop, keys.shopkeeper, keys.connector = created.id, keeper, connector
+            cipher = hub.keyring.cipher(session, created.id)
+            as_connector = Caller(
+                connector.id, connector.name, Role.connector, frozenset([created.id])
+            )
+            for category, records in (
+                (Category.sales, shop.sales),
+                (Category.inventory, shop.inventory),
+                (Category.payments, shop.payments),
+            ):
+                for start in range(0, len(records), 5000):
+                    ingestion.ingest(
+                        session,
+                        cipher,
+                        as_connector,
+                        category,
+                        list(records[start : start + 5000]),
+                        policy_version=hub.authorizer.policy_version,
+                    )
+            as_keeper = Caller(keeper.id, keeper.name, Role.shopkeeper, frozenset([created.id]))
+            for (consumer, purpose), (_n, _p, categories, share) in zip(
+                keys.consumers, CONSUMERS, strict=True
+            ):
+                # Spread consents deterministically: the first shops consent to everyone.
+                if number < max(1, round(share * len(generated))):
+                    consents.grant(
+                        session,
+                        as_keeper,
+                        created.id,
+                        ConsentIn(
+                            consumer_id=consumer.id,
+                            purpose=purpose,
+                            categories=categories,
+                            expires_at=expires,
+                        ),
+                        allowed_categories=frozenset(c.value for c in categories),
+                        policy_version=hub.authorizer.policy_version,
+                    )
+        if (number + 1) % 10 == 0 or number + 1 == len(generated):
+            _out(f"  {number + 1}/{len(generated)} shops loaded")
+    return keys
+
+
+def print_keys(keys: DemoKeys, base: str) -> None:
+    assert keys.admin
+    assert keys.auditor
+    assert keys.shopkeeper
+    assert keys.connector
+    _out()
+    _out("API keys (shown this once; only their hashes are stored):")
+    _out(f"  admin        {keys.admin.api_key}")
+    _out(f"  auditor      {keys.auditor.api_key}")
+    for consumer, purpose in keys.consumers:
+        _out(f"  consumer     {consumer.api_key}   {consumer.name} ({purpose.value})")
+    _out(f"  shopkeeper   {keys.shopkeeper.api_key}   keeps shop {keys.first_shop}")
+    _out(f"  connector    {keys.connector.api_key}   writes for shop {keys.first_shop}")
+    replenisher, lender = keys.consumers[0][0].api_key, keys.consumers[2][0].api_key
+    examples = (
+        (
+            "the replenishment service reads sales it has consent for, minimised to its purpose",
+            replenisher,
+            "/v1/shops/$SHOP/sales?purpose=replenishment&limit=3",
+        ),
+        (
+            "the same service asking for payments is refused with 404, and the refusal is audited",
+            replenisher,
+            "/v1/shops/$SHOP/payments?purpose=replenishment",
+        ),
+        (
+            "the lender sees payments with pseudonymous payers",
+            lender,
+            "/v1/shops/$SHOP/payments?purpose=credit-assessment&limit=3",
+        ),
+        (
+            "the shopkeeper sees who read the shop's data, and what was refused",
+            keys.shopkeeper.api_key,
+            "/v1/shops/$SHOP/access-log",
+        ),
+        (
+            "the shopkeeper lists consents (POST .../consents/ID/revoke ends one at once)",
+            keys.shopkeeper.api_key,
+            "/v1/shops/$SHOP/consents",
+        ),
+        (
+            "the auditor queries every refused access",
+            keys.auditor.api_key,
+            "/v1/audit/events?decision=deny",
+        ),
+    )
+    _out()
+    _out("Try:")
+    _out(f"  export SHOP={keys.first_shop}")
+    for comment, api_key, path in examples:
+        _out(f"  # {comment}")
+        _out(f"  curl -s -H 'Authorization: Bearer {api_key}' \"{base}{path}\"")
+    _out(f"  # API docs: {base}/docs")
+    _out()
+
+
+def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    if args.reset and settings.data_dir.exists():
+        shutil.rmtree(settings.data_dir)
+    engine = make_engine(settings.sqlalchemy_url)
+    upgrade(engine)
+    hub = Hub.open(settings, engine=engine)
+    try:
+        with hub.sessions() as session:
+            seeded = session.scalar(select(Principal.id).limit(1)) is not None
+        if seeded:
+            _out(
+                f"demo data already in {settings.data_dir}; its keys were printed when it was made."
+            )
+            _out("Run with --reset to start afresh.")
+        else:
+            keys = seed(hub, shops_count=args.shops, days=args.days)
+            print_keys(keys, f"http://{args.host}:{args.port}")
+    finally:
+        hub.close()
+    if args.no_serve:
+        return 0
+    import uvicorn
+
+    from cornerstore.app import serve_app
+
+    uvicorn.run(serve_app(), host=args.host, port=args.port, log_level="info")
+    return 0

@@ -1,0 +1,84 @@
+"""Render every error in the one JSON shape of :class:`cornerstore.errors.ErrorBody`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cornerstore.errors import (
+    Conflict,
+    CornerstoreError,
+    ErrorBody,
+    FieldError,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+
+_log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _render(status: int, body: ErrorBody) -> JSONResponse:
+    return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
+
+
+async def _cornerstore_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CornerstoreError)
+    return _render(exc.status_code, exc.body())
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        if error.get("type") == "json_invalid":
+            # The position is in the loc; the body itself is never echoed back.
+            loc = loc[:1]
+        fields.append(FieldError(field=".".join(loc), reason=str(error.get("msg", "invalid"))))
+    return _render(
+        ValidationFailed.status_code,
+        ValidationFailed("the request did not validate", fields).body(),
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return _render(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)))
+
+
+async def _integrity_error(_request: Request, _exc: Exception) -> JSONResponse:
+    return _render(Conflict.status_code, Conflict("the change conflicts with stored data").body())
+
+
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    # The exception text can hold statement parameters, which can be shop data.
+    _log.error("database error: %s", type(exc).__name__)
+    return _render(ServiceUnavailable.status_code, ServiceUnavailable().body())
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    _log.error("unhandled error: %s", type(exc).__name__)
+    return _render(500, ErrorBody(error="internal_error", detail="internal error"))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(CornerstoreError, _cornerstore_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)

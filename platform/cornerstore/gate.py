@@ -1,0 +1,290 @@
+"""The access gate: the one code path every read of shop data takes.
+
+    authenticate -> Casbin decision -> consent -> decrypt -> minimise -> audit -> respond
+
+Authentication happens in the endpoint's dependencies (:mod:`cornerstore.deps`);
+everything after it happens in :meth:`AccessGate.read`. It fails closed: a
+refusal, or any error along the way, lets no data out, and an allowed read's
+audit entry is committed before the data is returned. A refused read answers
+404, exactly like a shop that does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import trace
+from sqlalchemy.orm import Session
+
+from audit import service as audit
+from audit.schemas import AuditDraft, Decision
+from consent import service as consents
+from cornerstore.access import Permit, authorize, record_refusal
+from cornerstore.authz import OWN, OWNER_PURPOSE
+from cornerstore.crypto import SealedRecordId, ShopCipher, sealed_key_version
+from cornerstore.db import utcnow
+from cornerstore.errors import (
+    CornerstoreError,
+    FieldError,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from cornerstore.hub import Hub
+from cornerstore.principals.auth import Caller
+from cornerstore.records import repository
+from cornerstore.records.codec import decode_values
+from cornerstore.records.models import Category
+
+_log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("cornerstore.gate")
+
+#: Derived fields a purpose may ask for instead of the raw value they come from.
+PSEUDONYMS = {"payer_pseudonym": "payer_ref"}
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    shop_id: uuid.UUID
+    category: Category
+    purpose: str | None
+    since: datetime | None
+    until: datetime | None
+    cursor: str | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    records: list[dict[str, Any]]
+    next: str | None
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class AccessGate:
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def read(self, session: Session, caller: Caller, request: ReadRequest) -> Page:
+        after = decode_cursor(request.cursor)
+        purpose = request.purpose
+        if purpose is None:
+            if request.shop_id not in caller.shop_ids:
+                raise ValidationFailed(
+                    "declare the purpose of this read",
+                    [FieldError(field="query.purpose", reason="required for this caller")],
+                )
+            purpose = OWNER_PURPOSE
+        with _tracer.start_as_current_span("gate.read") as span:
+            span.set_attribute("cornerstore.category", request.category.value)
+            span.set_attribute("cornerstore.purpose", purpose)
+            # Casbin refusals are audited and raised inside authorize().
+            permit = authorize(
+                self._hub,
+                caller,
+                resource=request.category.value,
+                action="read",
+                shop_id=request.shop_id,
+                purpose=purpose,
+            )
+            try:
+                consent_id = self._check_consent(session, permit)
+                page, fields = self._fetch(session, permit, request, after)
+            except _Refused as refused:
+                self._refuse(caller, request, purpose, refused.reason)
+                raise NotFound() from None
+            except CornerstoreError:
+                raise
+            except Exception as exc:
+                # Fail closed. Only the exception type is logged: its message
+                # could carry shop data.
+                _log.error(
+                    "gate error on a read of shop %s: %s", request.shop_id, type(exc).__name__
+                )
+                self._refuse(caller, request, purpose, "gate_error", best_effort=True)
+                raise ServiceUnavailable() from None
+            self._record_allowed(permit, request, consent_id, len(page.records), fields)
+            span.set_attribute("cornerstore.records", len(page.records))
+            return page
+
+    def _check_consent(self, session: Session, permit: Permit) -> uuid.UUID | None:
+        if permit.relation == OWN:
+            return None  # The shop reading its own data needs no one's consent.
+        assert permit.shop_id is not None
+        with _tracer.start_as_current_span("gate.consent") as span:
+            consent = consents.find_active(
+                session,
+                shop_id=permit.shop_id,
+                consumer_id=permit.caller.id,
+                purpose=permit.purpose,
+                category=permit.resource,
+                at=utcnow(),
+            )
+            span.set_attribute("cornerstore.consent", "found" if consent else "none")
+        if consent is None:
+            raise _Refused("no_consent")
+        return consent.id
+
+    def _fetch(
+        self,
+        session: Session,
+        permit: Permit,
+        request: ReadRequest,
+        after: tuple[datetime, int] | None,
+    ) -> tuple[Page, tuple[str, ...] | None]:
+        category = request.category
+        with _tracer.start_as_current_span("gate.fetch"):
+            rows = repository.read_window(
+                session,
+                repository.Window(
+                    shop_id=request.shop_id,
+                    category=category,
+                    since=request.since,
+                    until=request.until,
+                    after=after,
+                    limit=request.limit + 1,
+                ),
+            )
+        more = len(rows) > request.limit
+        rows = rows[: request.limit]
+        fields = self._allowed_fields(permit, category)
+        records: list[dict[str, Any]] = []
+        if rows:
+            keyring, shop_id = self._hub.keyring, request.shop_id
+            current = keyring.cipher(session, shop_id)
+            with _tracer.start_as_current_span("gate.decrypt_minimise"):
+                for _row_id, occurred_at, record_key, sealed in rows:
+                    version = sealed_key_version(sealed)
+                    cipher = (
+                        current
+                        if version == current.version
+                        else keyring.cipher(session, shop_id, version)
+                    )
+                    bound_to = SealedRecordId(shop_id, category, bytes(record_key))
+                    values = decode_values(
+                        category, occurred_at, cipher.open(bound_to, bytes(sealed))
+                    )
+                    records.append(self._minimise(values, fields, current, permit))
+        next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more else None
+        return Page(records, next_cursor), fields
+
+    def _allowed_fields(self, permit: Permit, category: Category) -> tuple[str, ...] | None:
+        """None means the whole record: the shop reading its own data."""
+        if permit.relation == OWN:
+            return None
+        purpose = self._hub.authorizer.purposes.get(permit.purpose)
+        fields = purpose.fields.get(category) if purpose else None
+        if not fields:
+            # Casbin allowed a pair the purpose catalogue does not describe:
+            # the policy files disagree, so nothing goes out.
+            raise _Refused("no_fields_for_purpose")
+        return fields
+
+    @staticmethod
+    def _minimise(
+        values: dict[str, Any], fields: tuple[str, ...] | None, cipher: ShopCipher, permit: Permit
+    ) -> dict[str, Any]:
+        if fields is None:
+            return values
+        out: dict[str, Any] = {}
+        for name in fields:
+            source = PSEUDONYMS.get(name)
+            if source is None:
+                out[name] = values.get(name)
+            elif values.get(source) is not None:
+                out[name] = cipher.pseudonym(str(permit.caller.id), str(values[source]))
+            else:
+                out[name] = None
+        return out
+
+    def _refuse(
+        self,
+        caller: Caller,
+        request: ReadRequest,
+        purpose: str,
+        reason: str,
+        *,
+        best_effort: bool = False,
+    ) -> None:
+        try:
+            record_refusal(
+                self._hub,
+                caller,
+                action="read",
+                shop_id=request.shop_id,
+                reason=reason,
+                category=request.category.value,
+                purpose=purpose,
+            )
+        except Exception:
+            if not best_effort:
+                raise ServiceUnavailable() from None
+            _log.error("could not audit a refused read of shop %s", request.shop_id)
+
+    def _record_allowed(
+        self,
+        permit: Permit,
+        request: ReadRequest,
+        consent_id: uuid.UUID | None,
+        count: int,
+        fields: tuple[str, ...] | None,
+    ) -> None:
+        draft = AuditDraft(
+            action="read",
+            decision=Decision.allow,
+            reason="owner" if consent_id is None else "consent",
+            principal_id=permit.caller.id,
+            principal_role=permit.caller.role,
+            shop_id=request.shop_id,
+            category=request.category.value,
+            purpose=permit.purpose,
+            policy_version=permit.policy_version,
+            details={
+                "records": count,
+                "consent_id": str(consent_id) if consent_id else None,
+                "fields": list(fields) if fields is not None else "all",
+            },
+        )
+        try:
+            with _tracer.start_as_current_span("gate.audit"):
+                audit.append_durably(self._hub.sessions, draft)
+        except Exception as exc:
+            # No audit record, no data.
+            _log.error(
+                "audit write failed, read of shop %s withheld: %s",
+                request.shop_id,
+                type(exc).__name__,
+            )
+            raise ServiceUnavailable() from None
+
+
+def encode_cursor(occurred_at: datetime, row_id: int) -> str:
+    raw = f"{occurred_at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, _, row_id = raw.partition("|")
+        parsed = datetime.fromisoformat(when)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, int(row_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed(
+            "the cursor is not one this API returned",
+            [FieldError(field="query.cursor", reason="malformed cursor")],
+        ) from None

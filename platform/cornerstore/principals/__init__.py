@@ -1,0 +1,1 @@
+"""Principals: who calls the hub, with which role, for which shops."""

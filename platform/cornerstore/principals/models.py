@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, LargeBinary, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cornerstore.db import Base, UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    admin = "admin"
+    shopkeeper = "shopkeeper"
+    connector = "connector"
+    consumer = "consumer"
+    auditor = "auditor"
+
+
+class Principal(Base):
+    __tablename__ = "principals"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    # SHA-256 of the API key. The key has 256 bits of entropy, so a fast hash
+    # is enough; the key itself is shown once and never stored.
+    api_key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    shop_links: Mapped[list[PrincipalShop]] = relationship(
+        back_populates="principal", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class PrincipalShop(Base):
+    """Which shops a shopkeeper keeps, or which one shop a connector writes for."""
+
+    __tablename__ = "principal_shops"
+
+    principal_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True
+    )
+    shop_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+    principal: Mapped[Principal] = relationship(back_populates="shop_links")

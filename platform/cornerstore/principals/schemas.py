@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from cornerstore.principals.models import Role
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class PrincipalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    role: Role
+    shop_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="A shopkeeper's shops (one or more); a connector's one shop; empty otherwise",
+    )
+
+
+class PrincipalCreated(BaseModel):
+    id: uuid.UUID
+    name: str
+    role: Role
+    shop_ids: list[uuid.UUID]
+    api_key: str = Field(description="Shown this once; only its hash is stored")

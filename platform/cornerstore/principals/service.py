@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cornerstore.errors import FieldError, ValidationFailed
+from cornerstore.principals.auth import hash_api_key, new_api_key
+from cornerstore.principals.models import Principal, PrincipalShop, Role
+from cornerstore.principals.schemas import PrincipalCreated, PrincipalIn
+from cornerstore.shops.models import Shop
+
+
+def create(session: Session, body: PrincipalIn) -> PrincipalCreated:
+    shop_ids = list(dict.fromkeys(body.shop_ids))
+    problem = _shop_scope_problem(body.role, len(shop_ids))
+    if problem is None and shop_ids:
+        known = set(session.scalars(select(Shop.id).where(Shop.id.in_(shop_ids))))
+        unknown = [str(s) for s in shop_ids if s not in known]
+        if unknown:
+            problem = f"no such shop: {', '.join(unknown)}"
+    if problem is not None:
+        raise ValidationFailed(problem, [FieldError(field="body.shop_ids", reason=problem)])
+
+    api_key = new_api_key()
+    principal = Principal(
+        id=uuid.uuid4(),
+        name=body.name,
+        role=body.role.value,
+        api_key_hash=hash_api_key(api_key),
+        shop_links=[PrincipalShop(shop_id=s) for s in shop_ids],
+    )
+    session.add(principal)
+    session.flush()
+    return PrincipalCreated(
+        id=principal.id, name=principal.name, role=body.role, shop_ids=shop_ids, api_key=api_key
+    )
+
+
+def _shop_scope_problem(role: Role, count: int) -> str | None:
+    if role is Role.shopkeeper and count < 1:
+        return "a shopkeeper keeps at least one shop"
+    if role is Role.connector and count != 1:
+        return "a connector writes for exactly one shop"
+    if role not in (Role.shopkeeper, Role.connector) and count:
+        return f"a {role.value} is not tied to shops"
+    return None

@@ -1,0 +1,37 @@
+"""How a record's values are laid out inside its ciphertext.
+
+The ingestion service seals with :func:`encode_values`; the gate opens with
+:func:`decode_values` and puts the event time back from the clear column.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from cornerstore.records.models import Category
+
+#: The field of each category that holds its event time (stored in the clear).
+TIME_FIELD: dict[Category, str] = {
+    Category.sales: "occurred_at",
+    Category.inventory: "counted_at",
+    Category.payments: "occurred_at",
+}
+
+
+def encode_values(values: dict[str, Any]) -> bytes:
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_values(
+    category: Category, occurred_at: datetime, sealed_plaintext: bytes
+) -> dict[str, Any]:
+    values: dict[str, Any] = json.loads(sealed_plaintext)
+    values[TIME_FIELD[category]] = format_time(occurred_at)
+    return values
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with a Z, as every time the API returns."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

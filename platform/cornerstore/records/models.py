@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cornerstore.db import Base, BigIntPK, UTCDateTime, utcnow
+
+
+class Category(StrEnum):
+    sales = "sales"
+    inventory = "inventory"
+    payments = "payments"
+
+
+class ShopRecord(Base):
+    """One sales line, inventory count or payment. All its values are sealed.
+
+    In the clear are only what is needed to find it: the shop, the category,
+    the event time and a keyed digest of its natural id for de-duplication.
+    """
+
+    __tablename__ = "shop_records"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "category", "record_key", name="uq_shop_records_natural"),
+        Index("ix_shop_records_window", "shop_id", "category", "occurred_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    shop_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(16))
+    record_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    batch_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QuarantinedRecord(Base):
+    """A record that failed validation, kept sealed with the reason it was refused."""
+
+    __tablename__ = "quarantined_records"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    shop_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shops.id", ondelete="CASCADE"), index=True
+    )
+    category: Mapped[str] = mapped_column(String(16))
+    batch_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,86 @@
+"""One settings object, read from the environment (prefix ``CORNERSTORE_``) and ``.env``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _default_policy_dir() -> Path:
+    # A wheel carries the policies inside the package; an editable install
+    # reads them from the repository's top-level policies/ folder.
+    packaged = _PACKAGE_DIR / "_policies"
+    return packaged if packaged.is_dir() else _PACKAGE_DIR.parent.parent / "policies"
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class TraceExporter(StrEnum):
+    none = "none"
+    console = "console"
+    otlp = "otlp"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CORNERSTORE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Environment = Environment.development
+    data_dir: Path = Path("./cornerstore-data")
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Defaults to an SQLite file in the data dir.",
+    )
+    master_key_file: Path | None = Field(
+        default=None, description="Defaults to master.key in the data dir."
+    )
+    policy_dir: Path = Field(default_factory=_default_policy_dir)
+    trace_exporter: TraceExporter = TraceExporter.none
+    otlp_endpoint: str | None = None
+    page_size_default: int = Field(default=500, ge=1, le=5000)
+    page_size_max: int = Field(default=5000, ge=1)
+    ingest_max_records: int = Field(default=10_000, ge=1)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _production_needs_explicit_storage(self) -> Settings:
+        # Outside development the hub must not quietly fall back to demo-style
+        # defaults: an operator names the database and the master key file.
+        if self.environment is Environment.production:
+            missing = [
+                name
+                for name, value in (
+                    ("CORNERSTORE_DATABASE_URL", self.database_url),
+                    ("CORNERSTORE_MASTER_KEY_FILE", self.master_key_file),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"production needs {', '.join(missing)} to be set explicitly")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'cornerstore.db').resolve()}"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
