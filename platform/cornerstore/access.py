@@ -18,8 +18,10 @@ from cornerstore.authz import OTHER, OWN, DecisionRequest
 from cornerstore.errors import Forbidden, NotFound
 from cornerstore.hub import Hub
 from cornerstore.principals.auth import Caller
+from cornerstore.records.models import Category
 
 NO_PURPOSE = "none"
+DATA_CATEGORIES = frozenset(c.value for c in Category)
 _tracer = trace.get_tracer("cornerstore.access")
 
 
@@ -64,13 +66,14 @@ def authorize(
         )
     if shop_id is None:
         raise Forbidden()
+    is_data = resource in DATA_CATEGORIES
     record_refusal(
         hub,
         caller,
-        action=f"{resource}.{action}",
+        action=("read" if action == "read" else "ingest") if is_data else f"{resource}.{action}",
         shop_id=shop_id,
         reason="policy",
-        category=resource if resource in ("sales", "inventory", "payments") else None,
+        category=resource if is_data else None,
         purpose=None if purpose == NO_PURPOSE else purpose,
     )
     raise NotFound()

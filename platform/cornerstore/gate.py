@@ -39,7 +39,7 @@ from cornerstore.errors import (
 from cornerstore.hub import Hub
 from cornerstore.principals.auth import Caller
 from cornerstore.records import repository
-from cornerstore.records.codec import decode_values
+from cornerstore.records.codec import FIELDS, decode_values
 from cornerstore.records.models import Category
 
 _log = logging.getLogger(__name__)
@@ -141,8 +141,9 @@ class AccessGate:
         permit: Permit,
         request: ReadRequest,
         after: tuple[datetime, int] | None,
-    ) -> tuple[Page, tuple[str, ...] | None]:
+    ) -> tuple[Page, tuple[str, ...]]:
         category = request.category
+        fields = self._allowed_fields(permit, category)
         with _tracer.start_as_current_span("gate.fetch"):
             rows = repository.read_window(
                 session,
@@ -157,11 +158,11 @@ class AccessGate:
             )
         more = len(rows) > request.limit
         rows = rows[: request.limit]
-        fields = self._allowed_fields(permit, category)
         records: list[dict[str, Any]] = []
         if rows:
             keyring, shop_id = self._hub.keyring, request.shop_id
             current = keyring.cipher(session, shop_id)
+            pseudonym_scope = str(permit.caller.id)
             with _tracer.start_as_current_span("gate.decrypt_minimise"):
                 for _row_id, occurred_at, record_key, sealed in rows:
                     version = sealed_key_version(sealed)
@@ -174,14 +175,13 @@ class AccessGate:
                     values = decode_values(
                         category, occurred_at, cipher.open(bound_to, bytes(sealed))
                     )
-                    records.append(self._minimise(values, fields, current, permit))
+                    records.append(minimise(values, fields, current, pseudonym_scope))
         next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more else None
         return Page(records, next_cursor), fields
 
-    def _allowed_fields(self, permit: Permit, category: Category) -> tuple[str, ...] | None:
-        """None means the whole record: the shop reading its own data."""
+    def _allowed_fields(self, permit: Permit, category: Category) -> tuple[str, ...]:
         if permit.relation == OWN:
-            return None
+            return FIELDS[category]  # The shop sees all of its own data.
         purpose = self._hub.authorizer.purposes.get(permit.purpose)
         fields = purpose.fields.get(category) if purpose else None
         if not fields:
@@ -189,23 +189,6 @@ class AccessGate:
             # the policy files disagree, so nothing goes out.
             raise _Refused("no_fields_for_purpose")
         return fields
-
-    @staticmethod
-    def _minimise(
-        values: dict[str, Any], fields: tuple[str, ...] | None, cipher: ShopCipher, permit: Permit
-    ) -> dict[str, Any]:
-        if fields is None:
-            return values
-        out: dict[str, Any] = {}
-        for name in fields:
-            source = PSEUDONYMS.get(name)
-            if source is None:
-                out[name] = values.get(name)
-            elif values.get(source) is not None:
-                out[name] = cipher.pseudonym(str(permit.caller.id), str(values[source]))
-            else:
-                out[name] = None
-        return out
 
     def _refuse(
         self,
@@ -237,7 +220,7 @@ class AccessGate:
         request: ReadRequest,
         consent_id: uuid.UUID | None,
         count: int,
-        fields: tuple[str, ...] | None,
+        fields: tuple[str, ...],
     ) -> None:
         draft = AuditDraft(
             action="read",
@@ -252,7 +235,7 @@ class AccessGate:
             details={
                 "records": count,
                 "consent_id": str(consent_id) if consent_id else None,
-                "fields": list(fields) if fields is not None else "all",
+                "fields": list(fields),
             },
         )
         try:
@@ -266,6 +249,22 @@ class AccessGate:
                 type(exc).__name__,
             )
             raise ServiceUnavailable() from None
+
+
+def minimise(
+    values: dict[str, Any], fields: tuple[str, ...], cipher: ShopCipher, pseudonym_scope: str
+) -> dict[str, Any]:
+    """Keep only ``fields``, deriving pseudonyms where a purpose asks for one."""
+    out: dict[str, Any] = {}
+    for name in fields:
+        source = PSEUDONYMS.get(name)
+        if source is None:
+            out[name] = values.get(name)
+        elif values.get(source) is not None:
+            out[name] = cipher.pseudonym(pseudonym_scope, str(values[source]))
+        else:
+            out[name] = None
+    return out
 
 
 def encode_cursor(occurred_at: datetime, row_id: int) -> str:

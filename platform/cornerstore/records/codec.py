@@ -20,6 +20,14 @@ TIME_FIELD: dict[Category, str] = {
 }
 
 
+#: Every field of each category, in the order the API returns them.
+FIELDS: dict[Category, tuple[str, ...]] = {
+    Category.sales: ("event_id", "occurred_at", "sku", "quantity", "unit_price_cents", "currency"),
+    Category.inventory: ("sku", "on_hand", "counted_at"),
+    Category.payments: ("event_id", "occurred_at", "amount_cents", "method", "payer_ref"),
+}
+
+
 def encode_values(values: dict[str, Any]) -> bytes:
     return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
 

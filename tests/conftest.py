@@ -1,0 +1,112 @@
+"""Test fixtures: every test runs once on SQLite and once on a real PostgreSQL.
+
+The PostgreSQL half needs a server (``CORNERSTORE_TEST_POSTGRES_URL``, by
+default the local one). Without one the PostgreSQL tests are skipped with a
+reason in the summary, except under ``CI=true``, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from cornerstore.app import create_app
+from cornerstore.db import make_engine
+from cornerstore.hub import Hub
+from cornerstore.migrations import upgrade
+from cornerstore.settings import Environment, Settings
+from cornerstore.tables import metadata
+from tests.factories import World
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CORNERSTORE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _postgres_database(worker: str) -> Iterator[str]:
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        admin.dispose()
+        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {type(exc).__name__}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI=true: the PostgreSQL half may not be skipped)")
+        pytest.skip(message)
+    name = f"cornerstore_test_{worker}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'cornerstore.db'}"
+    else:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        yield from _postgres_database(worker)
+
+
+def make_settings(database_url: str, data_dir: Path) -> Settings:
+    return Settings(
+        environment=Environment.test,
+        database_url=database_url,  # type: ignore[arg-type]
+        data_dir=data_dir,
+    )
+
+
+@pytest.fixture(scope="session")
+def hub(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """One migrated database and one hub per backend for the whole session."""
+    settings = make_settings(database_url, tmp_path_factory.mktemp("data"))
+    engine = make_engine(settings.sqlalchemy_url)
+    upgrade(engine)
+    hub = Hub.open(settings, engine=engine)
+    yield hub
+    hub.close()
+
+
+def wipe(engine: Engine) -> None:
+    """Empty every table and reset the audit chain, so each test starts clean."""
+    with engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())
+        connection.execute(
+            text("INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, 0, :h)"),
+            {"h": bytes(32)},
+        )
+
+
+@pytest.fixture
+def app(hub: Hub) -> Iterator[FastAPI]:
+    yield create_app(hub)
+    wipe(hub.engine)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def world(client: TestClient, hub: Hub) -> World:
+    return World(client, hub)
