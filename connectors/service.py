@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -31,7 +32,8 @@ QUARANTINE_KIND = "quarantine"
 def natural_id(category: Category, record: BaseModel) -> str:
     """What makes a record the same record when it is sent again."""
     if isinstance(record, InventoryIn):
-        return f"{record.sku}|{record.counted_at.isoformat()}"
+        # The count time as an instant: the same count sent with another offset is the same.
+        return f"{record.sku}|{record.counted_at.astimezone(UTC).isoformat()}"
     assert isinstance(record, SaleIn | PaymentIn)
     return record.event_id
 
@@ -78,6 +80,7 @@ def ingest(
     batch_id = uuid.uuid4()
     validated = _validate(category, raw_records)
     time_field = TIME_FIELD[category]
+    exclude = {time_field}
 
     rows: dict[bytes, dict[str, Any]] = {}
     in_batch_repeats = 0
@@ -86,19 +89,17 @@ def ingest(
         if key in rows:
             in_batch_repeats += 1
             continue
-        values = record.model_dump(mode="json", exclude={time_field})
+        # The event time is stored in the clear; everything else is sealed.
+        values = record.model_dump_json(exclude=exclude).encode()
         rows[key] = {
             "shop_id": shop_id,
             "category": category.value,
             "record_key": key,
             "occurred_at": getattr(record, time_field),
-            "sealed": cipher.seal(SealedRecordId(shop_id, category, key), encode_values(values)),
+            "sealed": cipher.seal(SealedRecordId(shop_id, category, key), values),
             "batch_id": batch_id,
         }
-    already = repository.existing_keys(session, shop_id, category, list(rows))
-    inserted = repository.insert_new(
-        session, [row for key, row in rows.items() if key not in already]
-    )
+    inserted = repository.insert_new(session, list(rows.values()))
     duplicates = len(validated.good) - inserted
 
     repository.quarantine(

@@ -162,3 +162,20 @@ class World:
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
+
+
+def audit_log(actor: Actor, url: str = "/v1/audit/events", **params: Any) -> list[dict[str, Any]]:
+    """Every event of an audit listing (``/v1/audit/events`` or a shop's access log),
+    following ``next`` to the end.
+    """
+    events: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        query = dict(params, **({"after": after} if after is not None else {}))
+        response = actor.get(url, **query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        events.extend(body["events"])
+        after = body["next"]
+        if after is None:
+            return events

@@ -58,6 +58,7 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
 def cmd_principals_create(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from cornerstore.errors import ValidationFailed
     from cornerstore.hub import Hub
     from cornerstore.principals import service
     from cornerstore.principals.schemas import PrincipalIn
@@ -70,6 +71,9 @@ def cmd_principals_create(args: argparse.Namespace) -> int:
     try:
         with session_scope(hub.sessions) as session:
             created = service.create(session, body)
+    except ValidationFailed as exc:
+        # e.g. a connector without --shop: one line for the operator, not a traceback.
+        return _fail(exc.detail)
     finally:
         hub.close()
     if args.json:

@@ -138,7 +138,7 @@ class ShopCipher:
         The natural id (a POS event id, or a SKU with its count time) is shop
         data itself, so only this digest is stored in the clear.
         """
-        return hmac.new(self._mac_key, f"{kind}|{natural_id}".encode(), "sha256").digest()
+        return hmac.digest(self._mac_key, f"{kind}|{natural_id}".encode(), "sha256")
 
     def pseudonym(self, scope: str, value: str) -> str:
         """A stable pseudonym of ``value`` that differs for every ``scope``.

@@ -16,7 +16,7 @@ import binascii
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from audit import service as audit
 from audit.schemas import AuditDraft, Decision
 from consent import service as consents
-from cornerstore.access import Permit, authorize, record_refusal
+from cornerstore.access import NO_PURPOSE, Permit, authorize, record_refusal
 from cornerstore.authz import OWN, OWNER_PURPOSE
 from cornerstore.crypto import SealedRecordId, ShopCipher, sealed_key_version
 from cornerstore.db import utcnow
@@ -38,6 +38,7 @@ from cornerstore.errors import (
 )
 from cornerstore.hub import Hub
 from cornerstore.principals.auth import Caller
+from cornerstore.principals.models import Role
 from cornerstore.records import repository
 from cornerstore.records.codec import FIELDS, decode_values
 from cornerstore.records.models import Category
@@ -79,12 +80,17 @@ class AccessGate:
         after = decode_cursor(request.cursor)
         purpose = request.purpose
         if purpose is None:
-            if request.shop_id not in caller.shop_ids:
+            if request.shop_id in caller.shop_ids:
+                purpose = OWNER_PURPOSE
+            elif caller.role == Role.consumer:
                 raise ValidationFailed(
                     "declare the purpose of this read",
                     [FieldError(field="query.purpose", reason="required for this caller")],
                 )
-            purpose = OWNER_PURPOSE
+            else:
+                # No purpose lets any other role read another shop: a refusal,
+                # audited and answered 404 like every other one.
+                purpose = NO_PURPOSE
         with _tracer.start_as_current_span("gate.read") as span:
             span.set_attribute("cornerstore.category", request.category.value)
             span.set_attribute("cornerstore.purpose", purpose)
@@ -281,8 +287,11 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
         parsed = datetime.fromisoformat(when)
         if parsed.tzinfo is None:
             raise ValueError("naive")
-        return parsed, int(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        parsed, row = parsed.astimezone(UTC), int(row_id)
+        if not 0 <= row < 2**63:
+            raise ValueError("row id out of range")
+        return parsed, row
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed(
             "the cursor is not one this API returned",
             [FieldError(field="query.cursor", reason="malformed cursor")],

@@ -1,0 +1,45 @@
+# Everything runs from a virtualenv in .venv, made on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo serve test lint typecheck check bench bench-smoke clean
+
+$(BIN)/cornerstore: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/cornerstore
+
+## Install, load demo data into SQLite (./cornerstore-data) and serve on :8000.
+demo: install
+	$(BIN)/cornerstore demo
+
+serve: install
+	$(BIN)/cornerstore serve
+
+## The whole test suite, on SQLite and on PostgreSQL.
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+## Benchmarks at full size (minutes; needs PostgreSQL).
+bench: install
+	$(BIN)/python -m bench all
+
+## Every benchmark at a tiny size, so that none of them rots.
+bench-smoke: install
+	$(BIN)/python -m bench all --smoke
+
+clean:
+	rm -rf $(VENV) cornerstore-data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,231 @@
+"""Authz: decision latency and memory at 1k, 100k and 1M shops, three consents each.
+
+Cornerstore's Casbin policy is per role, not per shop, and its decisions are
+memoised, so neither latency nor memory should move with the number of
+shops. The baseline is the per-shop design measured in the same run: one
+Casbin line per consent, decided by ``casbin.FastEnforcer`` indexed on
+(subject, shop). Each size is built in a fresh child process so that memory
+figures are not muddied by earlier sizes.
+
+The consent check itself is a separate gate step, an indexed database
+lookup; its latency at the same sizes is reported too (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import casbin
+
+from bench.common import Size, percentile, report, rss_mib, scratch_postgres
+from cornerstore.access import relation_of
+from cornerstore.authz import Authorizer, DecisionRequest
+from cornerstore.principals.auth import Caller
+from cornerstore.settings import Settings
+
+GOAL_P50_US = 20.0
+CONSUMERS = 1000
+CATEGORIES = ("sales", "inventory", "payments")
+PURPOSE_OF = {"sales": "analytics", "inventory": "replenishment", "payments": "credit-assessment"}
+
+BASELINE_MODEL = """
+[request_definition]
+r = sub, shop, obj, act
+[policy_definition]
+p = sub, shop, obj, act
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = r.sub == p.sub && r.shop == p.shop && r.obj == p.obj && r.act == p.act
+"""
+
+
+def _consents(shops: int) -> list[tuple[int, int, str]]:
+    """(consumer, shop, category): three consents a shop, by three consumers."""
+    return [
+        ((shop * 3 + j) % CONSUMERS, shop, CATEGORIES[j]) for shop in range(shops) for j in range(3)
+    ]
+
+
+def _time(decide: object, requests: list[tuple[int, int, str]]) -> list[float]:
+    assert callable(decide)
+    samples = []
+    for request in requests:
+        started = time.perf_counter_ns()
+        allowed = decide(*request)
+        samples.append((time.perf_counter_ns() - started) / 1000)
+        assert allowed, request
+    return samples
+
+
+def _measure_baseline(shops: int, samples: int) -> tuple[float, float, float, float]:
+    before = rss_mib()
+    consents = _consents(shops)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "model.conf"
+        model.write_text(BASELINE_MODEL)
+        policy = Path(tmp) / "policy.csv"
+        with policy.open("w") as handle:
+            for consumer, shop, category in consents:
+                handle.write(f"p, c{consumer}, s{shop}, {category}, read\n")
+        started = time.perf_counter()
+        enforcer = casbin.FastEnforcer(str(model), str(policy), cache_key_order=[0, 1])
+        load_s = time.perf_counter() - started
+    memory = rss_mib() - before
+    rng = random.Random(1)
+    requests = [rng.choice(consents) for _ in range(samples)]
+    timings = _time(lambda c, s, cat: enforcer.enforce(f"c{c}", f"s{s}", cat, "read"), requests)
+    return percentile(timings, 0.5), percentile(timings, 0.99), memory, load_s
+
+
+def _measure_cornerstore(shops: int, samples: int) -> tuple[float, float, float, float]:
+    before = rss_mib()
+    started = time.perf_counter()
+    authorizer = Authorizer(Settings().policy_dir)
+    load_s = time.perf_counter() - started
+    consumers = [Caller(uuid.uuid4(), f"c{i}", "consumer", frozenset()) for i in range(CONSUMERS)]
+    shop_ids = [uuid.UUID(int=i + 1) for i in range(shops)]
+    memory = rss_mib() - before
+    rng = random.Random(1)
+    requests = [
+        (consumer, shop, category)
+        for consumer, shop, category in (
+            rng.choice(_consents(min(shops, 10_000))) for _ in range(samples)
+        )
+    ]
+
+    def decide(consumer: int, shop: int, category: str) -> bool:
+        caller, shop_id = consumers[consumer], shop_ids[shop]
+        return authorizer.decide(
+            DecisionRequest(
+                caller.role, relation_of(caller, shop_id), category, "read", PURPOSE_OF[category]
+            )
+        )
+
+    timings = _time(decide, requests)
+    return percentile(timings, 0.5), percentile(timings, 0.99), memory, load_s
+
+
+def _in_child(function: object, *args: int) -> tuple[float, float, float, float]:
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result: tuple[float, float, float, float] = pool.apply(function, args)  # type: ignore[arg-type]
+        return result
+
+
+def _consent_lookup(shops: int, samples: int) -> tuple[float, float]:
+    """p50/p99 of the gate's consent check with ``shops`` shops, three consents each."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from consent import service as consents
+    from cornerstore.db import make_engine, make_sessionmaker, utcnow
+    from cornerstore.migrations import upgrade
+
+    with scratch_postgres() as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        shop_ids = [uuid.UUID(int=i + 1) for i in range(shops)]
+        consumer_ids = [uuid.UUID(int=10**12 + i) for i in range(CONSUMERS)]
+        with psycopg.connect(libpq) as connection, connection.cursor() as cursor:
+            with cursor.copy("COPY shops (id, name, created_at) FROM STDIN") as copy:
+                for shop_id in shop_ids:
+                    copy.write_row((shop_id, "s", "2026-01-01T00:00:00Z"))
+            with cursor.copy(
+                "COPY principals (id, name, role, api_key_hash, created_at) FROM STDIN"
+            ) as copy:
+                for consumer_id in consumer_ids:
+                    copy.write_row(
+                        (
+                            consumer_id,
+                            "c",
+                            "consumer",
+                            consumer_id.bytes * 2,
+                            "2026-01-01T00:00:00Z",
+                        )
+                    )
+            with cursor.copy(
+                "COPY consents (id, shop_id, consumer_id, purpose, categories, status, granted_by, "
+                "granted_at, expires_at) FROM STDIN"
+            ) as copy:
+                for consumer, shop, category in _consents(shops):
+                    copy.write_row(
+                        (
+                            uuid.uuid4(),
+                            shop_ids[shop],
+                            consumer_ids[consumer],
+                            PURPOSE_OF[category],
+                            f'["{category}"]',
+                            "active",
+                            shop_ids[shop],
+                            "2026-01-01T00:00:00Z",
+                            "2099-01-01T00:00:00Z",
+                        )
+                    )
+            cursor.execute("ANALYZE consents")
+            connection.commit()
+        sessions = make_sessionmaker(engine)
+        rng = random.Random(2)
+        chosen = [rng.choice(_consents(min(shops, 10_000))) for _ in range(samples)]
+        timings: list[float] = []
+        with sessions() as session:
+            for consumer, shop, category in chosen:
+                started = time.perf_counter_ns()
+                found = consents.find_active(
+                    session,
+                    shop_id=shop_ids[shop],
+                    consumer_id=consumer_ids[consumer],
+                    purpose=PURPOSE_OF[category],
+                    category=category,
+                    at=utcnow(),
+                )
+                timings.append((time.perf_counter_ns() - started) / 1000)
+                assert found is not None
+        engine.dispose()
+        return percentile(timings, 0.5), percentile(timings, 0.99)
+
+
+def _figures(measured: tuple[float, float, float, float]) -> str:
+    p50, p99, memory, load = measured
+    return f"{p50:8.2f} / {p99:8.2f} µs   memory +{memory:7.1f} MiB   load {load:6.2f} s"
+
+
+def run(size: Size) -> dict[str, float]:
+    sizes = (100, 1_000) if size.smoke else (1_000, 100_000, 1_000_000)
+    samples = size.pick(500, 20_000)
+    figures: dict[str, float] = {}
+    rows: list[tuple[str, str]] = []
+    for shops in sizes:
+        ours = _in_child(_measure_cornerstore, shops, samples)
+        base = _in_child(_measure_baseline, shops, samples)
+        lookup = _consent_lookup(shops, size.pick(200, 2000))
+        rows += [
+            (
+                f"{shops:>9,} shops  Cornerstore decision p50 / p99",
+                _figures(ours),
+            ),
+            (
+                f"{shops:>9,} shops  FastEnforcer, per-shop lines",
+                _figures(base),
+            ),
+            (f"{shops:>9,} shops  ratio of p50 (baseline / ours)", f"{base[0] / ours[0]:8.1f}x"),
+            (
+                f"{shops:>9,} shops  consent check in PostgreSQL p50 / p99",
+                f"{lookup[0]:8.1f} / {lookup[1]:8.1f} µs",
+            ),
+        ]
+        figures[f"authz_p50_us_{shops}"] = ours[0]
+        figures[f"authz_p99_us_{shops}"] = ours[1]
+        figures[f"authz_fastenforcer_p50_us_{shops}"] = base[0]
+        figures[f"consent_lookup_p50_us_{shops}"] = lookup[0]
+    report(
+        f"authz: {samples} allowed decisions per size "
+        f"(goal: p50 <= {GOAL_P50_US} µs at 1M shops, flat)",
+        rows,
+    )
+    return figures

@@ -1,0 +1,129 @@
+"""What the benchmarks share: a scratch PostgreSQL database, a hub server process, reporting."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2 as httpx
+from sqlalchemy import create_engine, text
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CORNERSTORE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@dataclass(frozen=True)
+class Size:
+    smoke: bool
+
+    def pick(self, smoke: int, full: int) -> int:
+        return smoke if self.smoke else full
+
+
+@contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one benchmark, dropped afterwards."""
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"cornerstore_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def hub_server(database_url: str, data_dir: Path) -> Iterator[str]:
+    """Run the bench app (the hub plus an ungoverned baseline route) in its own process."""
+    port = _free_port()
+    env = dict(
+        os.environ,
+        CORNERSTORE_DATABASE_URL=database_url,
+        CORNERSTORE_DATA_DIR=str(data_dir),
+        CORNERSTORE_TRACE_EXPORTER="none",
+    )
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.baseline_app:create",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"bench server exited:\n{log.read().decode(errors='replace')}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("bench server did not start within 30 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def rss_mib() -> float:
+    """Resident memory of this process, from /proc (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def report(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n== {title}")
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label.ljust(width)}  {value}")

@@ -1,0 +1,99 @@
+"""Ingest: sales lines per second through the batch API against raw PostgreSQL COPY.
+
+The API side includes HTTP, JSON, validation, sealing, de-duplication and the
+batch's audit entry. The baseline COPYs the same rows, in plaintext, into a
+plain table of the same database from this process with psycopg 3.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx2 as httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+from bench.common import Size, hub_server, report, scratch_postgres
+from bench.setup import make_shop, migrated_admin_key, sales_lines
+
+GOAL = 0.5
+
+
+def _libpq(database_url: str) -> str:
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def copy_baseline(database_url: str, records: list[dict[str, object]]) -> float:
+    """COPY the same records, timed from the same parsed records the API starts from."""
+    with psycopg.connect(_libpq(database_url)) as connection:
+        connection.execute(
+            "CREATE TABLE bench_raw_sales (event_id text, occurred_at timestamptz, sku text, "
+            "quantity int, unit_price_cents int, currency text)"
+        )
+        connection.commit()
+        started = time.perf_counter()
+        rows = [
+            (
+                r["event_id"],
+                datetime.fromisoformat(str(r["occurred_at"])),
+                r["sku"],
+                r["quantity"],
+                r["unit_price_cents"],
+                r["currency"],
+            )
+            for r in records
+        ]
+        with connection.cursor() as cursor, cursor.copy("COPY bench_raw_sales FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        connection.commit()
+        return len(rows) / (time.perf_counter() - started)
+
+
+def run(size: Size) -> dict[str, float]:
+    batch = size.pick(200, 5000)
+    batches = size.pick(3, 40)
+    records = sales_lines(batch * batches)
+    bodies = [
+        json.dumps({"records": records[i * batch : (i + 1) * batch]}).encode()
+        for i in range(batches)
+    ]
+    with scratch_postgres() as url, tempfile.TemporaryDirectory() as data_dir:
+        admin_key = migrated_admin_key(url, Path(data_dir))
+        with (
+            hub_server(url, Path(data_dir)) as base,
+            httpx.Client(base_url=base, timeout=120) as client,
+        ):
+            shop = make_shop(client, admin_key)
+            headers = {
+                "Authorization": f"Bearer {shop.connector_key}",
+                "Content-Type": "application/json",
+            }
+            # One warm-up batch of other events, so the first timed batch pays no cold start.
+            warm = json.dumps({"records": sales_lines(batch, start=10**9)}).encode()
+            client.post(
+                f"/v1/shops/{shop.shop_id}/sales", content=warm, headers=headers
+            ).raise_for_status()
+            started = time.perf_counter()
+            for body in bodies:
+                response = client.post(
+                    f"/v1/shops/{shop.shop_id}/sales", content=body, headers=headers
+                )
+                response.raise_for_status()
+                assert response.json()["accepted"] == batch, response.text
+            api_rate = len(records) / (time.perf_counter() - started)
+        copy_rate = copy_baseline(url, records)
+    ratio = api_rate / copy_rate
+    report(
+        f"ingest: {len(records)} sales lines in batches of {batch} (PostgreSQL)",
+        [
+            ("batch API (validate, seal, dedupe, audit)", f"{api_rate:,.0f} rows/s"),
+            ("baseline: raw COPY of the same rows", f"{copy_rate:,.0f} rows/s"),
+            ("ratio", f"{ratio:.2f}  (goal >= {GOAL})"),
+        ],
+    )
+    return {"ingest_rows_per_s": api_rate, "copy_rows_per_s": copy_rate, "ingest_ratio": ratio}

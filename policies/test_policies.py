@@ -1,0 +1,279 @@
+"""The policy files, checked as the hub loads them: who may do what, and that
+policy.csv, purposes.toml and the code agree with each other.
+
+This module is collected from policies/ and deliberately imports nothing from
+tests/: it needs no database and no app, only the real Casbin enforcer.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from consent.schemas import PurposeName
+from cornerstore.access import NO_PURPOSE
+from cornerstore.authz import OTHER, OWN, OWNER_PURPOSE, Authorizer, DecisionRequest, PolicyError
+from cornerstore.gate import PSEUDONYMS
+from cornerstore.records.codec import FIELDS
+from cornerstore.records.models import Category
+
+POLICY_DIR = Path(__file__).resolve().parent
+
+ROLES = ("admin", "shopkeeper", "connector", "consumer", "auditor")
+DATA = ("sales", "inventory", "payments")
+RESOURCES = (*DATA, "shop", "principal", "consent", "access-log", "audit")
+ACTIONS = ("create", "read", "write")
+RELATIONS = (OWN, OTHER)
+
+
+def _purposes_toml() -> dict[str, dict[str, object]]:
+    return tomllib.loads((POLICY_DIR / "purposes.toml").read_text(encoding="utf-8"))
+
+
+def _toml_pairs() -> set[tuple[str, str]]:
+    """(purpose, category) for every category a purpose in purposes.toml lists fields for."""
+    return {
+        (purpose, category)
+        for purpose, table in _purposes_toml().items()
+        for category, value in table.items()
+        if category != "description" and isinstance(value, list)
+    }
+
+
+def _policy_rows() -> list[list[str]]:
+    text = (POLICY_DIR / "policy.csv").read_text(encoding="utf-8")
+    rows = [[cell.strip() for cell in row] for row in csv.reader(text.splitlines()) if row]
+    return [row for row in rows if not row[0].startswith("#")]
+
+
+PURPOSES = tuple(sorted(_purposes_toml()))
+ALL_PURPOSES = (*PURPOSES, OWNER_PURPOSE, NO_PURPOSE, "marketing")
+
+
+@pytest.fixture(scope="module")
+def authorizer() -> Authorizer:
+    return Authorizer(POLICY_DIR)
+
+
+def expected(role: str, relation: str, resource: str, action: str, purpose: str) -> bool:
+    """The access model, written out independently of policy.csv."""
+    if role == "admin":
+        return resource in ("shop", "principal") and action == "create"
+    if role == "shopkeeper":
+        if relation != OWN:
+            return False
+        if resource in (*DATA, "consent"):
+            return action in ("read", "write")
+        return resource == "access-log" and action == "read"
+    if role == "connector":
+        return relation == OWN and resource in DATA and action == "write"
+    if role == "consumer":
+        return action == "read" and (purpose, resource) in _toml_pairs()
+    if role == "auditor":
+        return resource == "audit" and action == "read"
+    return False
+
+
+def test_decision_table_matches_the_access_model(authorizer: Authorizer) -> None:
+    wrong = []
+    for combo in itertools.product(
+        (*ROLES, "root", "Admin", ""), RELATIONS, RESOURCES, ACTIONS, ALL_PURPOSES
+    ):
+        request = DecisionRequest(*combo)
+        if authorizer.decide(request) != expected(*combo):
+            wrong.append(request)
+    assert wrong == []
+
+
+@pytest.mark.parametrize("relation", RELATIONS)
+@pytest.mark.parametrize("resource", ["shop", "principal"])
+def test_admin_creates_shops_and_principals(
+    authorizer: Authorizer, relation: str, resource: str
+) -> None:
+    assert authorizer.decide(DecisionRequest("admin", relation, resource, "create", NO_PURPOSE))
+
+
+@pytest.mark.parametrize("relation", RELATIONS)
+@pytest.mark.parametrize("resource", [*DATA, "consent", "access-log", "audit"])
+@pytest.mark.parametrize("purpose", [*PURPOSES, OWNER_PURPOSE, NO_PURPOSE])
+def test_admin_reads_no_shop_data(
+    authorizer: Authorizer, relation: str, resource: str, purpose: str
+) -> None:
+    assert not authorizer.decide(DecisionRequest("admin", relation, resource, "read", purpose))
+
+
+@pytest.mark.parametrize("category", DATA)
+def test_shopkeeper_reads_and_writes_only_their_own_shop(
+    authorizer: Authorizer, category: str
+) -> None:
+    for action in ("read", "write"):
+        assert authorizer.decide(
+            DecisionRequest("shopkeeper", OWN, category, action, OWNER_PURPOSE)
+        )
+        for purpose in (OWNER_PURPOSE, *PURPOSES):
+            assert not authorizer.decide(
+                DecisionRequest("shopkeeper", OTHER, category, action, purpose)
+            )
+    assert authorizer.decide(DecisionRequest("shopkeeper", OWN, "consent", "write", NO_PURPOSE))
+    assert not authorizer.decide(
+        DecisionRequest("shopkeeper", OTHER, "consent", "write", NO_PURPOSE)
+    )
+
+
+@pytest.mark.parametrize("category", DATA)
+def test_connector_writes_its_own_shop_and_never_reads(
+    authorizer: Authorizer, category: str
+) -> None:
+    assert authorizer.decide(DecisionRequest("connector", OWN, category, "write", NO_PURPOSE))
+    assert not authorizer.decide(DecisionRequest("connector", OTHER, category, "write", NO_PURPOSE))
+    for relation, purpose in itertools.product(RELATIONS, ALL_PURPOSES):
+        assert not authorizer.decide(
+            DecisionRequest("connector", relation, category, "read", purpose)
+        )
+
+
+def test_consumer_reads_exactly_the_pairs_purposes_toml_lists(authorizer: Authorizer) -> None:
+    allowed = {
+        (purpose, category)
+        for purpose, category in itertools.product(ALL_PURPOSES, DATA)
+        if authorizer.decide(DecisionRequest("consumer", OTHER, category, "read", purpose))
+    }
+    assert allowed == _toml_pairs()
+    # The concrete catalogue, so that a change to both files at once is still noticed.
+    assert allowed == {
+        ("replenishment", "sales"),
+        ("replenishment", "inventory"),
+        ("analytics", "sales"),
+        ("analytics", "inventory"),
+        ("analytics", "payments"),
+        ("credit-assessment", "sales"),
+        ("credit-assessment", "payments"),
+    }
+    for purpose, category in _toml_pairs():
+        assert authorizer.purpose_allows(purpose, category)
+        assert not authorizer.decide(DecisionRequest("consumer", OTHER, category, "write", purpose))
+    assert not authorizer.purpose_allows("replenishment", "payments")
+
+
+def test_auditor_reads_the_audit_log_only(authorizer: Authorizer) -> None:
+    assert authorizer.decide(DecisionRequest("auditor", OTHER, "audit", "read", NO_PURPOSE))
+    for relation, resource, action, purpose in itertools.product(
+        RELATIONS, RESOURCES, ACTIONS, ALL_PURPOSES
+    ):
+        if (resource, action) != ("audit", "read"):
+            assert not authorizer.decide(
+                DecisionRequest("auditor", relation, resource, action, purpose)
+            )
+
+
+@pytest.mark.parametrize("role", ["intruder", "", "any", "ADMIN"])
+def test_an_unknown_role_is_denied_everything(authorizer: Authorizer, role: str) -> None:
+    for relation, resource, action, purpose in itertools.product(
+        RELATIONS, RESOURCES, ACTIONS, ALL_PURPOSES
+    ):
+        assert not authorizer.decide(DecisionRequest(role, relation, resource, action, purpose))
+
+
+def test_policy_csv_consumer_pairs_equal_purposes_toml() -> None:
+    rows = _policy_rows()
+    assert rows, "policy.csv holds no policy lines"
+    consumer_rows = [row for row in rows if row[1] == "consumer"]
+    assert all(row[0] == "p" and row[4] == "read" for row in consumer_rows), consumer_rows
+    pairs = [(row[5], row[3]) for row in consumer_rows]
+    assert len(pairs) == len(set(pairs)), "a consumer pair is listed twice"
+    assert set(pairs) == _toml_pairs()
+
+
+def test_purpose_names_in_code_equal_purposes_toml() -> None:
+    assert {p.value for p in PurposeName} == set(_purposes_toml())
+
+
+def test_every_purpose_has_a_description_and_at_least_one_category(
+    authorizer: Authorizer,
+) -> None:
+    assert set(authorizer.purposes) == set(_purposes_toml())
+    for purpose in authorizer.purposes.values():
+        assert purpose.description.strip()
+        assert purpose.fields
+
+
+def test_purpose_fields_exist_for_their_category() -> None:
+    unknown = []
+    for purpose, table in _purposes_toml().items():
+        for category, fields in table.items():
+            if category == "description":
+                continue
+            assert category in {c.value for c in Category}, (purpose, category)
+            assert isinstance(fields, list)
+            assert fields, (purpose, category)
+            known = set(FIELDS[Category(category)])
+            for field in fields:
+                derived_from = PSEUDONYMS.get(field)
+                if field in known or (derived_from is not None and derived_from in known):
+                    continue
+                unknown.append((purpose, category, field))
+    assert unknown == []
+
+
+def test_no_purpose_sees_a_raw_payer_reference() -> None:
+    for purpose, table in _purposes_toml().items():
+        assert "payer_ref" not in table.get("payments", []), purpose
+
+
+def _copy_policies(tmp_path: Path) -> Path:
+    target = tmp_path / "policies"
+    target.mkdir()
+    for name in ("model.conf", "policy.csv", "purposes.toml"):
+        shutil.copy(POLICY_DIR / name, target / name)
+    return target
+
+
+@pytest.mark.parametrize("content", ["", "\n", "# only a comment\n"])
+def test_an_empty_policy_file_refuses_to_load(tmp_path: Path, content: str) -> None:
+    policy_dir = _copy_policies(tmp_path)
+    (policy_dir / "policy.csv").write_text(content, encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"policy\.csv holds no policy"):
+        Authorizer(policy_dir)
+
+
+@pytest.mark.parametrize("missing", ["model.conf", "policy.csv", "purposes.toml"])
+def test_a_missing_policy_file_refuses_to_load(tmp_path: Path, missing: str) -> None:
+    policy_dir = _copy_policies(tmp_path)
+    (policy_dir / missing).unlink()
+    with pytest.raises(PolicyError, match=missing):
+        Authorizer(policy_dir)
+
+
+def test_editing_a_policy_line_changes_the_policy_version(tmp_path: Path) -> None:
+    policy_dir = _copy_policies(tmp_path)
+    before = Authorizer(policy_dir)
+    assert before.policy_version == Authorizer(POLICY_DIR).policy_version
+    assert before.decide(DecisionRequest("consumer", OTHER, "payments", "read", "analytics"))
+
+    policy = policy_dir / "policy.csv"
+    line = "p, consumer, any, payments, read, analytics\n"
+    text = policy.read_text(encoding="utf-8")
+    assert line in text
+    policy.write_text(text.replace(line, ""), encoding="utf-8")
+    after = Authorizer(policy_dir)
+
+    assert after.policy_version != before.policy_version
+    assert not after.decide(DecisionRequest("consumer", OTHER, "payments", "read", "analytics"))
+
+
+def test_editing_purposes_changes_the_policy_version(tmp_path: Path) -> None:
+    policy_dir = _copy_policies(tmp_path)
+    before = Authorizer(policy_dir).policy_version
+    purposes = policy_dir / "purposes.toml"
+    text = purposes.read_text(encoding="utf-8")
+    edited = text.replace(
+        'inventory = ["sku", "on_hand", "counted_at"]', 'inventory = ["sku", "on_hand"]', 1
+    )
+    assert edited != text
+    purposes.write_text(edited, encoding="utf-8")
+    assert Authorizer(policy_dir).policy_version != before
