@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from audit import service
 from audit.models import AuditEntry
@@ -14,6 +13,7 @@ from audit.schemas import AuditEventOut, AuditEventsOut, Decision
 from cornerstore.access import authorize
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
 from cornerstore.errors import ERROR_RESPONSES
+from cornerstore.timestamps import Timestamp
 
 router = APIRouter(tags=["audit"], responses=ERROR_RESPONSES)
 
@@ -40,8 +40,8 @@ def audit_events(
     purpose: Annotated[str | None, Query(max_length=40)] = None,
     decision: Decision | None = None,
     action: Annotated[str | None, Query(max_length=40)] = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
     after: After = 0,
     limit: Limit = 100,
 ) -> AuditEventsOut:
@@ -61,8 +61,8 @@ def access_log(
     caller: CurrentCaller,
     shop_id: uuid.UUID,
     decision: Decision | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
     after: After = 0,
     limit: Limit = 100,
 ) -> AuditEventsOut:

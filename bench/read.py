@@ -18,6 +18,7 @@ from bench.common import Size, hub_server, median, report, scratch_postgres
 from bench.setup import make_shop, migrated_admin_key, sales_lines
 
 GOAL = 0.7
+Route = tuple[str, dict[str, str], dict[str, str]]
 PAGE = 500
 
 
@@ -55,12 +56,12 @@ def run(size: Size) -> dict[str, float]:
                 client.post(
                     f"/v1/shops/{shop.shop_id}/sales", content=body, headers=ingest_headers
                 ).raise_for_status()
-            governed = (
+            governed: Route = (
                 f"/v1/shops/{shop.shop_id}/sales",
                 {"Authorization": f"Bearer {shop.consumer_key}"},
                 {"purpose": "analytics"},
             )
-            ungoverned = (f"/bench/raw/{shop.shop_id}/sales", {}, {})
+            ungoverned: Route = (f"/bench/raw/{shop.shop_id}/sales", {}, {})
             rates: dict[str, list[float]] = {"governed": [], "ungoverned": []}
             # Alternate the two so that drift on the machine hits both alike.
             for _ in range(rounds + 1):

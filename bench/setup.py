@@ -35,7 +35,7 @@ def sales_lines(count: int, *, start: int = 0) -> list[dict[str, Any]]:
 
 
 def migrated_admin_key(database_url: str, data_dir: Path) -> str:
-    settings = Settings(environment=Environment.test, database_url=database_url, data_dir=data_dir)  # type: ignore[arg-type]
+    settings = Settings(environment=Environment.test, database_url=database_url, data_dir=data_dir)
     engine = make_engine(database_url)
     upgrade(engine)
     hub = Hub.open(settings, engine=engine)

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from cornerstore.timestamps import Timestamp
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
-
-def _representable_in_utc(value: datetime) -> datetime:
-    # Event times are stored in UTC; one that falls outside years 1-9999 there
-    # would fail the whole batch, or be stored and then fail every read.
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("must fall between the years 1 and 9999 in UTC") from None
-    return value
-
-
-EventTime = Annotated[AwareDatetime, AfterValidator(_representable_in_utc)]
 
 
 class _Record(BaseModel):
@@ -30,7 +18,7 @@ class _Record(BaseModel):
 
 class SaleIn(_Record):
     event_id: Text
-    occurred_at: EventTime = Field(description="RFC 3339 with an offset")
+    occurred_at: Timestamp = Field(description="RFC 3339 with an offset")
     sku: Text
     quantity: int = Field(strict=True)
     unit_price_cents: int = Field(strict=True, ge=0)
@@ -40,7 +28,7 @@ class SaleIn(_Record):
 class InventoryIn(_Record):
     sku: Text
     on_hand: int = Field(strict=True, ge=0)
-    counted_at: EventTime
+    counted_at: Timestamp
 
 
 class PaymentMethod(StrEnum):
@@ -51,7 +39,7 @@ class PaymentMethod(StrEnum):
 
 class PaymentIn(_Record):
     event_id: Text
-    occurred_at: EventTime
+    occurred_at: Timestamp
     amount_cents: int = Field(strict=True, gt=0)
     method: PaymentMethod
     payer_ref: Text = Field(description="Identifies the payer. Sensitive: sealed, never logged")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -32,8 +31,8 @@ QUARANTINE_KIND = "quarantine"
 def natural_id(category: Category, record: BaseModel) -> str:
     """What makes a record the same record when it is sent again."""
     if isinstance(record, InventoryIn):
-        # The count time as an instant: the same count sent with another offset is the same.
-        return f"{record.sku}|{record.counted_at.astimezone(UTC).isoformat()}"
+        # The count time is in UTC already: the same count sent with another offset is the same.
+        return f"{record.sku}|{record.counted_at.isoformat()}"
     assert isinstance(record, SaleIn | PaymentIn)
     return record.event_id
 

@@ -4,10 +4,11 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from consent.models import ConsentStatus
 from cornerstore.records.models import Category
+from cornerstore.timestamps import Timestamp
 
 
 class PurposeName(StrEnum):
@@ -24,7 +25,7 @@ class ConsentIn(BaseModel):
     consumer_id: uuid.UUID
     purpose: PurposeName
     categories: list[Category] = Field(min_length=1)
-    expires_at: AwareDatetime = Field(description="RFC 3339 with an offset; must be in the future")
+    expires_at: Timestamp = Field(description="RFC 3339 with an offset; must be in the future")
 
 
 class ConsentOut(BaseModel):

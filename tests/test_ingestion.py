@@ -197,7 +197,9 @@ def test_a_record_with_several_faults_is_rejected_once(world: World) -> None:
 def test_a_batch_of_only_bad_records_stores_nothing(world: World) -> None:
     shop = world.shop()
 
-    body = world.ingest(shop, "sales", [5, sale(1, quantity="1")])
+    records: list[Any] = [5, sale(1, quantity="1")]
+
+    body = world.ingest(shop, "sales", records)
 
     assert (body["accepted"], body["duplicates"]) == (0, 0)
     assert [r["index"] for r in body["rejected"]] == [0, 1]
@@ -272,8 +274,11 @@ def test_rejected_records_are_kept_sealed_in_quarantine(world: World, hub: Hub) 
 def test_quarantine_keeps_each_batch_apart(world: World, hub: Hub) -> None:
     shop = world.shop()
 
-    first = world.ingest(shop, "sales", [5])
-    second = world.ingest(shop, "sales", [sale(0), 5])
+    lone_bad: list[Any] = [5]
+    good_then_bad: list[Any] = [sale(0), 5]
+
+    first = world.ingest(shop, "sales", lone_bad)
+    second = world.ingest(shop, "sales", good_then_bad)
     world.ingest(shop, "sales", [sale(1)])
 
     rows = _quarantined(hub, shop)

@@ -82,9 +82,9 @@ def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
 def migrated_sqlite(tmp_path: Path) -> Settings:
     """Settings for a fresh, migrated SQLite database whose data dir holds no key yet."""
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment=Environment.test,
-        database_url=f"sqlite:///{tmp_path / 'fresh.db'}",  # type: ignore[arg-type]
+        database_url=f"sqlite:///{tmp_path / 'fresh.db'}",
         data_dir=tmp_path / "data",
     )
     engine = make_engine(settings.sqlalchemy_url)
@@ -210,9 +210,9 @@ def test_an_unknown_role_is_rejected_by_the_parser(
 
 def test_hub_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment=Environment.test,
-        database_url=f"sqlite:///{tmp_path / 'empty.db'}",  # type: ignore[arg-type]
+        database_url=f"sqlite:///{tmp_path / 'empty.db'}",
         data_dir=tmp_path / "data",
     )
     with pytest.raises(NotMigrated, match="cornerstore db upgrade") as refused:

@@ -6,13 +6,14 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from consent.schemas import PurposeName
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
 from cornerstore.errors import ERROR_RESPONSES, FieldError, ValidationFailed
 from cornerstore.gate import AccessGate, ReadRequest
 from cornerstore.records.models import Category
+from cornerstore.timestamps import Timestamp
 
 router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["governed reads"], responses=ERROR_RESPONSES)
 
@@ -34,8 +35,8 @@ def _route(category: Category) -> None:
             PurposeName | None,
             Query(description="Why the data is read. The shop's own shopkeeper may omit it."),
         ] = None,
-        since: Annotated[AwareDatetime | None, Query(description="Inclusive, RFC 3339")] = None,
-        until: Annotated[AwareDatetime | None, Query(description="Exclusive, RFC 3339")] = None,
+        since: Annotated[Timestamp | None, Query(description="Inclusive, RFC 3339")] = None,
+        until: Annotated[Timestamp | None, Query(description="Exclusive, RFC 3339")] = None,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int | None, Query(ge=1)] = None,
     ) -> RecordsPage:
