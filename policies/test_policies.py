@@ -222,7 +222,9 @@ def test_purpose_fields_exist_for_their_category() -> None:
 
 def test_no_purpose_sees_a_raw_payer_reference() -> None:
     for purpose, table in _purposes_toml().items():
-        assert "payer_ref" not in table.get("payments", []), purpose
+        payments = table.get("payments", [])
+        assert isinstance(payments, list)
+        assert "payer_ref" not in payments, purpose
 
 
 def _copy_policies(tmp_path: Path) -> Path:

@@ -28,11 +28,13 @@ from pydantic import ValidationError
 
 from cornerstore import cli
 from cornerstore.app import create_app, serve_app
-from cornerstore.crypto import KeyMaterialError
-from cornerstore.db import make_engine
+from cornerstore.authz import Authorizer
+from cornerstore.crypto import KeyMaterialError, MasterKey
+from cornerstore.db import make_engine, make_sessionmaker
 from cornerstore.hub import Hub
 from cornerstore.migrations import NotMigrated, current_revisions, upgrade
 from cornerstore.settings import Environment, Settings, TraceExporter, get_settings
+from cornerstore.shops.keys import KeyRing
 from cornerstore.tables import metadata
 from tests.factories import ShopSetup, World, sale
 
@@ -371,7 +373,20 @@ def test_a_wrong_master_key_fails_closed(tmp_path: Path) -> None:
     settings.master_key_path.write_bytes(wrong_key)
     assert mode_of(settings.master_key_path) == 0o600
 
-    wrong = Hub.open(settings)
+    with pytest.raises(
+        KeyMaterialError, match="not the key the stored data keys were wrapped with"
+    ):
+        Hub.open(settings)
+
+    # Were a wrong key in use all the same, the gate must still let nothing out.
+    engine = make_engine(settings.sqlalchemy_url)
+    wrong = Hub(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        authorizer=Authorizer(settings.policy_dir),
+        keyring=KeyRing(MasterKey(wrong_key)),
+    )
     try:
         with TestClient(create_app(wrong)) as client:
             for api_key, params in (

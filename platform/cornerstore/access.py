@@ -107,5 +107,7 @@ def record_refusal(
                 category=category,
                 purpose=purpose,
                 policy_version=hub.authorizer.policy_version,
+                # A refused read hands out nothing; say so, as an allowed read does.
+                details={"records": 0} if action == "read" else {},
             ),
         )

@@ -39,7 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level="info",
+        log_level=get_settings().log_level.lower(),
     )
     return 0
 

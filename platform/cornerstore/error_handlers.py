@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cornerstore.crypto import KeyMaterialError
 from cornerstore.errors import (
     Conflict,
     CornerstoreError,
@@ -18,6 +20,7 @@ from cornerstore.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from cornerstore.shops.keys import UnknownShopKey
 
 _log = logging.getLogger(__name__)
 
@@ -30,13 +33,13 @@ _HTTP_CODES = {
 }
 
 
-def _render(status: int, body: ErrorBody) -> JSONResponse:
-    return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
+def _render(status: int, body: ErrorBody, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=body.model_dump(mode="json"), headers=headers)
 
 
 async def _cornerstore_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CornerstoreError)
-    return _render(exc.status_code, exc.body())
+    return _render(exc.status_code, exc.body(), exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -57,7 +60,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return _render(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)))
+    # Keep the exception's headers: a 405 must say which methods are Allowed.
+    return _render(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)), exc.headers)
 
 
 async def _integrity_error(_request: Request, _exc: Exception) -> JSONResponse:
@@ -75,10 +79,18 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return _render(500, ErrorBody(error="internal_error", detail="internal error"))
 
 
+async def _key_error(_request: Request, exc: Exception) -> JSONResponse:
+    # A data key that will not unwrap: fail closed, say nothing about the key.
+    _log.error("key material error: %s", type(exc).__name__)
+    return _render(ServiceUnavailable.status_code, ServiceUnavailable().body())
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(CornerstoreError, _cornerstore_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(KeyMaterialError, _key_error)
+    app.add_exception_handler(UnknownShopKey, _key_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -27,6 +27,7 @@ class CornerstoreError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_detail: ClassVar[str] = "internal error"
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str | None = None, fields: list[FieldError] | None = None) -> None:
         self.detail = detail or self.default_detail
@@ -47,6 +48,7 @@ class Unauthenticated(CornerstoreError):
     status_code = 401
     code = "unauthenticated"
     default_detail = "a valid API key is required: Authorization: Bearer <key>"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(CornerstoreError):

@@ -9,11 +9,12 @@ instrumentation records statements with placeholders, not parameters.
 from __future__ import annotations
 
 import threading
+import weakref
 
 from fastapi import FastAPI
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -27,6 +28,7 @@ from cornerstore.settings import Settings, TraceExporter
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
+_traced_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def provider() -> TracerProvider:
@@ -64,4 +66,27 @@ def instrument(app: FastAPI, engine: Engine, settings: Settings, *, force: bool 
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=tracer_provider, exclude_spans=["receive", "send"]
     )
-    SQLAlchemyInstrumentor().instrument(engine=engine, tracer_provider=tracer_provider)
+    _trace_engine(engine, tracer_provider)
+
+
+def _trace_engine(engine: Engine, tracer_provider: TracerProvider) -> None:
+    """Trace this engine's statements, once however often it is asked.
+
+    ``SQLAlchemyInstrumentor().instrument()`` is not used: it declares support
+    for SQLAlchemy < 2.1 only and on 2.1 logs an error and instruments nothing,
+    and forcing it patches ``create_engine`` process-wide and imports
+    ``sqlalchemy.ext.asyncio``, which fails without greenlet. Its per-engine
+    tracer does the same work for the one engine the hub uses.
+    """
+    with _lock:
+        if engine in _traced_engines:
+            return
+        _traced_engines.add(engine)
+    name = "opentelemetry.instrumentation.sqlalchemy"
+    connections = metrics.get_meter(name).create_up_down_counter(
+        "db.client.connections.usage",
+        unit="connections",
+        description="The number of connections in each state (idle, used).",
+    )
+    tracer = trace.get_tracer(name, tracer_provider=tracer_provider)
+    EngineTracer(tracer, engine, connections)  # type: ignore[no-untyped-call]

@@ -48,9 +48,13 @@ def assert_migrated(engine: Engine) -> None:
         )
 
 
-def database_has_shop_keys(engine: Engine) -> bool:
-    """Whether encrypted data may exist, so that a missing master key is an error."""
+def wrapping_master_key_ids(engine: Engine) -> set[str]:
+    """Fingerprints of the master keys that wrapped the stored data keys.
+
+    Empty when no encrypted data exists yet; otherwise a missing or different
+    master key is an error, not a reason to make a new one.
+    """
     if not inspect(engine).has_table("shop_keys"):
-        return False
+        return set()
     with engine.connect() as connection:
-        return connection.execute(text("SELECT 1 FROM shop_keys LIMIT 1")).first() is not None
+        return set(connection.scalars(text("SELECT DISTINCT master_key_id FROM shop_keys")))
