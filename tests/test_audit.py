@@ -1,0 +1,511 @@
+"""The audit log as auditors and shopkeepers see it, and `cornerstore audit verify`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from audit.chain import CHAINED_FIELDS
+from audit.models import AuditEntry
+from cornerstore.cli import main
+from cornerstore.settings import get_settings
+from tests.factories import Actor, ShopSetup, World, audit_log, payment, sale
+
+# --- a day of reads, allowed and refused --------------------------------------
+
+
+@dataclass
+class ExpectedRead:
+    principal_id: str
+    shop_id: str
+    category: str
+    purpose: str | None
+    decision: str
+    records: int
+
+
+@dataclass
+class Day:
+    shop_a: ShopSetup
+    shop_b: ShopSetup
+    analyst: Actor
+    lender: Actor
+    snoop: Actor
+    reads: list[ExpectedRead] = field(default_factory=list)
+
+
+def _read(
+    day: Day,
+    actor: Actor,
+    shop: ShopSetup,
+    category: str,
+    purpose: str | None,
+    *,
+    expect: int | None,
+    **params: Any,
+) -> None:
+    """Read, check the answer, and note what the audit log must say about it.
+
+    ``expect`` is the number of records that go out, or None for a refusal.
+    """
+    if purpose is not None:
+        params["purpose"] = purpose
+    response = actor.get(f"/v1/shops/{shop.id}/{category}", **params)
+    if expect is None:
+        assert response.status_code == 404, response.text
+    else:
+        assert response.status_code == 200, response.text
+        assert len(response.json()["records"]) == expect
+    own = actor.role == "shopkeeper" and actor is shop.keeper and purpose is None
+    day.reads.append(
+        ExpectedRead(
+            principal_id=actor.id,
+            shop_id=shop.id,
+            category=category,
+            purpose="owner" if own else purpose,
+            decision="deny" if expect is None else "allow",
+            records=expect or 0,
+        )
+    )
+
+
+def _a_day(world: World) -> Day:
+    shop_a, shop_b = world.shop("A"), world.shop("B")
+    world.ingest(shop_a, "sales", [sale(i) for i in range(5)])
+    world.ingest(shop_a, "payments", [payment(i) for i in range(4)])
+    world.ingest(shop_b, "sales", [sale(i) for i in range(3)])
+    day = Day(
+        shop_a=shop_a,
+        shop_b=shop_b,
+        analyst=world.consumer("analyst"),
+        lender=world.consumer("lender"),
+        snoop=world.consumer("snoop"),
+    )
+    world.grant(shop_a, day.analyst, "analytics", ["sales", "payments"])
+    world.grant(shop_a, day.lender, "credit-assessment", ["payments"])
+
+    _read(day, day.analyst, shop_a, "sales", "analytics", expect=5)
+    _read(day, day.analyst, shop_a, "payments", "analytics", expect=2, limit=2)
+    _read(day, day.lender, shop_a, "payments", "credit-assessment", expect=4)
+    _read(day, shop_a.keeper, shop_a, "inventory", None, expect=0)
+    _read(day, shop_a.keeper, shop_a, "sales", None, expect=5)
+    _read(day, day.snoop, shop_a, "sales", "analytics", expect=None)
+    _read(day, day.analyst, shop_a, "sales", "replenishment", expect=None)
+    _read(day, day.analyst, shop_a, "payments", "replenishment", expect=None)
+    _read(day, shop_b.keeper, shop_a, "sales", None, expect=None)
+    _read(day, day.analyst, shop_b, "sales", "analytics", expect=None)
+    _read(day, shop_b.keeper, shop_b, "sales", None, expect=3)
+    return day
+
+
+def _as_expected(event: dict[str, Any]) -> ExpectedRead:
+    return ExpectedRead(
+        principal_id=event["principal_id"],
+        shop_id=event["shop_id"],
+        category=event["category"],
+        purpose=event["purpose"],
+        decision=event["decision"],
+        records=event["details"]["records"],
+    )
+
+
+def test_every_read_allowed_or_refused_is_in_the_audit_log(world: World) -> None:
+    day = _a_day(world)
+    policy_version = world.client.get("/healthz").json()["policy_version"]
+
+    events = audit_log(world.principal("auditor"), action="read")
+
+    assert [_as_expected(e) for e in events] == day.reads
+    for event in events:
+        assert event["policy_version"] == policy_version
+        assert event["reason"]
+        assert event["recorded_at"]
+    assert {e["principal_role"] for e in events} == {"consumer", "shopkeeper"}
+
+
+def test_each_shop_sees_the_reads_of_its_data_in_its_access_log(world: World) -> None:
+    day = _a_day(world)
+
+    for shop in (day.shop_a, day.shop_b):
+        log = audit_log(shop.keeper, f"/v1/shops/{shop.id}/access-log")
+        reads = [e for e in log if e["action"] == "read"]
+        assert [_as_expected(e) for e in reads] == [r for r in day.reads if r.shop_id == shop.id]
+        assert {e["shop_id"] for e in log} == {shop.id}
+        for event in reads:
+            assert event["reason"]
+            assert event["policy_version"]
+
+
+def test_access_log_matches_the_auditors_view_of_the_shop(world: World) -> None:
+    day = _a_day(world)
+    auditor = world.principal("auditor")
+
+    shop_log = audit_log(day.shop_a.keeper, f"/v1/shops/{day.shop_a.id}/access-log")
+
+    assert shop_log == audit_log(auditor, shop_id=day.shop_a.id)
+    denied = audit_log(day.shop_a.keeper, f"/v1/shops/{day.shop_a.id}/access-log", decision="deny")
+    assert [e["seq"] for e in denied] == [e["seq"] for e in shop_log if e["decision"] == "deny"]
+    assert len(denied) == 4
+
+
+# --- the auditor's filters ----------------------------------------------------
+
+
+def _seqs(events: list[dict[str, Any]]) -> list[int]:
+    return [e["seq"] for e in events]
+
+
+FilterCase = Callable[[Day], tuple[dict[str, Any], Callable[[dict[str, Any]], bool], int]]
+
+FILTERS: dict[str, FilterCase] = {
+    # name: day -> (query, which events must come back, how many)
+    "shop_id": lambda d: ({"shop_id": d.shop_b.id}, lambda e: e["shop_id"] == d.shop_b.id, 3),
+    "principal_id": lambda d: (
+        {"principal_id": d.analyst.id},
+        lambda e: e["principal_id"] == d.analyst.id,
+        5,
+    ),
+    "purpose": lambda d: ({"purpose": "analytics"}, lambda e: e["purpose"] == "analytics", 5),
+    "decision": lambda d: ({"decision": "deny"}, lambda e: e["decision"] == "deny", 5),
+    "action": lambda d: ({"action": "consent.grant"}, lambda e: e["action"] == "consent.grant", 2),
+    "shop_and_decision": lambda d: (
+        {"shop_id": d.shop_a.id, "decision": "allow"},
+        lambda e: e["shop_id"] == d.shop_a.id and e["decision"] == "allow",
+        # two ingests, two grants, five allowed reads
+        9,
+    ),
+    "principal_and_purpose": lambda d: (
+        {"principal_id": d.analyst.id, "purpose": "replenishment"},
+        lambda e: e["principal_id"] == d.analyst.id and e["purpose"] == "replenishment",
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(FILTERS))
+def test_auditor_filters_narrow_to_exactly_the_matching_events(world: World, name: str) -> None:
+    day = _a_day(world)
+    auditor = world.principal("auditor")
+    everything = audit_log(auditor)
+    query, matches, how_many = FILTERS[name](day)
+
+    filtered = audit_log(auditor, **query)
+
+    expected = [e for e in everything if matches(e)]
+    assert len(expected) == how_many
+    assert 0 < how_many < len(everything)
+    assert filtered == expected
+
+
+def test_auditor_filters_by_time_since_inclusive_until_exclusive(world: World) -> None:
+    _a_day(world)
+    auditor = world.principal("auditor")
+    everything = audit_log(auditor)
+    since, until = everything[3]["recorded_at"], everything[9]["recorded_at"]
+
+    filtered = audit_log(auditor, since=since, until=until)
+
+    lo, hi = datetime.fromisoformat(since), datetime.fromisoformat(until)
+    expected = [e for e in everything if lo <= datetime.fromisoformat(e["recorded_at"]) < hi]
+    assert filtered == expected
+    assert everything[3] in filtered
+    assert everything[9] not in filtered
+    assert 0 < len(filtered) < len(everything)
+    assert audit_log(auditor, since=since) == [
+        e for e in everything if datetime.fromisoformat(e["recorded_at"]) >= lo
+    ]
+    assert audit_log(auditor, until=until) == [
+        e for e in everything if datetime.fromisoformat(e["recorded_at"]) < hi
+    ]
+
+
+def test_unknown_decision_filter_is_422(world: World) -> None:
+    response = world.principal("auditor").get("/v1/audit/events", decision="maybe")
+
+    assert response.status_code == 422, response.text
+    assert "query.decision" in {f["field"] for f in response.json()["fields"]}
+
+
+# --- paging -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [1, 3, 4])
+def test_following_next_returns_every_event_once(world: World, limit: int) -> None:
+    _a_day(world)
+    auditor = world.principal("auditor")
+    everything = auditor.get("/v1/audit/events", limit=1000).json()
+    assert everything["next"] is None
+
+    pages: list[list[int]] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": limit}
+        if after is not None:
+            params["after"] = after
+        body = auditor.get("/v1/audit/events", **params).json()
+        pages.append(_seqs(body["events"]))
+        assert len(body["events"]) <= limit
+        after = body["next"]
+        if after is None:
+            break
+        assert len(pages) < 100, "the cursor never ends"
+
+    walked = [seq for page in pages for seq in page]
+    assert walked == _seqs(everything["events"])
+    assert len(walked) == 16
+    assert all(len(page) == limit for page in pages[:-2])
+
+
+def test_after_returns_only_later_events(world: World) -> None:
+    _a_day(world)
+    auditor = world.principal("auditor")
+    everything = audit_log(auditor)
+    cut = everything[6]["seq"]
+
+    response = auditor.get("/v1/audit/events", after=cut)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["events"] == everything[7:]
+
+
+def test_access_log_pages_too(world: World) -> None:
+    day = _a_day(world)
+    url = f"/v1/shops/{day.shop_a.id}/access-log"
+
+    whole = day.shop_a.keeper.get(url, limit=1000).json()["events"]
+
+    assert audit_log(day.shop_a.keeper, url, limit=2) == whole
+    assert len(whole) == 13
+
+
+# --- who may read the log -----------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["consumer", "shopkeeper", "connector"])
+def test_only_auditors_read_the_audit_log(world: World, role: str) -> None:
+    shop = world.shop()
+    world.ingest(shop, "sales", [sale(1)])
+    actor = {"consumer": world.consumer(), "shopkeeper": shop.keeper, "connector": shop.connector}[
+        role
+    ]
+
+    response = actor.get("/v1/audit/events")
+    filtered = actor.get("/v1/audit/events", shop_id=shop.id)
+
+    for answer in (response, filtered):
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["error"] == "forbidden"
+        assert "events" not in answer.json()
+    assert world.principal("auditor").get("/v1/audit/events").status_code == 200
+
+
+def test_keeper_of_another_shop_gets_404_on_its_access_log(world: World) -> None:
+    shop_x, shop_y = world.shop("X"), world.shop("Y")
+    world.ingest(shop_y, "sales", [sale(1)])
+    nowhere = shop_x.keeper.get(f"/v1/shops/{uuid.uuid4()}/access-log")
+
+    response = shop_x.keeper.get(f"/v1/shops/{shop_y.id}/access-log")
+
+    assert response.status_code == 404, response.text
+    assert nowhere.status_code == 404
+    assert response.content == nowhere.content
+    # Y's keeper sees the attempt.
+    log = audit_log(shop_y.keeper, f"/v1/shops/{shop_y.id}/access-log", decision="deny")
+    assert [(e["principal_id"], e["action"]) for e in log] == [
+        (shop_x.keeper.id, "access-log.read")
+    ]
+
+
+# --- no data values in the log ------------------------------------------------
+
+SECRET_SKU = "SKU-秘密-OOLONG-7781"
+SECRET_PAYER = "wx_payer_SECRET_4242"
+SECRET_EVENT = "EVT-SECRET-9913"
+
+
+def test_no_audit_entry_holds_a_data_value(world: World) -> None:
+    shop = world.shop()
+    world.ingest(shop, "sales", [sale(1, sku=SECRET_SKU, event_id=SECRET_EVENT)])
+    world.ingest(shop, "sales", [sale(1, sku=SECRET_SKU, event_id=SECRET_EVENT)])  # duplicate
+    world.ingest(shop, "payments", [payment(1, payer_ref=SECRET_PAYER)])
+    rejected = world.ingest(
+        shop,
+        "payments",
+        [payment(2, payer_ref=SECRET_PAYER, method=SECRET_SKU), {"sku": SECRET_SKU}],
+    )
+    assert len(rejected["rejected"]) == 2
+    world.ingest(
+        shop, "inventory", [{"sku": SECRET_SKU, "on_hand": 3, "counted_at": sale(1)["occurred_at"]}]
+    )
+    lender, snoop = world.consumer(), world.consumer()
+    world.grant(shop, lender, "credit-assessment", ["payments", "sales"])
+    for actor, category, purpose in [
+        (lender, "payments", "credit-assessment"),
+        (lender, "sales", "credit-assessment"),
+        (snoop, "payments", "credit-assessment"),
+        (shop.keeper, "sales", None),
+        (shop.keeper, "payments", None),
+        (shop.keeper, "inventory", None),
+    ]:
+        params = {"purpose": purpose} if purpose else {}
+        assert actor.get(f"/v1/shops/{shop.id}/{category}", **params).status_code in (200, 404)
+    # The keeper really did get the values back, so they were there to leak.
+    keeper_view = shop.keeper.get(f"/v1/shops/{shop.id}/payments").text
+    assert SECRET_PAYER in keeper_view
+
+    events = audit_log(world.principal("auditor"))
+    access_log = audit_log(shop.keeper, f"/v1/shops/{shop.id}/access-log")
+
+    assert len(events) == 13
+    for dumped in (
+        json.dumps(events, ensure_ascii=False),
+        json.dumps(access_log, ensure_ascii=False),
+        json.dumps(events),
+    ):
+        for secret in (SECRET_SKU, SECRET_PAYER, SECRET_EVENT, "OOLONG", "SECRET"):
+            assert secret not in dumped
+
+
+# --- cornerstore audit verify -------------------------------------------------
+
+
+Verify = Callable[[], tuple[int, str]]
+
+
+@pytest.fixture
+def verify(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Verify]:
+    """Run `cornerstore audit verify` in-process against the test database."""
+    monkeypatch.setenv("CORNERSTORE_DATABASE_URL", database_url)
+
+    def run() -> tuple[int, str]:
+        get_settings.cache_clear()
+        capsys.readouterr()
+        try:
+            code = main(["audit", "verify"])
+        finally:
+            get_settings.cache_clear()
+        return code, capsys.readouterr().out
+
+    get_settings.cache_clear()
+    yield run
+    get_settings.cache_clear()
+
+
+def _six_entries(world: World) -> list[dict[str, Any]]:
+    """A log of six entries whose third (a grant) and fourth (a read) differ."""
+    shop = world.shop()
+    world.ingest(shop, "sales", [sale(i) for i in range(3)])
+    world.ingest(shop, "payments", [payment(i) for i in range(3)])
+    consumer = world.consumer()
+    world.grant(shop, consumer, "analytics", ["sales"])
+    assert consumer.get(f"/v1/shops/{shop.id}/sales", purpose="analytics").status_code == 200
+    assert consumer.get(f"/v1/shops/{shop.id}/payments", purpose="analytics").status_code == 404
+    assert shop.keeper.get(f"/v1/shops/{shop.id}/payments").status_code == 200
+    events = audit_log(world.principal("auditor"))
+    assert [e["action"] for e in events] == [
+        "ingest",
+        "ingest",
+        "consent.grant",
+        "read",
+        "read",
+        "read",
+    ]
+    assert _seqs(events) == [1, 2, 3, 4, 5, 6]
+    return events
+
+
+def _assert_intact(verify: Verify, entries: int) -> None:
+    code, out = verify()
+    assert code == 0, out
+    assert f"audit log intact: {entries} entries verified" in out
+
+
+def _assert_broken_at(verify: Verify, seq: int) -> None:
+    code, out = verify()
+    assert code == 1, out
+    assert f"FAILED verification at entry {seq}:" in out
+
+
+def test_verify_passes_on_an_intact_log_and_counts_it(world: World, verify: Verify) -> None:
+    events = _six_entries(world)
+
+    _assert_intact(verify, len(events))
+
+
+def test_verify_passes_on_an_empty_log(world: World, verify: Verify) -> None:
+    _assert_intact(verify, 0)
+
+
+def test_verify_finds_an_edited_entry(world: World, verify: Verify) -> None:
+    _six_entries(world)
+    _assert_intact(verify, 6)
+
+    with world.hub.engine.begin() as connection:
+        connection.execute(update(AuditEntry).where(AuditEntry.seq == 3).values(reason="x"))
+
+    _assert_broken_at(verify, 3)
+
+
+def test_verify_finds_a_deleted_entry(world: World, verify: Verify) -> None:
+    _six_entries(world)
+    _assert_intact(verify, 6)
+
+    with world.hub.engine.begin() as connection:
+        connection.execute(delete(AuditEntry).where(AuditEntry.seq == 3))
+
+    _assert_broken_at(verify, 3)
+
+
+@pytest.mark.parametrize("with_hashes", [False, True], ids=["contents", "whole-rows"])
+def test_verify_finds_two_swapped_entries(world: World, verify: Verify, with_hashes: bool) -> None:
+    _six_entries(world)
+    _assert_intact(verify, 6)
+    columns = [name for name in CHAINED_FIELDS if name != "seq"]
+    if with_hashes:
+        columns += ["prev_hash", "entry_hash"]
+
+    with world.hub.engine.begin() as connection:
+        rows = {
+            row.seq: row._mapping
+            for row in connection.execute(
+                select(AuditEntry.seq, *(getattr(AuditEntry, c) for c in columns)).where(
+                    AuditEntry.seq.in_([3, 4])
+                )
+            )
+        }
+        for seq, other in ((3, 4), (4, 3)):
+            connection.execute(
+                update(AuditEntry)
+                .where(AuditEntry.seq == seq)
+                .values({c: rows[other][c] for c in columns})
+            )
+
+    _assert_broken_at(verify, 3)
+
+
+def test_verify_finds_the_newest_entries_deleted(world: World, verify: Verify) -> None:
+    _six_entries(world)
+    _assert_intact(verify, 6)
+
+    with world.hub.engine.begin() as connection:
+        connection.execute(delete(AuditEntry).where(AuditEntry.seq >= 5))
+
+    _assert_broken_at(verify, 5)
+
+
+def test_verify_finds_the_newest_entry_deleted(world: World, verify: Verify) -> None:
+    _six_entries(world)
+
+    with world.hub.engine.begin() as connection:
+        connection.execute(delete(AuditEntry).where(AuditEntry.seq == 6))
+
+    _assert_broken_at(verify, 6)
