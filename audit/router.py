@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
 from audit import service
 from audit.models import AuditEntry
@@ -13,6 +14,7 @@ from audit.schemas import AuditEventOut, AuditEventsOut, Decision
 from cornerstore.access import authorize
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
 from cornerstore.errors import ERROR_RESPONSES
+from cornerstore.principals import service as principals
 from cornerstore.timestamps import Timestamp
 
 router = APIRouter(tags=["audit"], responses=ERROR_RESPONSES)
@@ -23,9 +25,17 @@ After = Annotated[
 ]
 
 
-def _page(entries: list[AuditEntry], limit: int) -> AuditEventsOut:
+def _page(session: Session, entries: list[AuditEntry], limit: int) -> AuditEventsOut:
+    # Names are looked up now, not chained into the log: an entry names its
+    # principal by id, and the id is what the chain protects.
+    names = principals.names_of(session, {e.principal_id for e in entries if e.principal_id})
     return AuditEventsOut(
-        events=[AuditEventOut.model_validate(e) for e in entries],
+        events=[
+            AuditEventOut.model_validate(e).model_copy(
+                update={"principal_name": names.get(e.principal_id) if e.principal_id else None}
+            )
+            for e in entries
+        ],
         next=str(entries[-1].seq) if len(entries) == limit else None,
     )
 
@@ -47,7 +57,7 @@ def audit_events(
 ) -> AuditEventsOut:
     authorize(hub, caller, resource="audit", action="read")
     where = service.AuditFilter(shop_id, principal_id, purpose, decision, action, since, until)
-    return _page(service.query(session, where, after_seq=after, limit=limit), limit)
+    return _page(session, service.query(session, where, after_seq=after, limit=limit), limit)
 
 
 @router.get(
@@ -68,4 +78,4 @@ def access_log(
 ) -> AuditEventsOut:
     authorize(hub, caller, resource="access-log", action="read", shop_id=shop_id)
     where = service.AuditFilter(shop_id=shop_id, decision=decision, since=since, until=until)
-    return _page(service.query(session, where, after_seq=after, limit=limit), limit)
+    return _page(session, service.query(session, where, after_seq=after, limit=limit), limit)

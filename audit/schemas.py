@@ -40,6 +40,9 @@ class AuditEventOut(BaseModel):
     reason: str
     principal_id: uuid.UUID | None
     principal_role: str | None
+    principal_name: str | None = Field(
+        default=None, description="The principal's current name (not part of the chained entry)"
+    )
     shop_id: uuid.UUID | None
     category: str | None
     purpose: str | None

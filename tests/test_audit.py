@@ -509,3 +509,25 @@ def test_verify_finds_the_newest_entry_deleted(world: World, verify: Verify) -> 
         connection.execute(delete(AuditEntry).where(AuditEntry.seq == 6))
 
     _assert_broken_at(verify, 6)
+
+
+def test_the_access_log_names_who_read_the_shops_data(world: World) -> None:
+    shop = world.shop()
+    world.ingest(shop, "sales", [sale(1)])
+    lender = world.consumer(name="Neighbourhood Credit 邻里信贷")
+    world.grant(shop, lender, "credit-assessment", ["sales"])
+    assert lender.get(f"/v1/shops/{shop.id}/sales", purpose="credit-assessment").status_code == 200
+    assert (
+        lender.get(f"/v1/shops/{shop.id}/payments", purpose="credit-assessment").status_code == 404
+    )
+
+    reads = [
+        e
+        for e in audit_log(shop.keeper, f"/v1/shops/{shop.id}/access-log")
+        if e["action"] == "read"
+    ]
+
+    assert [(e["principal_name"], e["decision"]) for e in reads] == [
+        ("Neighbourhood Credit 邻里信贷", "allow"),
+        ("Neighbourhood Credit 邻里信贷", "deny"),
+    ]

@@ -38,6 +38,13 @@ def create(session: Session, body: PrincipalIn) -> PrincipalCreated:
     )
 
 
+def names_of(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = session.execute(select(Principal.id, Principal.name).where(Principal.id.in_(ids)))
+    return {principal_id: name for principal_id, name in rows}
+
+
 def _shop_scope_problem(role: Role, count: int) -> str | None:
     if role is Role.shopkeeper and count < 1:
         return "a shopkeeper keeps at least one shop"
