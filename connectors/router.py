@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, status
+from pydantic.json_schema import models_json_schema
 
 from connectors import service
 from connectors.schemas import BatchIn, BatchResult
@@ -61,3 +63,26 @@ def _route(category: Category) -> None:
 
 for _category in Category:
     _route(_category)
+
+
+def document_record_schemas(openapi: dict[str, Any]) -> None:
+    """Describe each ingestion endpoint's records in the OpenAPI document.
+
+    The endpoints take ``records`` as a list of anything, so that one bad
+    record is rejected on its own instead of failing the batch; the document
+    still tells connectors what each record must look like.
+    """
+    refs, generated = models_json_schema(
+        [(schema, "validation") for schema in service.SCHEMAS.values()],
+        ref_template="#/components/schemas/{model}",
+    )
+    openapi.setdefault("components", {}).setdefault("schemas", {}).update(generated["$defs"])
+    for category, schema in service.SCHEMAS.items():
+        operation = openapi["paths"][f"{router.prefix}/{category.value}"]["post"]
+        operation["requestBody"]["content"]["application/json"]["schema"] = {
+            "type": "object",
+            "required": ["records"],
+            "properties": {
+                "records": {"type": "array", "items": refs[(schema, "validation")]},
+            },
+        }

@@ -427,3 +427,21 @@ def test_instrumenting_twice_does_not_double_the_spans(
     assert once[0] == 1
     assert once[1] > 0
     assert twice == once
+
+
+def test_openapi_describes_the_records_each_ingestion_endpoint_takes(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    expected = {"sales": "SaleIn", "inventory": "InventoryIn", "payments": "PaymentIn"}
+    for category, model in expected.items():
+        body = document["paths"][f"/v1/shops/{{shop_id}}/{category}"]["post"]["requestBody"]
+        records = body["content"]["application/json"]["schema"]["properties"]["records"]
+        assert records["items"] == {"$ref": f"#/components/schemas/{model}"}
+    assert set(schemas["PaymentIn"]["required"]) == {
+        "event_id",
+        "occurred_at",
+        "amount_cents",
+        "method",
+        "payer_ref",
+    }
+    assert schemas["PaymentMethod"]["enum"] == ["qr", "cash", "card"]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 import cornerstore
 from audit.router import router as audit_router
+from connectors.router import document_record_schemas
 from connectors.router import router as ingestion_router
 from consent.router import router as consent_router
 from cornerstore import error_handlers, telemetry
@@ -57,6 +60,16 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok", "policy_version": hub.authorizer.policy_version}
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            document_record_schemas(document)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     telemetry.instrument(app, hub.engine, hub.settings)
     return app
 
