@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, Request, status
 from pydantic.json_schema import models_json_schema
 
-from connectors import service
+from connectors import pos_csv, service
 from connectors.schemas import BatchIn, BatchResult
 from cornerstore.access import authorize
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
@@ -27,15 +27,51 @@ def _ingest(
     batch: BatchIn,
 ) -> BatchResult:
     permit = authorize(hub, caller, resource=category, action="write", shop_id=shop_id)
-    if len(batch.records) > hub.settings.ingest_max_records:
-        raise PayloadTooLarge(
-            f"a batch holds at most {hub.settings.ingest_max_records} records; "
-            f"this one holds {len(batch.records)}: split it"
-        )
+    _check_size(hub, len(batch.records))
     cipher = hub.keyring.cipher(session, shop_id)
     return service.ingest(
         session, cipher, caller, category, batch.records, policy_version=permit.policy_version
     )
+
+
+def _ingest_csv(
+    hub: HubDep,
+    session: DbSession,
+    caller: CurrentCaller,
+    shop_id: uuid.UUID,
+    category: Category,
+    body: bytes,
+) -> BatchResult:
+    permit = authorize(hub, caller, resource=category, action="write", shop_id=shop_id)
+    parsed = pos_csv.parse(body, service.SCHEMAS[category])
+    _check_size(hub, len(parsed.records))
+    cipher = hub.keyring.cipher(session, shop_id)
+    result = service.ingest(
+        session,
+        cipher,
+        caller,
+        category,
+        parsed.records,
+        policy_version=permit.policy_version,
+        unreadable=parsed.unreadable,
+    )
+    rejected = [r.model_copy(update={"line": parsed.lines[r.index]}) for r in result.rejected]
+    return result.model_copy(update={"rejected": rejected})
+
+
+def _check_size(hub: HubDep, count: int) -> None:
+    if count > hub.settings.ingest_max_records:
+        raise PayloadTooLarge(
+            f"a batch holds at most {hub.settings.ingest_max_records} records; "
+            f"this one holds {count}: split it"
+        )
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(_raw_body)]
 
 
 def _route(category: Category) -> None:
@@ -58,6 +94,35 @@ def _route(category: Category) -> None:
             "reason. Records already stored (same `event_id`, or for inventory the same "
             "SKU and count time) are counted under `duplicates` and not stored again."
         ),
+    )
+
+    def upload(
+        hub: HubDep,
+        session: DbSession,
+        caller: CurrentCaller,
+        shop_id: uuid.UUID,
+        body: RawBody,
+    ) -> BatchResult:
+        return _ingest_csv(hub, session, caller, shop_id, category, body)
+
+    router.add_api_route(
+        f"/{category.value}/csv",
+        upload,
+        methods=["POST"],
+        response_model=BatchResult,
+        name=f"ingest_{category.value}_csv",
+        summary=f"Upload a POS CSV export of {category.value} records",
+        description=(
+            "The body is UTF-8 CSV (`text/csv`): a header line naming the record fields, "
+            "then one record a line. Records are handled as in the JSON batch, and each "
+            "rejection also names its `line` in the file."
+        ),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        },
     )
 
 

@@ -57,6 +57,7 @@ class RejectedRecord(BaseModel):
     index: int = Field(description="Position of the record in the batch, from 0")
     field: str = Field(description="The field at fault, or '' for the record as a whole")
     reason: str
+    line: int | None = Field(default=None, description="For CSV uploads: the file line, from 1")
 
 
 class BatchResult(BaseModel):

@@ -43,24 +43,28 @@ class _Validated:
     rejected: list[RejectedRecord]
 
 
-def _validate(category: Category, raw: list[Any]) -> _Validated:
+def _validate(
+    category: Category, raw: list[Any], unreadable: Mapping[int, RejectedRecord]
+) -> _Validated:
     """Validate the whole batch in one call, and again without the bad records.
 
     One call over the list is several times faster than one per record; the
-    second pass only runs when some records were bad.
+    second pass only runs when some records were bad. ``unreadable`` records
+    were refused before validation (a CSV line with the wrong number of cells).
     """
     adapter = _ADAPTERS[category]
-    rejected: dict[int, RejectedRecord] = {}
+    rejected: dict[int, RejectedRecord] = dict(unreadable)
+    positions = [i for i in range(len(raw)) if i not in rejected]
     try:
-        return _Validated(list(enumerate(adapter.validate_python(raw))), [])
+        records = adapter.validate_python([raw[i] for i in positions])
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
-            index = int(error["loc"][0]) if error["loc"] else -1
+            index = positions[int(error["loc"][0])]
             if index not in rejected:
                 field = ".".join(str(part) for part in error["loc"][1:])
                 rejected[index] = RejectedRecord(index=index, field=field, reason=error["msg"])
-    positions = [i for i in range(len(raw)) if i not in rejected]
-    records = adapter.validate_python([raw[i] for i in positions])
+        positions = [i for i in positions if i not in rejected]
+        records = adapter.validate_python([raw[i] for i in positions])
     return _Validated(
         list(zip(positions, records, strict=True)), sorted(rejected.values(), key=lambda r: r.index)
     )
@@ -74,10 +78,11 @@ def ingest(
     raw_records: list[Any],
     *,
     policy_version: str,
+    unreadable: Mapping[int, RejectedRecord] | None = None,
 ) -> BatchResult:
     shop_id = cipher.shop_id
     batch_id = uuid.uuid4()
-    validated = _validate(category, raw_records)
+    validated = _validate(category, raw_records, unreadable or {})
     time_field = TIME_FIELD[category]
     exclude = {time_field}
 
