@@ -22,7 +22,7 @@ serve: install
 
 ## The whole test suite, on SQLite and on PostgreSQL.
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 lint: install
 	$(BIN)/ruff check .

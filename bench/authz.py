@@ -45,11 +45,19 @@ m = r.sub == p.sub && r.shop == p.shop && r.obj == p.obj && r.act == p.act
 """
 
 
+def _consent(shop: int, j: int) -> tuple[int, int, str]:
+    """The j-th of a shop's three consents: (consumer, shop, category)."""
+    return ((shop * 3 + j) % CONSUMERS, shop, CATEGORIES[j])
+
+
 def _consents(shops: int) -> list[tuple[int, int, str]]:
-    """(consumer, shop, category): three consents a shop, by three consumers."""
-    return [
-        ((shop * 3 + j) % CONSUMERS, shop, CATEGORIES[j]) for shop in range(shops) for j in range(3)
-    ]
+    return [_consent(shop, j) for shop in range(shops) for j in range(3)]
+
+
+def _sample(shops: int, samples: int, seed: int) -> list[tuple[int, int, str]]:
+    """Consents picked at random from all of them, the same picks for every design."""
+    rng = random.Random(seed)
+    return [_consent(rng.randrange(shops), rng.randrange(3)) for _ in range(samples)]
 
 
 def _time(decide: object, requests: list[tuple[int, int, str]]) -> list[float]:
@@ -77,8 +85,7 @@ def _measure_baseline(shops: int, samples: int) -> tuple[float, float, float, fl
         enforcer = casbin.FastEnforcer(str(model), str(policy), cache_key_order=[0, 1])
         load_s = time.perf_counter() - started
     memory = rss_mib() - before
-    rng = random.Random(1)
-    requests = [rng.choice(consents) for _ in range(samples)]
+    requests = _sample(shops, samples, seed=1)
     timings = _time(lambda c, s, cat: enforcer.enforce(f"c{c}", f"s{s}", cat, "read"), requests)
     return percentile(timings, 0.5), percentile(timings, 0.99), memory, load_s
 
@@ -88,16 +95,12 @@ def _measure_cornerstore(shops: int, samples: int) -> tuple[float, float, float,
     started = time.perf_counter()
     authorizer = Authorizer(Settings().policy_dir)
     load_s = time.perf_counter() - started
+    # All the state a decision needs; the callers and shop ids below stand in
+    # for what each request brings with it.
+    memory = rss_mib() - before
     consumers = [Caller(uuid.uuid4(), f"c{i}", "consumer", frozenset()) for i in range(CONSUMERS)]
     shop_ids = [uuid.UUID(int=i + 1) for i in range(shops)]
-    memory = rss_mib() - before
-    rng = random.Random(1)
-    requests = [
-        (consumer, shop, category)
-        for consumer, shop, category in (
-            rng.choice(_consents(min(shops, 10_000))) for _ in range(samples)
-        )
-    ]
+    requests = _sample(shops, samples, seed=1)
 
     def decide(consumer: int, shop: int, category: str) -> bool:
         caller, shop_id = consumers[consumer], shop_ids[shop]
@@ -153,7 +156,9 @@ def _consent_lookup(shops: int, samples: int) -> tuple[float, float]:
                 "COPY consents (id, shop_id, consumer_id, purpose, categories, status, granted_by, "
                 "granted_at, expires_at) FROM STDIN"
             ) as copy:
-                for consumer, shop, category in _consents(shops):
+                for consumer, shop, category in (
+                    _consent(shop, j) for shop in range(shops) for j in range(3)
+                ):
                     copy.write_row(
                         (
                             uuid.uuid4(),
@@ -170,8 +175,7 @@ def _consent_lookup(shops: int, samples: int) -> tuple[float, float]:
             cursor.execute("ANALYZE consents")
             connection.commit()
         sessions = make_sessionmaker(engine)
-        rng = random.Random(2)
-        chosen = [rng.choice(_consents(min(shops, 10_000))) for _ in range(samples)]
+        chosen = _sample(shops, samples, seed=2)
         timings: list[float] = []
         with sessions() as session:
             for consumer, shop, category in chosen:

@@ -8,17 +8,31 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from audit import service as audit
 from audit.schemas import AuditDraft, Decision
 from consent.models import Consent, ConsentStatus
 from consent.schemas import ConsentIn, ConsentOut
-from cornerstore.db import utcnow
+from cornerstore.db import UTCDateTime, utcnow
 from cornerstore.errors import Conflict, FieldError, NotFound, ValidationFailed
 from cornerstore.principals.auth import Caller
 from cornerstore.principals.models import Principal, Role
+
+#: Built once: the gate runs this on every governed read, and building the
+#: statement cost more than running it.
+_ACTIVE_CONSENTS = (
+    select(Consent.id, Consent.categories)
+    .where(
+        Consent.shop_id == bindparam("shop_id"),
+        Consent.consumer_id == bindparam("consumer_id"),
+        Consent.purpose == bindparam("purpose"),
+        Consent.status == ConsentStatus.active,
+        Consent.expires_at > bindparam("at", type_=UTCDateTime),
+    )
+    .order_by(Consent.expires_at.desc())
+)
 
 
 def find_active(
@@ -29,20 +43,15 @@ def find_active(
     purpose: str,
     category: str,
     at: datetime,
-) -> Consent | None:
-    """The consent that lets this consumer read this category for this purpose now, if any."""
-    candidates = session.scalars(
-        select(Consent)
-        .where(
-            Consent.shop_id == shop_id,
-            Consent.consumer_id == consumer_id,
-            Consent.purpose == purpose,
-            Consent.status == ConsentStatus.active,
-            Consent.expires_at > at,
-        )
-        .order_by(Consent.expires_at.desc())
+) -> uuid.UUID | None:
+    """The id of the consent that lets this consumer read this category for this purpose now."""
+    candidates = session.execute(
+        _ACTIVE_CONSENTS,
+        {"shop_id": shop_id, "consumer_id": consumer_id, "purpose": purpose, "at": at},
     )
-    return next((c for c in candidates if category in c.categories), None)
+    return next(
+        (consent_id for consent_id, categories in candidates if category in categories), None
+    )
 
 
 def to_out(consent: Consent, now: datetime) -> ConsentOut:

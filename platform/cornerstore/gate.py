@@ -128,7 +128,7 @@ class AccessGate:
             return None  # The shop reading its own data needs no one's consent.
         assert permit.shop_id is not None
         with _tracer.start_as_current_span("gate.consent") as span:
-            consent = consents.find_active(
+            consent_id = consents.find_active(
                 session,
                 shop_id=permit.shop_id,
                 consumer_id=permit.caller.id,
@@ -136,10 +136,10 @@ class AccessGate:
                 category=permit.resource,
                 at=utcnow(),
             )
-            span.set_attribute("cornerstore.consent", "found" if consent else "none")
-        if consent is None:
+            span.set_attribute("cornerstore.consent", "found" if consent_id else "none")
+        if consent_id is None:
             raise _Refused("no_consent")
-        return consent.id
+        return consent_id
 
     def _fetch(
         self,

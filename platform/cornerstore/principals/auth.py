@@ -7,11 +7,11 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cornerstore.errors import Unauthenticated
-from cornerstore.principals.models import Principal
+from cornerstore.principals.models import Principal, PrincipalShop, Role
 
 _KEY_PREFIX = "cs_"
 
@@ -34,17 +34,23 @@ def hash_api_key(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode()).digest()
 
 
+#: Built once: every request runs these, and building them cost more than running them.
+_BY_KEY_HASH = select(Principal.id, Principal.name, Principal.role, Principal.disabled_at).where(
+    Principal.api_key_hash == bindparam("key_hash")
+)
+_SHOPS_OF = select(PrincipalShop.shop_id).where(PrincipalShop.principal_id == bindparam("id"))
+_SHOP_SCOPED_ROLES = frozenset({Role.shopkeeper, Role.connector})
+
+
 def caller_from_api_key(session: Session, api_key: str | None) -> Caller:
     if not api_key or not api_key.startswith(_KEY_PREFIX):
         raise Unauthenticated()
-    principal = session.scalar(
-        select(Principal).where(Principal.api_key_hash == hash_api_key(api_key))
-    )
-    if principal is None or principal.disabled_at is not None:
+    row = session.execute(_BY_KEY_HASH, {"key_hash": hash_api_key(api_key)}).first()
+    if row is None or row.disabled_at is not None:
         raise Unauthenticated()
-    return Caller(
-        id=principal.id,
-        name=principal.name,
-        role=principal.role,
-        shop_ids=frozenset(link.shop_id for link in principal.shop_links),
+    shop_ids = (
+        frozenset(session.scalars(_SHOPS_OF, {"id": row.id}))
+        if row.role in _SHOP_SCOPED_ROLES
+        else frozenset()
     )
+    return Caller(id=row.id, name=row.name, role=row.role, shop_ids=shop_ids)
