@@ -14,7 +14,6 @@ from typing import Any
 from fastapi import FastAPI
 
 from cornerstore.app import serve_app
-from cornerstore.crypto import SealedRecordId
 from cornerstore.deps import DbSession, HubDep
 from cornerstore.gate import decode_cursor, encode_cursor
 from cornerstore.reads import RecordsPage
@@ -47,7 +46,7 @@ def create() -> FastAPI:
             decode_values(
                 Category.sales,
                 occurred_at,
-                cipher.open(SealedRecordId(shop_id, Category.sales, bytes(key)), bytes(sealed)),
+                cipher.open(Category.sales, bytes(key), bytes(sealed)),
             )
             for _id, occurred_at, key, sealed in rows
         ]

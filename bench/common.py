@@ -23,6 +23,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
+#: Server processes, one a core as `cornerstore serve --workers` would run in production.
+WORKERS = int(os.environ.get("CORNERSTORE_BENCH_WORKERS", os.cpu_count() or 1))
+
+
 @dataclass(frozen=True)
 class Size:
     smoke: bool
@@ -78,6 +82,8 @@ def hub_server(database_url: str, data_dir: Path) -> Iterator[str]:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--workers",
+            str(WORKERS),
         ],
         env=env,
         stdout=log,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -17,10 +18,12 @@ import httpx2 as httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
-from bench.common import Size, hub_server, report, scratch_postgres
-from bench.setup import make_shop, migrated_admin_key, sales_lines
+from bench.common import WORKERS, Size, hub_server, report, scratch_postgres
+from bench.setup import make_shop, migrated_admin_key, post_sales, sales_lines
 
 GOAL = 0.5
+#: Shops sending at once, as many connectors do; each sends whole batches.
+CONNECTORS = 4
 
 
 def _libpq(database_url: str) -> str:
@@ -56,7 +59,7 @@ def copy_baseline(database_url: str, records: list[dict[str, object]]) -> float:
 
 def run(size: Size) -> dict[str, float]:
     batch = size.pick(200, 5000)
-    batches = size.pick(3, 40)
+    batches = size.pick(4, 40)
     records = sales_lines(batch * batches)
     bodies = [
         json.dumps({"records": records[i * batch : (i + 1) * batch]}).encode()
@@ -68,28 +71,25 @@ def run(size: Size) -> dict[str, float]:
             hub_server(url, Path(data_dir)) as base,
             httpx.Client(base_url=base, timeout=120) as client,
         ):
-            shop = make_shop(client, admin_key)
-            headers = {
-                "Authorization": f"Bearer {shop.connector_key}",
-                "Content-Type": "application/json",
-            }
-            # One warm-up batch of other events, so the first timed batch pays no cold start.
+            shops = [make_shop(client, admin_key) for _ in range(CONNECTORS)]
+            # One warm-up batch each, so that no timed batch pays a cold start.
             warm = json.dumps({"records": sales_lines(batch, start=10**9)}).encode()
-            client.post(
-                f"/v1/shops/{shop.shop_id}/sales", content=warm, headers=headers
-            ).raise_for_status()
+            for shop in shops:
+                post_sales(client, shop, warm)
+
+            def send(i: int) -> None:
+                result = post_sales(client, shops[i % CONNECTORS], bodies[i])
+                assert result["accepted"] == batch, result
+
             started = time.perf_counter()
-            for body in bodies:
-                response = client.post(
-                    f"/v1/shops/{shop.shop_id}/sales", content=body, headers=headers
-                )
-                response.raise_for_status()
-                assert response.json()["accepted"] == batch, response.text
+            with ThreadPoolExecutor(CONNECTORS) as pool:
+                list(pool.map(send, range(batches)))
             api_rate = len(records) / (time.perf_counter() - started)
         copy_rate = copy_baseline(url, records)
     ratio = api_rate / copy_rate
     report(
-        f"ingest: {len(records)} sales lines in batches of {batch} (PostgreSQL)",
+        f"ingest: {len(records)} sales lines in batches of {batch} from {CONNECTORS} "
+        f"connectors at once, {WORKERS} server workers (PostgreSQL)",
         [
             ("batch API (validate, seal, dedupe, audit)", f"{api_rate:,.0f} rows/s"),
             ("baseline: raw COPY of the same rows", f"{copy_rate:,.0f} rows/s"),

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx2 as httpx
 
 from bench.common import Size, hub_server, median, report, scratch_postgres
-from bench.setup import make_shop, migrated_admin_key, sales_lines
+from bench.setup import make_shop, migrated_admin_key, post_sales, sales_lines
 
 GOAL = 0.7
 Route = tuple[str, dict[str, str], dict[str, str]]
@@ -47,15 +47,9 @@ def run(size: Size) -> dict[str, float]:
             httpx.Client(base_url=base, timeout=120) as client,
         ):
             shop = make_shop(client, admin_key)
-            ingest_headers = {
-                "Authorization": f"Bearer {shop.connector_key}",
-                "Content-Type": "application/json",
-            }
             for start in range(0, total, 5000):
                 body = json.dumps({"records": sales_lines(min(5000, total - start), start=start)})
-                client.post(
-                    f"/v1/shops/{shop.shop_id}/sales", content=body, headers=ingest_headers
-                ).raise_for_status()
+                post_sales(client, shop, body.encode())
             governed: Route = (
                 f"/v1/shops/{shop.shop_id}/sales",
                 {"Authorization": f"Bearer {shop.consumer_key}"},

@@ -89,3 +89,18 @@ def make_shop(client: httpx.Client, admin_key: str) -> BenchShop:
         consumer_key=consumer["api_key"],
         keeper_key=keeper["api_key"],
     )
+
+
+def post_sales(client: httpx.Client, shop: BenchShop, body: bytes) -> dict[str, Any]:
+    """Send one JSON batch of sales lines as the shop's connector."""
+    response = client.post(
+        f"/v1/shops/{shop.shop_id}/sales",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {shop.connector_key}",
+            "Content-Type": "application/json",
+        },
+    )
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result

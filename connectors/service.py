@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from audit import service as audit
 from audit.schemas import AuditDraft, Decision
 from connectors.schemas import BatchResult, InventoryIn, PaymentIn, RejectedRecord, SaleIn
-from cornerstore.crypto import SealedRecordId, ShopCipher
+from cornerstore.crypto import ShopCipher
 from cornerstore.principals.auth import Caller
 from cornerstore.records import repository
 from cornerstore.records.codec import TIME_FIELD, encode_values
@@ -100,7 +100,7 @@ def ingest(
             "category": category.value,
             "record_key": key,
             "occurred_at": getattr(record, time_field),
-            "sealed": cipher.seal(SealedRecordId(shop_id, category, key), values),
+            "sealed": cipher.seal(category, key, values),
             "batch_id": batch_id,
         }
     inserted = repository.insert_new(session, list(rows.values()))
@@ -153,5 +153,5 @@ def _seal_quarantined(
     cipher: ShopCipher, batch_id: uuid.UUID, index: int, raw_records: list[Any]
 ) -> bytes:
     # A rejected record is still the shop's data: it is kept, but sealed.
-    bound_to = SealedRecordId(cipher.shop_id, QUARANTINE_KIND, batch_id.bytes + index.to_bytes(4))
-    return cipher.seal(bound_to, encode_values(raw_records[index]))
+    record_key = batch_id.bytes + index.to_bytes(4)
+    return cipher.seal(QUARANTINE_KIND, record_key, encode_values(raw_records[index]))

@@ -16,7 +16,6 @@ import os
 import stat
 import struct
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -104,25 +103,14 @@ def new_data_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 
 
-@dataclass(frozen=True, slots=True)
-class SealedRecordId:
-    """What a ciphertext is bound to: its shop, its kind and its record key."""
-
-    shop_id: uuid.UUID
-    kind: str
-    record_key: bytes
-
-    def aad(self) -> bytes:
-        return b"|".join((self.shop_id.bytes, self.kind.encode(), self.record_key))
-
-
 class ShopCipher:
     """Seals and opens one shop's values with one version of its data key."""
 
-    __slots__ = ("_aead", "_mac_key", "shop_id", "version")
+    __slots__ = ("_aead", "_mac_key", "_shop_bytes", "shop_id", "version")
 
     def __init__(self, shop_id: uuid.UUID, version: int, data_key: bytes) -> None:
         self.shop_id = shop_id
+        self._shop_bytes = shop_id.bytes
         self.version = version
         self._aead = AESGCM(data_key)
         self._mac_key = HKDF(
@@ -148,21 +136,29 @@ class ShopCipher:
         digest = hmac.new(self._mac_key, f"pseudonym|{scope}|{value}".encode(), "sha256")
         return digest.hexdigest()[:20]
 
-    def seal(self, bound_to: SealedRecordId, plaintext: bytes) -> bytes:
+    def _aad(self, header: bytes, kind: str, record_key: bytes) -> bytes:
+        # What a ciphertext is bound to: its shop, its kind and its record key.
+        return b"|".join((header, self._shop_bytes, kind.encode(), record_key))
+
+    def seal(self, kind: str, record_key: bytes, plaintext: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         header = _HEADER.pack(_SEAL_FORMAT, self.version)
-        return header + nonce + self._aead.encrypt(nonce, plaintext, header + bound_to.aad())
+        return (
+            header
+            + nonce
+            + self._aead.encrypt(nonce, plaintext, self._aad(header, kind, record_key))
+        )
 
-    def open(self, bound_to: SealedRecordId, sealed: bytes) -> bytes:
+    def open(self, kind: str, record_key: bytes, sealed: bytes) -> bytes:
         header = sealed[: _HEADER.size]
         nonce = sealed[_HEADER.size : _HEADER.size + NONCE_BYTES]
         try:
             return self._aead.decrypt(
-                nonce, sealed[_HEADER.size + NONCE_BYTES :], header + bound_to.aad()
+                nonce, sealed[_HEADER.size + NONCE_BYTES :], self._aad(header, kind, record_key)
             )
         except InvalidTag as exc:
             raise DecryptionFailed(
-                f"a {bound_to.kind} record of shop {bound_to.shop_id} did not decrypt"
+                f"a {kind} record of shop {self.shop_id} did not decrypt"
             ) from exc
 
 

@@ -27,7 +27,7 @@ from audit.schemas import AuditDraft, Decision
 from consent import service as consents
 from cornerstore.access import NO_PURPOSE, Permit, authorize, record_refusal
 from cornerstore.authz import OWN, OWNER_PURPOSE
-from cornerstore.crypto import SealedRecordId, ShopCipher, sealed_key_version
+from cornerstore.crypto import ShopCipher, sealed_key_version
 from cornerstore.db import utcnow
 from cornerstore.errors import (
     CornerstoreError,
@@ -177,10 +177,8 @@ class AccessGate:
                         if version == current.version
                         else keyring.cipher(session, shop_id, version)
                     )
-                    bound_to = SealedRecordId(shop_id, category, bytes(record_key))
-                    values = decode_values(
-                        category, occurred_at, cipher.open(bound_to, bytes(sealed))
-                    )
+                    plaintext = cipher.open(category, bytes(record_key), bytes(sealed))
+                    values = decode_values(category, occurred_at, plaintext)
                     records.append(minimise(values, fields, current, pseudonym_scope))
         next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more else None
         return Page(records, next_cursor), fields

@@ -89,6 +89,15 @@ def _insert_new_by_copy(session: Session, rows: list[dict[str, Any]]) -> int:
     ]
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
+    # New records are the common case and one COPY is the cheapest way in.
+    # If any record is stored already, the savepoint undoes the COPY and the
+    # batch goes through a staging table and ON CONFLICT DO NOTHING instead.
+    try:
+        with driver.transaction(), driver.cursor() as cursor:
+            _copy(cursor, "shop_records", tuples)
+        return len(tuples)
+    except psycopg.errors.UniqueViolation:
+        pass
     with driver.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS incoming_records ("
