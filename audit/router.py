@@ -55,7 +55,7 @@ def audit_events(
     after: After = 0,
     limit: Limit = 100,
 ) -> AuditEventsOut:
-    authorize(hub, caller, resource="audit", action="read")
+    authorize(hub, session, caller, resource="audit", action="read")
     where = service.AuditFilter(shop_id, principal_id, purpose, decision, action, since, until)
     return _page(session, service.query(session, where, after_seq=after, limit=limit), limit)
 
@@ -76,6 +76,6 @@ def access_log(
     after: After = 0,
     limit: Limit = 100,
 ) -> AuditEventsOut:
-    authorize(hub, caller, resource="access-log", action="read", shop_id=shop_id)
+    authorize(hub, session, caller, resource="access-log", action="read", shop_id=shop_id)
     where = service.AuditFilter(shop_id=shop_id, decision=decision, since=since, until=until)
     return _page(session, service.query(session, where, after_seq=after, limit=limit), limit)

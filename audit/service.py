@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from audit import chain
 from audit.models import AuditEntry, AuditHead
@@ -46,14 +46,21 @@ def append(session: Session, draft: AuditDraft) -> AuditEntry:
     return entry
 
 
-def append_durably(sessions: sessionmaker[Session], draft: AuditDraft) -> AuditEntry:
-    """Append and commit in a transaction of its own, independent of the request's.
+def append_alone(session: Session, draft: AuditDraft) -> AuditEntry:
+    """Commit one entry in a transaction of its own on the request's session.
 
-    The gate uses this: a refusal is recorded even though the request fails,
-    and an allowed read is recorded before its data leaves.
+    The gate uses this for every read decision: an allowed read's entry is
+    committed before its data leaves, and a refusal's entry stays committed
+    although the request then fails. Whatever the session held before is
+    rolled back first; the gate calls this before anything was written, so
+    that is only the read snapshot, and a refused request leaves nothing else.
+    Using the request's own connection means a read never needs a second one
+    from the pool.
     """
-    with sessions() as session, session.begin():
-        return append(session, draft)
+    session.rollback()
+    entry = append(session, draft)
+    session.commit()
+    return entry
 
 
 def _fields(entry: AuditEntry) -> dict[str, object]:

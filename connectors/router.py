@@ -26,7 +26,7 @@ def _ingest(
     category: Category,
     batch: BatchIn,
 ) -> BatchResult:
-    permit = authorize(hub, caller, resource=category, action="write", shop_id=shop_id)
+    permit = authorize(hub, session, caller, resource=category, action="write", shop_id=shop_id)
     _check_size(hub, len(batch.records))
     cipher = hub.keyring.cipher(session, shop_id)
     return service.ingest(
@@ -42,7 +42,7 @@ def _ingest_csv(
     category: Category,
     body: bytes,
 ) -> BatchResult:
-    permit = authorize(hub, caller, resource=category, action="write", shop_id=shop_id)
+    permit = authorize(hub, session, caller, resource=category, action="write", shop_id=shop_id)
     parsed = pos_csv.parse(body, service.SCHEMAS[category])
     _check_size(hub, len(parsed.records))
     cipher = hub.keyring.cipher(session, shop_id)

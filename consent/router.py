@@ -21,7 +21,7 @@ router = APIRouter(
 def list_consents(
     hub: HubDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID
 ) -> ConsentsOut:
-    authorize(hub, caller, resource="consent", action="read", shop_id=shop_id)
+    authorize(hub, session, caller, resource="consent", action="read", shop_id=shop_id)
     return ConsentsOut(consents=service.list_for_shop(session, shop_id))
 
 
@@ -34,7 +34,7 @@ def list_consents(
 def grant_consent(
     hub: HubDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID, body: ConsentIn
 ) -> ConsentOut:
-    permit = authorize(hub, caller, resource="consent", action="write", shop_id=shop_id)
+    permit = authorize(hub, session, caller, resource="consent", action="write", shop_id=shop_id)
     allowed = frozenset(
         c.value for c in body.categories if hub.authorizer.purpose_allows(body.purpose, c)
     )
@@ -60,7 +60,7 @@ def revoke_consent(
     shop_id: uuid.UUID,
     consent_id: uuid.UUID,
 ) -> ConsentOut:
-    permit = authorize(hub, caller, resource="consent", action="write", shop_id=shop_id)
+    permit = authorize(hub, session, caller, resource="consent", action="write", shop_id=shop_id)
     return service.revoke(
         session, caller, shop_id, consent_id, policy_version=permit.policy_version
     )

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from opentelemetry import trace
+from sqlalchemy.orm import Session
 
 from audit import service as audit
 from audit.schemas import AuditDraft, Decision
@@ -44,6 +45,7 @@ def relation_of(caller: Caller, shop_id: uuid.UUID | None) -> str:
 
 def authorize(
     hub: Hub,
+    session: Session,
     caller: Caller,
     *,
     resource: str,
@@ -53,10 +55,15 @@ def authorize(
 ) -> Permit:
     """Allow, or raise. About a shop, a refusal is a 404 (the shop's existence
     stays hidden) and is written to the audit log; otherwise it is a 403.
+
+    Call it before the request writes anything: a refusal commits its audit
+    entry on ``session`` after rolling back what the session held.
     """
     relation = relation_of(caller, shop_id)
     request = DecisionRequest(caller.role, relation, resource, action, purpose)
-    with _tracer.start_as_current_span("gate.authorize") as span:
+    with _tracer.start_as_current_span(
+        "gate.authorize", record_exception=False, set_status_on_exception=False
+    ) as span:
         allowed = hub.authorizer.decide(request)
         span.set_attribute("cornerstore.decision", "allow" if allowed else "deny")
         span.set_attribute("cornerstore.policy_version", hub.authorizer.policy_version)
@@ -69,6 +76,7 @@ def authorize(
     is_data = resource in DATA_CATEGORIES
     record_refusal(
         hub,
+        session,
         caller,
         action=("read" if action == "read" else "ingest") if is_data else f"{resource}.{action}",
         shop_id=shop_id,
@@ -81,6 +89,7 @@ def authorize(
 
 def record_refusal(
     hub: Hub,
+    session: Session,
     caller: Caller,
     *,
     action: str,
@@ -89,14 +98,12 @@ def record_refusal(
     category: str | None = None,
     purpose: str | None = None,
 ) -> None:
-    """Commit a refusal to the audit log in its own transaction.
-
-    The request's own transaction rolls back with the error it raises next;
-    the refusal must stay recorded regardless.
-    """
-    with _tracer.start_as_current_span("gate.audit"):
-        audit.append_durably(
-            hub.sessions,
+    """Commit a refusal to the audit log before the request fails."""
+    with _tracer.start_as_current_span(
+        "gate.audit", record_exception=False, set_status_on_exception=False
+    ):
+        audit.append_alone(
+            session,
             AuditDraft(
                 action=action,
                 decision=Decision.deny,

@@ -15,11 +15,13 @@ import base64
 import binascii
 import logging
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.trace import Span
 from sqlalchemy.orm import Session
 
 from audit import service as audit
@@ -30,7 +32,6 @@ from cornerstore.authz import OWN, OWNER_PURPOSE
 from cornerstore.crypto import ShopCipher, sealed_key_version
 from cornerstore.db import utcnow
 from cornerstore.errors import (
-    CornerstoreError,
     FieldError,
     NotFound,
     ServiceUnavailable,
@@ -78,25 +79,14 @@ class AccessGate:
 
     def read(self, session: Session, caller: Caller, request: ReadRequest) -> Page:
         after = decode_cursor(request.cursor)
-        purpose = request.purpose
-        if purpose is None:
-            if request.shop_id in caller.shop_ids:
-                purpose = OWNER_PURPOSE
-            elif caller.role == Role.consumer:
-                raise ValidationFailed(
-                    "declare the purpose of this read",
-                    [FieldError(field="query.purpose", reason="required for this caller")],
-                )
-            else:
-                # No purpose lets any other role read another shop: a refusal,
-                # audited and answered 404 like every other one.
-                purpose = NO_PURPOSE
-        with _tracer.start_as_current_span("gate.read") as span:
+        with _span("gate.read") as span:
+            purpose = self._purpose(session, caller, request)
             span.set_attribute("cornerstore.category", request.category.value)
             span.set_attribute("cornerstore.purpose", purpose)
             # Casbin refusals are audited and raised inside authorize().
             permit = authorize(
                 self._hub,
+                session,
                 caller,
                 resource=request.category.value,
                 action="read",
@@ -107,27 +97,41 @@ class AccessGate:
                 consent_id = self._check_consent(session, permit)
                 page, fields = self._fetch(session, permit, request, after)
             except _Refused as refused:
-                self._refuse(caller, request, purpose, refused.reason)
+                self._refuse(session, caller, request, purpose, refused.reason)
                 raise NotFound() from None
-            except CornerstoreError:
-                raise
             except Exception as exc:
                 # Fail closed. Only the exception type is logged: its message
                 # could carry shop data.
                 _log.error(
                     "gate error on a read of shop %s: %s", request.shop_id, type(exc).__name__
                 )
-                self._refuse(caller, request, purpose, "gate_error", best_effort=True)
+                self._refuse(session, caller, request, purpose, "gate_error", best_effort=True)
                 raise ServiceUnavailable() from None
-            self._record_allowed(permit, request, consent_id, len(page.records), fields)
+            self._record_allowed(session, permit, request, consent_id, len(page.records), fields)
             span.set_attribute("cornerstore.records", len(page.records))
             return page
+
+    def _purpose(self, session: Session, caller: Caller, request: ReadRequest) -> str:
+        """The purpose the read is decided and audited under."""
+        if request.shop_id in caller.shop_ids:
+            return OWNER_PURPOSE  # The shop reading its own data, whatever it declared.
+        if request.purpose is not None:
+            return request.purpose
+        if caller.role == Role.consumer:
+            self._refuse(session, caller, request, None, "no_purpose")
+            raise ValidationFailed(
+                "declare the purpose of this read",
+                [FieldError(field="query.purpose", reason="required for this caller")],
+            )
+        # No purpose lets any other role read another shop: a refusal,
+        # audited and answered 404 like every other one.
+        return NO_PURPOSE
 
     def _check_consent(self, session: Session, permit: Permit) -> uuid.UUID | None:
         if permit.relation == OWN:
             return None  # The shop reading its own data needs no one's consent.
         assert permit.shop_id is not None
-        with _tracer.start_as_current_span("gate.consent") as span:
+        with _span("gate.consent") as span:
             consent_id = consents.find_active(
                 session,
                 shop_id=permit.shop_id,
@@ -150,7 +154,7 @@ class AccessGate:
     ) -> tuple[Page, tuple[str, ...]]:
         category = request.category
         fields = self._allowed_fields(permit, category)
-        with _tracer.start_as_current_span("gate.fetch"):
+        with _span("gate.fetch"):
             rows = repository.read_window(
                 session,
                 repository.Window(
@@ -169,7 +173,7 @@ class AccessGate:
             keyring, shop_id = self._hub.keyring, request.shop_id
             current = keyring.cipher(session, shop_id)
             pseudonym_scope = str(permit.caller.id)
-            with _tracer.start_as_current_span("gate.decrypt_minimise"):
+            with _span("gate.decrypt_minimise"):
                 for _row_id, occurred_at, record_key, sealed in rows:
                     version = sealed_key_version(sealed)
                     cipher = (
@@ -196,9 +200,10 @@ class AccessGate:
 
     def _refuse(
         self,
+        session: Session,
         caller: Caller,
         request: ReadRequest,
-        purpose: str,
+        purpose: str | None,
         reason: str,
         *,
         best_effort: bool = False,
@@ -206,6 +211,7 @@ class AccessGate:
         try:
             record_refusal(
                 self._hub,
+                session,
                 caller,
                 action="read",
                 shop_id=request.shop_id,
@@ -213,13 +219,18 @@ class AccessGate:
                 category=request.category.value,
                 purpose=purpose,
             )
-        except Exception:
+        except Exception as exc:
             if not best_effort:
                 raise ServiceUnavailable() from None
-            _log.error("could not audit a refused read of shop %s", request.shop_id)
+            _log.error(
+                "could not audit a refused read of shop %s: %s",
+                request.shop_id,
+                type(exc).__name__,
+            )
 
     def _record_allowed(
         self,
+        session: Session,
         permit: Permit,
         request: ReadRequest,
         consent_id: uuid.UUID | None,
@@ -243,8 +254,8 @@ class AccessGate:
             },
         )
         try:
-            with _tracer.start_as_current_span("gate.audit"):
-                audit.append_durably(self._hub.sessions, draft)
+            with _span("gate.audit"):
+                audit.append_alone(session, draft)
         except Exception as exc:
             # No audit record, no data.
             _log.error(
@@ -253,6 +264,13 @@ class AccessGate:
                 type(exc).__name__,
             )
             raise ServiceUnavailable() from None
+
+
+def _span(name: str) -> AbstractContextManager[Span]:
+    """A gate span that never records an exception's message: it could hold shop data."""
+    return _tracer.start_as_current_span(
+        name, record_exception=False, set_status_on_exception=False
+    )
 
 
 def minimise(

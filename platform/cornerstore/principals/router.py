@@ -20,5 +20,5 @@ router = APIRouter(prefix="/v1/principals", tags=["admin"], responses=ERROR_RESP
 def create_principal(
     hub: HubDep, session: DbSession, caller: CurrentCaller, body: PrincipalIn
 ) -> PrincipalCreated:
-    authorize(hub, caller, resource="principal", action="create")
+    authorize(hub, session, caller, resource="principal", action="create")
     return service.create(session, body)

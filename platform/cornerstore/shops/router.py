@@ -15,5 +15,5 @@ router = APIRouter(prefix="/v1/shops", tags=["admin"], responses=ERROR_RESPONSES
     "", response_model=ShopOut, status_code=status.HTTP_201_CREATED, summary="Register a shop"
 )
 def create_shop(hub: HubDep, session: DbSession, caller: CurrentCaller, body: ShopIn) -> ShopOut:
-    authorize(hub, caller, resource="shop", action="create")
+    authorize(hub, session, caller, resource="shop", action="create")
     return service.create(session, hub.keyring, body)
