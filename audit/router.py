@@ -13,15 +13,20 @@ from audit.models import AuditEntry
 from audit.schemas import AuditEventOut, AuditEventsOut, Decision
 from cornerstore.access import authorize
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
-from cornerstore.errors import ERROR_RESPONSES
+from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS
+from cornerstore.fieldtypes import Timestamp
 from cornerstore.principals import service as principals
-from cornerstore.timestamps import Timestamp
 
-router = APIRouter(tags=["audit"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["audit"])
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 After = Annotated[
-    int, Query(ge=0, description="Return entries after this sequence number (the `next` cursor)")
+    int,
+    Query(
+        ge=0,
+        le=2**63 - 1,
+        description="Return entries after this sequence number (the `next` cursor)",
+    ),
 ]
 
 
@@ -40,7 +45,12 @@ def _page(session: Session, entries: list[AuditEntry], limit: int) -> AuditEvent
     )
 
 
-@router.get("/v1/audit/events", response_model=AuditEventsOut, summary="Query the audit log")
+@router.get(
+    "/v1/audit/events",
+    response_model=AuditEventsOut,
+    responses=GLOBAL_ERRORS,
+    summary="Query the audit log",
+)
 def audit_events(
     hub: HubDep,
     session: DbSession,
@@ -63,6 +73,7 @@ def audit_events(
 @router.get(
     "/v1/shops/{shop_id}/access-log",
     response_model=AuditEventsOut,
+    responses=SHOP_ERRORS,
     summary="Who accessed this shop's data, when, for what purpose, and what was refused",
 )
 def access_log(

@@ -86,10 +86,20 @@ def parse(data: bytes, schema: type[BaseModel]) -> ParsedCsv:
     return parsed
 
 
+def _integer(cell: str) -> int | str:
+    """The cell as an integer when it is one; otherwise the text, for validation to refuse."""
+    if _INTEGER.match(cell):
+        try:
+            return int(cell)
+        except ValueError:  # More digits than Python converts; far out of range anyway.
+            pass
+    return cell
+
+
 def _record(header: list[str], row: list[str], integers: set[str]) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for name, cell in zip(header, row, strict=False):
         value = cell.strip()
         if value:
-            record[name] = int(value) if name in integers and _INTEGER.match(value) else value
+            record[name] = _integer(value) if name in integers else value
     return record

@@ -12,10 +12,11 @@ from connectors import pos_csv, service
 from connectors.schemas import BatchIn, BatchResult
 from cornerstore.access import authorize
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
-from cornerstore.errors import ERROR_RESPONSES, PayloadTooLarge
+from cornerstore.errors import SHOP_ERRORS, PayloadTooLarge, error_responses
 from cornerstore.records.models import Category
 
-router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["ingestion"], responses=ERROR_RESPONSES)
+INGEST_ERRORS = SHOP_ERRORS | error_responses(PayloadTooLarge)
+router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["ingestion"], responses=INGEST_ERRORS)
 
 
 def _ingest(

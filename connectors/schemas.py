@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cornerstore.timestamps import Timestamp
+from cornerstore.fieldtypes import Text, Timestamp
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+#: Bounds no real shop reaches, so that absurd values are refused, not stored.
+MAX_QUANTITY = 1_000_000_000
+MAX_CENTS = 10**12
 
 
 class _Record(BaseModel):
@@ -20,14 +22,16 @@ class SaleIn(_Record):
     event_id: Text
     occurred_at: Timestamp = Field(description="RFC 3339 with an offset")
     sku: Text
-    quantity: int = Field(strict=True)
-    unit_price_cents: int = Field(strict=True, ge=0)
+    quantity: int = Field(
+        strict=True, ge=-MAX_QUANTITY, le=MAX_QUANTITY, description="Negative for a return"
+    )
+    unit_price_cents: int = Field(strict=True, ge=0, le=MAX_CENTS)
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
 
 
 class InventoryIn(_Record):
     sku: Text
-    on_hand: int = Field(strict=True, ge=0)
+    on_hand: int = Field(strict=True, ge=0, le=MAX_QUANTITY)
     counted_at: Timestamp
 
 
@@ -40,7 +44,7 @@ class PaymentMethod(StrEnum):
 class PaymentIn(_Record):
     event_id: Text
     occurred_at: Timestamp
-    amount_cents: int = Field(strict=True, gt=0)
+    amount_cents: int = Field(strict=True, gt=0, le=MAX_CENTS)
     method: PaymentMethod
     payer_ref: Text = Field(description="Identifies the payer. Sensitive: sealed, never logged")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from connectors.schemas import BatchResult, InventoryIn, PaymentIn, RejectedReco
 from cornerstore.crypto import ShopCipher
 from cornerstore.principals.auth import Caller
 from cornerstore.records import repository
-from cornerstore.records.codec import TIME_FIELD, encode_values
+from cornerstore.records.codec import TIME_FIELD
 from cornerstore.records.models import Category
 
 SCHEMAS: Mapping[Category, type[BaseModel]] = {
@@ -154,4 +155,7 @@ def _seal_quarantined(
 ) -> bytes:
     # A rejected record is still the shop's data: it is kept, but sealed.
     record_key = batch_id.bytes + index.to_bytes(4)
-    return cipher.seal(QUARANTINE_KIND, record_key, encode_values(raw_records[index]))
+    # ASCII-escaped JSON, so that even text no UTF-8 can hold (a lone
+    # surrogate, the reason it was refused) is kept as it came.
+    raw = json.dumps(raw_records[index], separators=(",", ":"), ensure_ascii=True).encode()
+    return cipher.seal(QUARANTINE_KIND, record_key, raw)

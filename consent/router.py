@@ -10,11 +10,9 @@ from consent import service
 from consent.schemas import ConsentIn, ConsentOut, ConsentsOut
 from cornerstore.access import authorize
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
-from cornerstore.errors import ERROR_RESPONSES
+from cornerstore.errors import SHOP_ERRORS, Conflict, error_responses
 
-router = APIRouter(
-    prefix="/v1/shops/{shop_id}/consents", tags=["consent"], responses=ERROR_RESPONSES
-)
+router = APIRouter(prefix="/v1/shops/{shop_id}/consents", tags=["consent"], responses=SHOP_ERRORS)
 
 
 @router.get("", response_model=ConsentsOut, summary="List the shop's consents")
@@ -51,6 +49,7 @@ def grant_consent(
 @router.post(
     "/{consent_id}/revoke",
     response_model=ConsentOut,
+    responses=error_responses(Conflict),
     summary="Revoke a consent; the very next read under it is refused",
 )
 def revoke_consent(

@@ -2,21 +2,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from consent.models import ConsentStatus
+from cornerstore.authz import PurposeName
+from cornerstore.fieldtypes import Timestamp
 from cornerstore.records.models import Category
-from cornerstore.timestamps import Timestamp
-
-
-class PurposeName(StrEnum):
-    """The purposes a consumer can declare. policies/purposes.toml says what each may see."""
-
-    replenishment = "replenishment"
-    analytics = "analytics"
-    credit_assessment = "credit-assessment"
 
 
 class ConsentIn(BaseModel):

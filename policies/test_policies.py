@@ -15,9 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from consent.schemas import PurposeName
 from cornerstore.access import NO_PURPOSE
-from cornerstore.authz import OTHER, OWN, OWNER_PURPOSE, Authorizer, DecisionRequest, PolicyError
+from cornerstore.authz import (
+    OTHER,
+    OWN,
+    OWNER_PURPOSE,
+    Authorizer,
+    DecisionRequest,
+    PolicyError,
+    PurposeName,
+)
 from cornerstore.gate import PSEUDONYMS
 from cornerstore.records.codec import FIELDS
 from cornerstore.records.models import Category

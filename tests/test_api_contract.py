@@ -194,10 +194,18 @@ def test_openapi_lists_the_whole_interface_with_error_bodies(client: TestClient)
     }
     assert INTERFACE <= set(operations), sorted(INTERFACE - set(operations))
 
+    global_routes = {
+        ("post", "/v1/principals"),
+        ("post", "/v1/shops"),
+        ("get", "/v1/audit/events"),
+    }
     wrong = []
     for key in sorted(INTERFACE):
         responses = operations[key]["responses"]
-        for status in ("401", "404", "422"):
+        # About a shop a refusal is a 404; about no shop it is a 403.
+        refusal = "403" if key in global_routes else "404"
+        assert ("404" in responses) == (refusal == "404"), key
+        for status in ("401", refusal, "422"):
             schema = (
                 responses.get(status, {})
                 .get("content", {})
@@ -207,6 +215,10 @@ def test_openapi_lists_the_whole_interface_with_error_bodies(client: TestClient)
             if schema.get("$ref") != ERROR_REF:
                 wrong.append((key, status, schema))
     assert wrong == []
+    ingest = operations[("post", "/v1/shops/{shop_id}/sales")]["responses"]
+    revoke = operations[("post", "/v1/shops/{shop_id}/consents/{consent_id}/revoke")]["responses"]
+    assert "413" in ingest
+    assert "409" in revoke
 
     error_body = document["components"]["schemas"]["ErrorBody"]
     assert set(error_body["properties"]) == ERROR_KEYS

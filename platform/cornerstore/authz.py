@@ -16,6 +16,7 @@ import logging
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
@@ -31,6 +32,18 @@ OTHER: Final = "other"
 
 #: The purpose recorded when a shop's own shopkeeper reads without naming one.
 OWNER_PURPOSE: Final = "owner"
+
+
+class PurposeName(StrEnum):
+    """The purposes a consumer can declare; purposes.toml says what each may see.
+
+    Named here for the API's schemas; a policy test keeps it equal to the
+    catalogue.
+    """
+
+    replenishment = "replenishment"
+    analytics = "analytics"
+    credit_assessment = "credit-assessment"
 
 
 class PolicyError(Exception):

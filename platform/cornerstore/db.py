@@ -1,7 +1,8 @@
 """Database plumbing: the declarative base, portable column types, engines and sessions.
 
-Services only ``flush()``; the request's transaction is committed by
-:class:`cornerstore.routing.CommittingRoute` before the response is sent.
+Services only ``flush()``; the request's transaction is committed by the
+session dependency (:func:`cornerstore.deps.get_session`) before the response
+is sent.
 """
 
 from __future__ import annotations

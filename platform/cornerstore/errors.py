@@ -2,7 +2,7 @@
 
 Each error carries its HTTP status and a stable machine-readable code. The
 handlers in :mod:`cornerstore.error_handlers` render them; the OpenAPI error
-responses are generated from :data:`ERROR_RESPONSES`.
+responses are generated from the classes by :func:`error_responses`.
 """
 
 from __future__ import annotations
@@ -91,11 +91,15 @@ class ServiceUnavailable(CornerstoreError):
     default_detail = "the service cannot answer safely right now; retry later"
 
 
-def _responses(*errors: type[CornerstoreError]) -> dict[int | str, dict[str, Any]]:
+def error_responses(*errors: type[CornerstoreError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the errors a route can answer, all in the one shape."""
     return {
         cls.status_code: {"model": ErrorBody, "description": f"`{cls.code}`: {cls.default_detail}"}
         for cls in errors
     }
 
 
-ERROR_RESPONSES = _responses(Unauthenticated, NotFound, ValidationFailed, ServiceUnavailable)
+#: Routes about one shop: any refusal is a 404, never a 403.
+SHOP_ERRORS = error_responses(Unauthenticated, NotFound, ValidationFailed, ServiceUnavailable)
+#: Routes about no shop (administration, the whole audit log): a refusal is a 403.
+GLOBAL_ERRORS = error_responses(Unauthenticated, Forbidden, ValidationFailed, ServiceUnavailable)

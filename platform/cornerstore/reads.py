@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from consent.schemas import PurposeName
+from cornerstore.authz import PurposeName
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
-from cornerstore.errors import ERROR_RESPONSES, FieldError, ValidationFailed
+from cornerstore.errors import SHOP_ERRORS, FieldError, ValidationFailed
+from cornerstore.fieldtypes import Timestamp
 from cornerstore.gate import AccessGate, ReadRequest
 from cornerstore.records.models import Category
-from cornerstore.timestamps import Timestamp
 
-router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["governed reads"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["governed reads"], responses=SHOP_ERRORS)
 
 
 class RecordsPage(BaseModel):

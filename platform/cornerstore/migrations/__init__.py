@@ -41,10 +41,16 @@ def assert_migrated(engine: Engine) -> None:
     heads = set(ScriptDirectory(SCRIPT_LOCATION).get_heads())
     current = current_revisions(engine)
     if current != heads:
+        known = {script.revision for script in ScriptDirectory(SCRIPT_LOCATION).walk_revisions()}
         state = "empty" if not current else f"at revision {', '.join(sorted(current))}"
+        fix = (
+            "run: cornerstore db upgrade"
+            if current <= known
+            else "it was migrated by a newer Cornerstore; run that version"
+        )
         raise NotMigrated(
             f"the database is {state} but this Cornerstore needs revision "
-            f"{', '.join(sorted(heads))}; run: cornerstore db upgrade"
+            f"{', '.join(sorted(heads))}; {fix}"
         )
 
 

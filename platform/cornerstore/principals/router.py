@@ -4,11 +4,11 @@ from fastapi import APIRouter, status
 
 from cornerstore.access import authorize
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
-from cornerstore.errors import ERROR_RESPONSES
+from cornerstore.errors import GLOBAL_ERRORS
 from cornerstore.principals import service
 from cornerstore.principals.schemas import PrincipalCreated, PrincipalIn
 
-router = APIRouter(prefix="/v1/principals", tags=["admin"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/principals", tags=["admin"], responses=GLOBAL_ERRORS)
 
 
 @router.post(
@@ -20,5 +20,5 @@ router = APIRouter(prefix="/v1/principals", tags=["admin"], responses=ERROR_RESP
 def create_principal(
     hub: HubDep, session: DbSession, caller: CurrentCaller, body: PrincipalIn
 ) -> PrincipalCreated:
-    authorize(hub, session, caller, resource="principal", action="create")
-    return service.create(session, body)
+    permit = authorize(hub, session, caller, resource="principal", action="create")
+    return service.create(session, body, by=caller, policy_version=permit.policy_version)

@@ -1,19 +1,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
+from cornerstore.fieldtypes import Text
 from cornerstore.principals.models import Role
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class PrincipalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Name
+    name: Text
     role: Role
     shop_ids: list[uuid.UUID] = Field(
         default_factory=list,

@@ -5,14 +5,28 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit import service as audit
+from audit.schemas import AuditDraft, Decision
 from cornerstore.errors import FieldError, ValidationFailed
-from cornerstore.principals.auth import hash_api_key, new_api_key
+from cornerstore.principals.auth import Caller, hash_api_key, new_api_key
 from cornerstore.principals.models import Principal, PrincipalShop, Role
 from cornerstore.principals.schemas import PrincipalCreated, PrincipalIn
 from cornerstore.shops.models import Shop
 
 
-def create(session: Session, body: PrincipalIn) -> PrincipalCreated:
+def create(
+    session: Session,
+    body: PrincipalIn,
+    *,
+    by: Caller | None = None,
+    policy_version: str | None = None,
+) -> PrincipalCreated:
+    """Create a principal and its API key. ``by`` is None for the operator's CLI.
+
+    The creation is audited once for each shop it links, so that a shop's
+    access log shows every new key that can act for it (an admin could
+    otherwise mint a shopkeeper key and read a shop unseen).
+    """
     shop_ids = list(dict.fromkeys(body.shop_ids))
     problem = _shop_scope_problem(body.role, len(shop_ids))
     if problem is None and shop_ids:
@@ -33,9 +47,28 @@ def create(session: Session, body: PrincipalIn) -> PrincipalCreated:
     )
     session.add(principal)
     session.flush()
+    linked: list[uuid.UUID | None] = list(shop_ids) or [None]
+    for shop_id in linked:
+        audit.append(
+            session,
+            AuditDraft(
+                action="principal.create",
+                decision=Decision.allow,
+                reason="created",
+                principal_id=by.id if by else None,
+                principal_role=by.role if by else OPERATOR,
+                shop_id=shop_id,
+                policy_version=policy_version,
+                details={"created_principal_id": str(principal.id), "role": body.role.value},
+            ),
+        )
     return PrincipalCreated(
         id=principal.id, name=principal.name, role=body.role, shop_ids=shop_ids, api_key=api_key
     )
+
+
+#: Who the audit log names when the CLI, not an API principal, made a change.
+OPERATOR = "operator"
 
 
 def names_of(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:

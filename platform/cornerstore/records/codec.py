@@ -1,7 +1,9 @@
 """How a record's values are laid out inside its ciphertext.
 
-The ingestion service seals with :func:`encode_values`; the gate opens with
-:func:`decode_values` and puts the event time back from the clear column.
+A record is sealed as the compact JSON of its validated values without its
+event time (``model_dump_json`` in the ingestion service); the gate opens it
+with :func:`decode_values`, which puts the event time back from the clear
+column.
 """
 
 from __future__ import annotations
@@ -26,10 +28,6 @@ FIELDS: dict[Category, tuple[str, ...]] = {
     Category.inventory: ("sku", "on_hand", "counted_at"),
     Category.payments: ("event_id", "occurred_at", "amount_cents", "method", "payer_ref"),
 }
-
-
-def encode_values(values: dict[str, Any]) -> bytes:
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def decode_values(

@@ -2,18 +2,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+from cornerstore.fieldtypes import Text
 
 
 class ShopIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Name
-    district: Name | None = None
+    name: Text
+    district: Text | None = None
 
 
 class ShopOut(BaseModel):

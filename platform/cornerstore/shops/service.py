@@ -4,16 +4,39 @@ import uuid
 
 from sqlalchemy.orm import Session
 
+from audit import service as audit
+from audit.schemas import AuditDraft, Decision
+from cornerstore.principals.auth import Caller
+from cornerstore.principals.service import OPERATOR
 from cornerstore.shops.keys import KeyRing
 from cornerstore.shops.models import Shop
 from cornerstore.shops.schemas import ShopIn, ShopOut
 
 
-def create(session: Session, keyring: KeyRing, body: ShopIn) -> ShopOut:
+def create(
+    session: Session,
+    keyring: KeyRing,
+    body: ShopIn,
+    *,
+    by: Caller | None = None,
+    policy_version: str | None = None,
+) -> ShopOut:
     """A shop and its first data key are created together, so a shop never lacks a key."""
     shop = Shop(id=uuid.uuid4(), name=body.name, district=body.district)
     session.add(shop)
     session.flush()
     keyring.create_first_key(session, shop.id)
     session.flush()
+    audit.append(
+        session,
+        AuditDraft(
+            action="shop.create",
+            decision=Decision.allow,
+            reason="created",
+            principal_id=by.id if by else None,
+            principal_role=by.role if by else OPERATOR,
+            shop_id=shop.id,
+            policy_version=policy_version,
+        ),
+    )
     return ShopOut.model_validate(shop)
