@@ -71,25 +71,32 @@ class ChainReport:
         return self.first_bad_seq is None
 
 
-def verify_chain(
-    entries: Iterable[Mapping[str, Any]],
-    *,
-    head_seq: int | None = None,
-    head_hash: bytes | None = None,
-) -> ChainReport:
-    """Check entries given in stored order, each with ``prev_hash`` and ``entry_hash``.
+@dataclass(frozen=True)
+class ChainHead:
+    """The recorded tip: the newest entry's seq and hash (0 and the genesis hash when empty)."""
 
-    ``head_seq``/``head_hash`` (the recorded tip) also catch removal of the
-    newest entries, which a chain alone cannot see.
+    seq: int
+    entry_hash: bytes
+
+
+def verify_chain(entries: Iterable[Mapping[str, Any]], *, head: ChainHead | None) -> ChainReport:
+    """Check entries given in seq order, each with ``prev_hash`` and ``entry_hash``.
+
+    Give every entry up to ``head.seq`` and none after it. The head also
+    catches removal of the newest entries, which a chain alone cannot see, so
+    a missing head (None) is a failure: that removal could not be ruled out.
+    The chain starts at entry 1; an entry numbered below 1 is reported too.
     """
     expected_seq = 1
     prev = GENESIS_HASH
     checked = 0
     for entry in entries:
         seq = int(entry["seq"])
-        if seq != expected_seq:
-            what = "missing" if seq > expected_seq else "out of order"
-            return ChainReport(checked, expected_seq, f"entry {expected_seq} is {what}")
+        if seq < expected_seq:
+            where = " (the chain starts at entry 1)" if seq < 1 else ""
+            return ChainReport(checked, seq, f"entry {seq} is out of order{where}")
+        if seq > expected_seq:
+            return ChainReport(checked, expected_seq, f"entry {expected_seq} is missing")
         if bytes(entry["prev_hash"]) != prev:
             return ChainReport(checked, seq, f"entry {seq} does not follow entry {seq - 1}")
         recomputed = entry_hash(prev, entry)
@@ -98,13 +105,20 @@ def verify_chain(
         prev = recomputed
         checked += 1
         expected_seq += 1
-    if head_seq is not None and head_seq != checked:
-        first = checked + 1
-        if head_seq > checked:
-            return ChainReport(checked, first, f"entries {first}..{head_seq} are missing")
+    first = checked + 1
+    if head is None:
         return ChainReport(
-            checked, head_seq + 1, f"entry {head_seq + 1} is not in the chain's head"
+            checked,
+            first,
+            f"the chain's head row is missing, so entries from {first} on may have been removed",
         )
-    if head_hash is not None and checked and head_hash != prev:
-        return ChainReport(checked, checked, f"entry {checked} differs from the chain's head")
+    if head.seq > checked:
+        return ChainReport(checked, first, f"entries {first}..{head.seq} are missing")
+    if head.seq < checked:
+        return ChainReport(
+            checked, head.seq + 1, f"entry {head.seq + 1} is not in the chain's head"
+        )
+    if bytes(head.entry_hash) != prev:
+        what = f"entry {checked}" if checked else "the empty log"
+        return ChainReport(checked, checked, f"{what} differs from the chain's head")
     return ChainReport(checked)

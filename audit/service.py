@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from audit import chain
@@ -97,12 +97,16 @@ def query(session: Session, where: AuditFilter, *, after_seq: int, limit: int) -
     return list(session.scalars(stmt.order_by(AuditEntry.seq).limit(limit)))
 
 
-def _stored_entries(session: Session, batch: int = 5000) -> Iterator[dict[str, object]]:
-    after = 0
+def _stored_entries(session: Session, up_to: int | None, batch: int) -> Iterator[dict[str, object]]:
+    """Stored entries in seq order from the lowest, even one below 1, up to ``up_to``."""
+    after: int | None = None
     while True:
-        rows = session.scalars(
-            select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(batch)
-        ).all()
+        stmt = select(AuditEntry).order_by(AuditEntry.seq).limit(batch)
+        if after is not None:
+            stmt = stmt.where(AuditEntry.seq > after)
+        if up_to is not None:
+            stmt = stmt.where(AuditEntry.seq <= up_to)
+        rows = session.scalars(stmt).all()
         if not rows:
             return
         for row in rows:
@@ -114,10 +118,32 @@ def _stored_entries(session: Session, batch: int = 5000) -> Iterator[dict[str, o
         session.expunge_all()
 
 
-def verify(session: Session) -> chain.ChainReport:
-    head = session.get(AuditHead, HEAD_ID)
-    return chain.verify_chain(
-        _stored_entries(session),
-        head_seq=head.seq if head else None,
-        head_hash=head.entry_hash if head else None,
+def _head(session: Session) -> chain.ChainHead | None:
+    row = session.execute(
+        select(AuditHead.seq, AuditHead.entry_hash).where(AuditHead.id == HEAD_ID)
+    ).one_or_none()
+    return chain.ChainHead(row.seq, bytes(row.entry_hash)) if row else None
+
+
+def verify(session: Session, *, batch: int = 5000) -> chain.ChainReport:
+    """Verify the chain up to the head as read first; later appends are outside this run.
+
+    A running hub keeps appending, so entries after that head are not read.
+    Still, no stored entry may lie beyond the head: an entry is committed
+    with the head that covers it, so the newest entry, read before the head
+    is read again, cannot be newer than it unless the head was wound back.
+    """
+    head = _head(session)
+    report = chain.verify_chain(
+        _stored_entries(session, head.seq if head else None, batch), head=head
     )
+    if not report.ok or head is None:
+        return report
+    newest = session.scalar(select(func.max(AuditEntry.seq)))
+    now = _head(session)
+    if newest is not None and now is not None and newest > now.seq:
+        beyond = head.seq + 1
+        return chain.ChainReport(
+            report.entries_checked, beyond, f"entry {beyond} is not in the chain's head"
+        )
+    return report

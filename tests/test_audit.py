@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.event import listen
+from sqlalchemy.orm import ORMExecuteState
 
-from audit.chain import CHAINED_FIELDS
-from audit.models import AuditEntry
+from audit import service as audit
+from audit.chain import (
+    CHAINED_FIELDS,
+    GENESIS_HASH,
+    ChainHead,
+    ChainReport,
+    entry_hash,
+    verify_chain,
+)
+from audit.models import AuditEntry, AuditHead
+from audit.schemas import AuditDraft, Decision
 from cornerstore.cli import main
+from cornerstore.db import session_scope
 from cornerstore.settings import get_settings
 from tests.factories import Actor, ShopSetup, World, audit_log, payment, sale
+
+#: The actions that record a new shop or principal rather than the day's activity.
+CREATIONS = ("shop.create", "principal.create")
 
 # --- a day of reads, allowed and refused --------------------------------------
 
@@ -166,7 +184,12 @@ FilterCase = Callable[[Day], tuple[dict[str, Any], Callable[[dict[str, Any]], bo
 
 FILTERS: dict[str, FilterCase] = {
     # name: day -> (query, which events must come back, how many)
-    "shop_id": lambda d: ({"shop_id": d.shop_b.id}, lambda e: e["shop_id"] == d.shop_b.id, 3),
+    "shop_id": lambda d: (
+        {"shop_id": d.shop_b.id},
+        lambda e: e["shop_id"] == d.shop_b.id,
+        # the shop, its keeper and connector created, one ingest, two reads
+        6,
+    ),
     "principal_id": lambda d: (
         {"principal_id": d.analyst.id},
         lambda e: e["principal_id"] == d.analyst.id,
@@ -175,11 +198,12 @@ FILTERS: dict[str, FilterCase] = {
     "purpose": lambda d: ({"purpose": "analytics"}, lambda e: e["purpose"] == "analytics", 5),
     "decision": lambda d: ({"decision": "deny"}, lambda e: e["decision"] == "deny", 5),
     "action": lambda d: ({"action": "consent.grant"}, lambda e: e["action"] == "consent.grant", 2),
+    "creation": lambda d: ({"action": "shop.create"}, lambda e: e["action"] == "shop.create", 2),
     "shop_and_decision": lambda d: (
         {"shop_id": d.shop_a.id, "decision": "allow"},
         lambda e: e["shop_id"] == d.shop_a.id and e["decision"] == "allow",
-        # two ingests, two grants, five allowed reads
-        9,
+        # the shop, its keeper and connector created, two ingests, two grants, five allowed reads
+        12,
     ),
     "principal_and_purpose": lambda d: (
         {"principal_id": d.analyst.id, "purpose": "replenishment"},
@@ -259,7 +283,9 @@ def test_following_next_returns_every_event_once(world: World, limit: int) -> No
 
     walked = [seq for page in pages for seq in page]
     assert walked == _seqs(everything["events"])
-    assert len(walked) == 16
+    assert walked == list(range(1, len(walked) + 1))  # the whole log, every entry once
+    # three ingests, two grants and eleven reads, besides the shops and principals created
+    assert sum(e["action"] not in CREATIONS for e in everything["events"]) == 16
     assert all(len(page) == limit for page in pages[:-2])
 
 
@@ -282,7 +308,13 @@ def test_access_log_pages_too(world: World) -> None:
     whole = day.shop_a.keeper.get(url, limit=1000).json()["events"]
 
     assert audit_log(day.shop_a.keeper, url, limit=2) == whole
-    assert len(whole) == 13
+    assert Counter(e["action"] for e in whole) == {
+        "shop.create": 1,
+        "principal.create": 2,  # its keeper and its connector
+        "ingest": 2,
+        "consent.grant": 2,
+        "read": 9,
+    }
 
 
 # --- who may read the log -----------------------------------------------------
@@ -363,7 +395,13 @@ def test_no_audit_entry_holds_a_data_value(world: World) -> None:
     events = audit_log(world.principal("auditor"))
     access_log = audit_log(shop.keeper, f"/v1/shops/{shop.id}/access-log")
 
-    assert len(events) == 13
+    assert Counter(e["action"] for e in events) == {
+        "principal.create": 6,  # admin, keeper, connector, lender, snoop, auditor
+        "shop.create": 1,
+        "ingest": 5,
+        "consent.grant": 1,
+        "read": 7,
+    }
     for dumped in (
         json.dumps(events, ensure_ascii=False),
         json.dumps(access_log, ensure_ascii=False),
@@ -376,51 +414,90 @@ def test_no_audit_entry_holds_a_data_value(world: World) -> None:
 # --- cornerstore audit verify -------------------------------------------------
 
 
-Verify = Callable[[], tuple[int, str]]
+@dataclass
+class CliRun:
+    code: int
+    out: str
+    err: str
+
+
+Cli = Callable[..., CliRun]
 
 
 @pytest.fixture
-def verify(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Verify]:
-    """Run `cornerstore audit verify` in-process against the test database."""
-    monkeypatch.setenv("CORNERSTORE_DATABASE_URL", database_url)
+def cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> Iterator[Cli]:
+    """Run `cornerstore ...` in-process in a clean operator shell (set CORNERSTORE_* first)."""
+    for name in list(os.environ):
+        if name.startswith("CORNERSTORE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
-    def run() -> tuple[int, str]:
+    def run(*argv: str) -> CliRun:
         get_settings.cache_clear()
         capsys.readouterr()
         try:
-            code = main(["audit", "verify"])
+            code = main(list(argv))
         finally:
             get_settings.cache_clear()
-        return code, capsys.readouterr().out
+        captured = capsys.readouterr()
+        return CliRun(code, captured.out, captured.err)
 
     get_settings.cache_clear()
     yield run
     get_settings.cache_clear()
 
 
-def _six_entries(world: World) -> list[dict[str, Any]]:
-    """A log of six entries whose third (a grant) and fourth (a read) differ."""
+Verify = Callable[[], tuple[int, str]]
+
+
+@pytest.fixture
+def verify(database_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> Verify:
+    """Run `cornerstore audit verify` in-process against the test database."""
+    monkeypatch.setenv("CORNERSTORE_DATABASE_URL", database_url)
+
+    def run() -> tuple[int, str]:
+        result = cli("audit", "verify")
+        assert result.err == ""
+        return result.code, result.out
+
+    return run
+
+
+def _small_log(world: World) -> list[dict[str, Any]]:
+    """A log whose grant is followed by a read that differs from it, and which ends in reads."""
     shop = world.shop()
     world.ingest(shop, "sales", [sale(i) for i in range(3)])
     world.ingest(shop, "payments", [payment(i) for i in range(3)])
     consumer = world.consumer()
+    auditor = world.principal("auditor")
     world.grant(shop, consumer, "analytics", ["sales"])
     assert consumer.get(f"/v1/shops/{shop.id}/sales", purpose="analytics").status_code == 200
     assert consumer.get(f"/v1/shops/{shop.id}/payments", purpose="analytics").status_code == 404
     assert shop.keeper.get(f"/v1/shops/{shop.id}/payments").status_code == 200
-    events = audit_log(world.principal("auditor"))
+    events = audit_log(auditor)
     assert [e["action"] for e in events] == [
+        "principal.create",  # the first admin
+        "shop.create",
+        "principal.create",  # the shop's keeper
+        "principal.create",  # and its connector
         "ingest",
         "ingest",
+        "principal.create",  # the consumer
+        "principal.create",  # the auditor
         "consent.grant",
         "read",
         "read",
         "read",
     ]
-    assert _seqs(events) == [1, 2, 3, 4, 5, 6]
+    assert _seqs(events) == list(range(1, len(events) + 1))
     return events
+
+
+def _seq_of(events: list[dict[str, Any]], action: str) -> int:
+    seq: int = next(e["seq"] for e in events if e["action"] == action)
+    return seq
 
 
 def _assert_intact(verify: Verify, entries: int) -> None:
@@ -429,14 +506,15 @@ def _assert_intact(verify: Verify, entries: int) -> None:
     assert f"audit log intact: {entries} entries verified" in out
 
 
-def _assert_broken_at(verify: Verify, seq: int) -> None:
+def _assert_broken_at(verify: Verify, seq: int) -> str:
     code, out = verify()
     assert code == 1, out
     assert f"FAILED verification at entry {seq}:" in out
+    return out
 
 
 def test_verify_passes_on_an_intact_log_and_counts_it(world: World, verify: Verify) -> None:
-    events = _six_entries(world)
+    events = _small_log(world)
 
     _assert_intact(verify, len(events))
 
@@ -446,29 +524,34 @@ def test_verify_passes_on_an_empty_log(world: World, verify: Verify) -> None:
 
 
 def test_verify_finds_an_edited_entry(world: World, verify: Verify) -> None:
-    _six_entries(world)
-    _assert_intact(verify, 6)
+    events = _small_log(world)
+    _assert_intact(verify, len(events))
+    grant = _seq_of(events, "consent.grant")
 
     with world.hub.engine.begin() as connection:
-        connection.execute(update(AuditEntry).where(AuditEntry.seq == 3).values(reason="x"))
+        connection.execute(update(AuditEntry).where(AuditEntry.seq == grant).values(reason="x"))
 
-    _assert_broken_at(verify, 3)
+    _assert_broken_at(verify, grant)
 
 
 def test_verify_finds_a_deleted_entry(world: World, verify: Verify) -> None:
-    _six_entries(world)
-    _assert_intact(verify, 6)
+    events = _small_log(world)
+    _assert_intact(verify, len(events))
+    grant = _seq_of(events, "consent.grant")
 
     with world.hub.engine.begin() as connection:
-        connection.execute(delete(AuditEntry).where(AuditEntry.seq == 3))
+        connection.execute(delete(AuditEntry).where(AuditEntry.seq == grant))
 
-    _assert_broken_at(verify, 3)
+    _assert_broken_at(verify, grant)
 
 
 @pytest.mark.parametrize("with_hashes", [False, True], ids=["contents", "whole-rows"])
 def test_verify_finds_two_swapped_entries(world: World, verify: Verify, with_hashes: bool) -> None:
-    _six_entries(world)
-    _assert_intact(verify, 6)
+    events = _small_log(world)
+    _assert_intact(verify, len(events))
+    grant = _seq_of(events, "consent.grant")
+    read = grant + 1
+    assert events[read - 1]["action"] == "read"
     columns = [name for name in CHAINED_FIELDS if name != "seq"]
     if with_hashes:
         columns += ["prev_hash", "entry_hash"]
@@ -478,37 +561,251 @@ def test_verify_finds_two_swapped_entries(world: World, verify: Verify, with_has
             row.seq: row._mapping
             for row in connection.execute(
                 select(AuditEntry.seq, *(getattr(AuditEntry, c) for c in columns)).where(
-                    AuditEntry.seq.in_([3, 4])
+                    AuditEntry.seq.in_([grant, read])
                 )
             )
         }
-        for seq, other in ((3, 4), (4, 3)):
+        for seq, other in ((grant, read), (read, grant)):
             connection.execute(
                 update(AuditEntry)
                 .where(AuditEntry.seq == seq)
                 .values({c: rows[other][c] for c in columns})
             )
 
-    _assert_broken_at(verify, 3)
+    _assert_broken_at(verify, grant)
 
 
 def test_verify_finds_the_newest_entries_deleted(world: World, verify: Verify) -> None:
-    _six_entries(world)
-    _assert_intact(verify, 6)
+    events = _small_log(world)
+    _assert_intact(verify, len(events))
+    cut = events[-2]["seq"]
 
     with world.hub.engine.begin() as connection:
-        connection.execute(delete(AuditEntry).where(AuditEntry.seq >= 5))
+        connection.execute(delete(AuditEntry).where(AuditEntry.seq >= cut))
 
-    _assert_broken_at(verify, 5)
+    _assert_broken_at(verify, cut)
 
 
 def test_verify_finds_the_newest_entry_deleted(world: World, verify: Verify) -> None:
-    _six_entries(world)
+    events = _small_log(world)
+    newest = events[-1]["seq"]
 
     with world.hub.engine.begin() as connection:
-        connection.execute(delete(AuditEntry).where(AuditEntry.seq == 6))
+        connection.execute(delete(AuditEntry).where(AuditEntry.seq == newest))
 
-    _assert_broken_at(verify, 6)
+    _assert_broken_at(verify, newest)
+
+
+@pytest.mark.parametrize("kept", [2, None], ids=["with-the-newest-entries", "alone"])
+def test_verify_fails_when_the_head_row_is_deleted(
+    world: World, verify: Verify, kept: int | None
+) -> None:
+    events = _small_log(world)
+    kept = len(events) if kept is None else kept
+
+    with world.hub.engine.begin() as connection:
+        connection.execute(delete(AuditEntry).where(AuditEntry.seq > kept))
+        connection.execute(delete(AuditHead))
+
+    out = _assert_broken_at(verify, kept + 1)
+    assert "the chain's head row is missing" in out
+    assert f"entries 1..{kept} verified before it" in out
+
+
+@pytest.mark.parametrize("seq", [0, -1])
+def test_verify_finds_an_entry_numbered_below_one(world: World, verify: Verify, seq: int) -> None:
+    _small_log(world)
+    with world.hub.engine.connect() as connection:
+        first = dict(
+            connection.execute(select(AuditEntry).where(AuditEntry.seq == 1)).one()._mapping
+        )
+    # A well-formed entry in every way but its number, chained from genesis.
+    forged = dict(first, seq=seq, reason="inserted", prev_hash=GENESIS_HASH)
+    forged["entry_hash"] = entry_hash(GENESIS_HASH, forged)
+
+    with world.hub.engine.begin() as connection:
+        connection.execute(insert(AuditEntry).values(forged))
+
+    out = _assert_broken_at(verify, seq)
+    assert f"entry {seq} is out of order (the chain starts at entry 1)" in out
+    assert "no entry verified before it" in out
+
+
+def test_verify_finds_a_head_wound_back(world: World, verify: Verify) -> None:
+    events = _small_log(world)
+    grant = _seq_of(events, "consent.grant")
+    with world.hub.engine.begin() as connection:
+        grant_hash = connection.scalar(select(AuditEntry.entry_hash).where(AuditEntry.seq == grant))
+        connection.execute(update(AuditHead).values(seq=grant, entry_hash=grant_hash))
+
+    out = _assert_broken_at(verify, grant + 1)
+    assert f"entry {grant + 1} is not in the chain's head" in out
+
+
+def test_verify_leaves_out_entries_appended_while_it_runs(world: World) -> None:
+    events = _small_log(world)
+    appended: list[int] = []
+
+    def append_before_a_page_of_entries(state: ORMExecuteState) -> None:
+        # Another session appends before each of the first four pages is read
+        # (not every page: an appender that keeps pace would make paging endless).
+        paging = state.is_select and any(m.class_ is AuditEntry for m in state.all_mappers)
+        if paging and len(appended) < 4:
+            with session_scope(world.hub.sessions) as other:
+                draft = AuditDraft(action="test.append", decision=Decision.allow, reason="live")
+                appended.append(audit.append(other, draft).seq)
+
+    with world.hub.sessions() as session:
+        listen(session, "do_orm_execute", append_before_a_page_of_entries)
+        report = audit.verify(session, batch=2)
+
+    # Checked up to the head as read at the start; the later appends are outside it.
+    assert report == ChainReport(len(events))
+    assert appended == list(range(len(events) + 1, len(events) + 5))
+    with world.hub.sessions() as session:
+        assert audit.verify(session, batch=2) == ChainReport(len(events) + len(appended))
+
+
+def test_verify_chain_checks_entries_against_the_head_it_is_given(world: World) -> None:
+    events = _small_log(world)
+    with world.hub.engine.connect() as connection:
+        rows = [dict(r._mapping) for r in connection.execute(select(AuditEntry).order_by("seq"))]
+    last = rows[-1]
+    head = ChainHead(last["seq"], last["entry_hash"])
+
+    assert verify_chain(rows, head=head) == ChainReport(len(events))
+    assert verify_chain(rows[:-1], head=ChainHead(last["seq"] - 1, last["prev_hash"])).ok
+    after = len(events) + 1
+    assert verify_chain(rows, head=None) == ChainReport(
+        len(events),
+        after,
+        f"the chain's head row is missing, so entries from {after} on may have been removed",
+    )
+    beyond = verify_chain(rows, head=ChainHead(last["seq"] - 1, last["prev_hash"]))
+    assert (beyond.first_bad_seq, beyond.problem) == (
+        last["seq"],
+        f"entry {last['seq']} is not in the chain's head",
+    )
+    assert verify_chain([], head=ChainHead(0, GENESIS_HASH)) == ChainReport(0)
+    assert not verify_chain([], head=ChainHead(0, last["entry_hash"])).ok
+
+
+def test_verify_on_an_unmigrated_database_says_so_in_one_line(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CORNERSTORE_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+
+    result = cli("audit", "verify")
+
+    assert result.code == 2
+    assert result.out == ""
+    assert result.err.startswith("cornerstore: the database is empty")
+    assert result.err.endswith("run: cornerstore db upgrade\n")
+    assert result.err.count("\n") == 1
+
+
+# --- creating shops and principals is audited ---------------------------------
+
+
+def test_creating_a_shop_and_its_keys_shows_in_its_access_log(world: World) -> None:
+    policy_version = world.client.get("/healthz").json()["policy_version"]
+    shop = world.shop()
+    admin = world.admin
+
+    log = audit_log(shop.keeper, f"/v1/shops/{shop.id}/access-log")
+
+    assert [(e["action"], e["principal_id"], e["principal_role"], e["details"]) for e in log] == [
+        ("shop.create", admin.id, "admin", {}),
+        (
+            "principal.create",
+            admin.id,
+            "admin",
+            {"created_principal_id": shop.keeper.id, "role": "shopkeeper"},
+        ),
+        (
+            "principal.create",
+            admin.id,
+            "admin",
+            {"created_principal_id": shop.connector.id, "role": "connector"},
+        ),
+    ]
+    for entry in log:
+        assert entry["shop_id"] == shop.id
+        assert entry["decision"] == "allow"
+        assert entry["reason"]
+        assert entry["policy_version"] == policy_version
+        assert entry["principal_name"] == "root"
+    auditor = world.principal("auditor")
+    assert audit_log(auditor, shop_id=shop.id) == log
+    assert [e for e in audit_log(auditor) if e["shop_id"] == shop.id] == log
+
+
+def test_a_new_key_shows_in_the_access_log_of_every_shop_it_can_act_for(world: World) -> None:
+    shop_x, shop_y, shop_z = world.shop("X"), world.shop("Y"), world.shop("Z")
+    keeper = world.principal("shopkeeper", shops=[shop_x.id, shop_y.id])
+    lender = world.consumer()
+    auditor = world.principal("auditor")
+
+    def minting(events: list[dict[str, Any]], of: Actor) -> list[tuple[Any, ...]]:
+        return [
+            (e["action"], e["principal_id"], e["principal_role"], e["shop_id"], e["details"])
+            for e in events
+            if e["details"].get("created_principal_id") == of.id
+        ]
+
+    for shop in (shop_x, shop_y):
+        log = audit_log(shop.keeper, f"/v1/shops/{shop.id}/access-log")
+        assert minting(log, keeper) == [
+            (
+                "principal.create",
+                world.admin.id,
+                "admin",
+                shop.id,
+                {"created_principal_id": keeper.id, "role": "shopkeeper"},
+            )
+        ]
+    assert minting(audit_log(shop_z.keeper, f"/v1/shops/{shop_z.id}/access-log"), keeper) == []
+    created = audit_log(auditor, action="principal.create")
+    assert {e[3] for e in minting(created, keeper)} == {shop_x.id, shop_y.id}
+    assert len(minting(created, keeper)) == 2
+    # A key that keeps no shop is recorded once, for no shop.
+    assert minting(created, lender) == [
+        (
+            "principal.create",
+            world.admin.id,
+            "admin",
+            None,
+            {"created_principal_id": lender.id, "role": "consumer"},
+        )
+    ]
+
+
+def test_a_shopkeeper_created_from_the_cli_is_audited_as_the_operator(
+    world: World, cli: Cli, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = world.shop()
+    monkeypatch.setenv("CORNERSTORE_DATABASE_URL", database_url)
+    monkeypatch.setenv("CORNERSTORE_DATA_DIR", str(world.hub.settings.data_dir))
+
+    argv = ["--role", "shopkeeper", "--name", "night keeper", "--shop", shop.id, "--json"]
+    result = cli("principals", "create", *argv)
+
+    assert result.code == 0, result.err
+    created = json.loads(result.out)
+    log = audit_log(shop.keeper, f"/v1/shops/{shop.id}/access-log")
+    entry = log[-1]
+    assert {k: entry[k] for k in ("action", "decision", "principal_id", "principal_role")} == {
+        "action": "principal.create",
+        "decision": "allow",
+        "principal_id": None,
+        "principal_role": "operator",
+    }
+    assert entry["shop_id"] == shop.id
+    assert entry["details"] == {"created_principal_id": created["id"], "role": "shopkeeper"}
+    assert entry in audit_log(world.principal("auditor"), action="principal.create")
+    # The new key sees its own creation in the shop's access log.
+    new_keeper = Actor(world.client, created["id"], "shopkeeper", created["api_key"])
+    assert audit_log(new_keeper, f"/v1/shops/{shop.id}/access-log") == log
 
 
 def test_the_access_log_names_who_read_the_shops_data(world: World) -> None:

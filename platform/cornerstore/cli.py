@@ -95,12 +95,14 @@ def cmd_principals_create(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(_args: argparse.Namespace) -> int:
     from audit import service as audit
+    from cornerstore.db import make_sessionmaker
+    from cornerstore.migrations import assert_migrated
 
     settings = get_settings()
     engine = make_engine(settings.sqlalchemy_url)
     try:
-        from cornerstore.db import make_sessionmaker
-
+        # An unmigrated database is one line naming `cornerstore db upgrade` (see main).
+        assert_migrated(engine)
         with make_sessionmaker(engine)() as session:
             report = audit.verify(session)
     finally:
@@ -109,7 +111,8 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
         _print(f"audit log intact: {report.entries_checked} entries verified")
         return 0
     _print(f"audit log FAILED verification at entry {report.first_bad_seq}: {report.problem}")
-    _print(f"entries 1..{report.entries_checked} verified before it")
+    checked = report.entries_checked
+    _print(f"entries 1..{checked} verified before it" if checked else "no entry verified before it")
     return 1
 
 
