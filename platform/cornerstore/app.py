@@ -16,6 +16,7 @@ from connectors.router import router as ingestion_router
 from consent.router import router as consent_router
 from cornerstore import error_handlers, telemetry
 from cornerstore.hub import Hub
+from cornerstore.middleware import BodySizeLimit, CatchAll
 from cornerstore.principals.router import router as principals_router
 from cornerstore.reads import router as reads_router
 from cornerstore.settings import get_settings
@@ -46,6 +47,9 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
     )
     app.state.hub = hub
     error_handlers.install(app)
+    # The last added runs first: CatchAll wraps everything, the body cap included.
+    app.add_middleware(BodySizeLimit, max_body_bytes=hub.settings.max_body_bytes)
+    app.add_middleware(CatchAll)
     for router in (
         principals_router,
         shops_router,

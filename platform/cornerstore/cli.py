@@ -161,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=21)
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--reset", action="store_true", help="delete the demo data dir first")
+    demo.add_argument(
+        "--reset", action="store_true", help="delete the demo's database and master key first"
+    )
     demo.add_argument("--no-serve", action="store_true", help="load the data and exit")
     demo.set_defaults(func=cmd_demo)
     return parser

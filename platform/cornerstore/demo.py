@@ -7,18 +7,19 @@ validated, sealed and audited), so the demo shows the real thing.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from connectors import service as ingestion
 from consent import service as consents
-from consent.schemas import ConsentIn, PurposeName
+from consent.schemas import ConsentIn
 from cornerstore import demo_data
+from cornerstore.authz import PurposeName
 from cornerstore.db import make_engine, session_scope, utcnow
 from cornerstore.hub import Hub
 from cornerstore.migrations import upgrade
@@ -27,7 +28,7 @@ from cornerstore.principals.auth import Caller
 from cornerstore.principals.models import Principal, Role
 from cornerstore.principals.schemas import PrincipalCreated, PrincipalIn
 from cornerstore.records.models import Category
-from cornerstore.settings import Settings
+from cornerstore.settings import Environment, Settings
 from cornerstore.shops import service as shops
 from cornerstore.shops.schemas import ShopIn
 
@@ -202,9 +203,35 @@ def print_keys(keys: DemoKeys, base: str) -> None:
     _out()
 
 
+def _refusal(settings: Settings) -> str | None:
+    """Why the demo must not run here, or None: it seeds demo data and prints its keys."""
+    backend = make_url(settings.sqlalchemy_url).get_backend_name()
+    if settings.environment is Environment.development and backend == "sqlite":
+        return None
+    # The backend's name only: the URL can hold a password.
+    return (
+        "the demo runs only in development on SQLite, not in "
+        f"{settings.environment.value} on {backend}; it would load demo data into a real hub"
+    )
+
+
+def _demo_files(settings: Settings) -> list[Path]:
+    """What ``--reset`` deletes: the SQLite database with its companions, and the master key."""
+    files = [settings.master_key_path]
+    database = make_url(settings.sqlalchemy_url).database
+    if database and database != ":memory:":
+        files += [Path(database + suffix) for suffix in ("", "-wal", "-shm")]
+    return files
+
+
 def run_demo(settings: Settings, args: argparse.Namespace) -> int:
-    if args.reset and settings.data_dir.exists():
-        shutil.rmtree(settings.data_dir)
+    refusal = _refusal(settings)
+    if refusal is not None:
+        sys.stderr.write(f"cornerstore: {refusal}\n")
+        return 2  # the CLI's exit code for a refusal
+    if args.reset:
+        for path in _demo_files(settings):
+            path.unlink(missing_ok=True)
     engine = make_engine(settings.sqlalchemy_url)
     upgrade(engine)
     hub = Hub.open(settings, engine=engine)

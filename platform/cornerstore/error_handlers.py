@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cornerstore.crypto import KeyMaterialError
@@ -74,11 +75,6 @@ async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     return _render(ServiceUnavailable.status_code, ServiceUnavailable().body())
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    _log.error("unhandled error: %s", type(exc).__name__)
-    return _render(500, ErrorBody(error="internal_error", detail="internal error"))
-
-
 async def _key_error(_request: Request, exc: Exception) -> JSONResponse:
     # A data key that will not unwrap: fail closed, say nothing about the key.
     _log.error("key material error: %s", type(exc).__name__)
@@ -86,6 +82,12 @@ async def _key_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    """Handlers for the errors the app expects.
+
+    Any other exception is answered by :class:`cornerstore.middleware.CatchAll`:
+    Starlette re-raises after an ``Exception`` handler here, on to the server's
+    log and the request span.
+    """
     app.add_exception_handler(CornerstoreError, _cornerstore_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -93,4 +95,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnknownShopKey, _key_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DBAPIError, _database_error)
-    app.add_exception_handler(Exception, _unexpected)
+    # The pool had no connection to give in time; not a DBAPIError, same answer.
+    app.add_exception_handler(PoolTimeout, _database_error)

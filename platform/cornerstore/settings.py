@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     page_size_default: int = Field(default=500, ge=1, le=5000)
     page_size_max: int = Field(default=5000, ge=1)
     ingest_max_records: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1, description="Larger request bodies are refused (413)."
+    )
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Row, select, tuple_
 from sqlalchemy import insert as insert_stmt
 from sqlalchemy.dialects import sqlite
@@ -16,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from cornerstore.db import utcnow
 from cornerstore.records.models import QuarantinedRecord, ShopRecord
+
+_tracer = trace.get_tracer("cornerstore.records")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,30 +93,39 @@ def _insert_new_by_copy(session: Session, rows: list[dict[str, Any]]) -> int:
     ]
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
-    # New records are the common case and one COPY is the cheapest way in.
-    # If any record is stored already, the savepoint undoes the COPY and the
-    # batch goes through a staging table and ON CONFLICT DO NOTHING instead.
-    try:
-        with driver.transaction(), driver.cursor() as cursor:
-            _copy(cursor, "shop_records", tuples)
-        return len(tuples)
-    except psycopg.errors.UniqueViolation:
-        pass
-    with driver.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS incoming_records ("
-            "shop_id uuid, category text, record_key bytea, occurred_at timestamptz, "
-            "sealed bytea, batch_id uuid, ingested_at timestamptz) ON COMMIT DELETE ROWS"
-        )
-        _copy(cursor, "incoming_records", tuples)
-        cursor.execute(
-            f"INSERT INTO shop_records ({_COLUMN_LIST}) "  # noqa: S608 (constant column names)
-            f"SELECT {_COLUMN_LIST} FROM incoming_records "
-            "ON CONFLICT (shop_id, category, record_key) DO NOTHING"
-        )
-        inserted = cursor.rowcount
-        cursor.execute("DELETE FROM incoming_records")
-    return int(inserted)
+    # The driver is used directly, so the engine's tracing does not see this.
+    # The span carries the row count only: an exception's message can hold values.
+    with _tracer.start_as_current_span(
+        "db.copy shop_records",
+        kind=SpanKind.CLIENT,
+        attributes={"db.system": "postgresql", "cornerstore.records": len(tuples)},
+        record_exception=False,
+        set_status_on_exception=False,
+    ):
+        # New records are the common case and one COPY is the cheapest way in.
+        # If any record is stored already, the savepoint undoes the COPY and the
+        # batch goes through a staging table and ON CONFLICT DO NOTHING instead.
+        try:
+            with driver.transaction(), driver.cursor() as cursor:
+                _copy(cursor, "shop_records", tuples)
+            return len(tuples)
+        except psycopg.errors.UniqueViolation:
+            pass
+        with driver.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS incoming_records ("
+                "shop_id uuid, category text, record_key bytea, occurred_at timestamptz, "
+                "sealed bytea, batch_id uuid, ingested_at timestamptz) ON COMMIT DELETE ROWS"
+            )
+            _copy(cursor, "incoming_records", tuples)
+            cursor.execute(
+                f"INSERT INTO shop_records ({_COLUMN_LIST}) "  # noqa: S608 (constant column names)
+                f"SELECT {_COLUMN_LIST} FROM incoming_records "
+                "ON CONFLICT (shop_id, category, record_key) DO NOTHING"
+            )
+            inserted = cursor.rowcount
+            cursor.execute("DELETE FROM incoming_records")
+        return int(inserted)
 
 
 def _copy(cursor: psycopg.Cursor[Any], table: str, tuples: list[tuple[Any, ...]]) -> None:
