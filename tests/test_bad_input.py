@@ -69,3 +69,18 @@ def test_an_audit_cursor_beyond_64_bits_is_a_422(world: World, path: str) -> Non
 
     assert response.status_code == 422
     assert response.json()["fields"][0]["field"] == "query.after"
+
+
+def test_a_json_number_too_long_to_parse_is_a_400_in_the_error_shape(world: World) -> None:
+    shop = world.shop()
+    body = '{"records": [{"quantity": ' + "9" * 5000 + "}]}"
+
+    response = shop.connector.client.post(
+        f"/v1/shops/{shop.id}/sales",
+        content=body.encode(),
+        headers={**shop.connector.headers, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "bad_request"
+    assert "9999" not in response.text

@@ -139,7 +139,9 @@ def seed(hub: Hub, *, shops_count: int, days: int) -> DemoKeys:
                             categories=categories,
                             expires_at=expires,
                         ),
-                        allowed_categories=frozenset(c.value for c in categories),
+                        allowed_categories=frozenset(
+                            c.value for c in categories if hub.authorizer.purpose_allows(purpose, c)
+                        ),
                         policy_version=hub.authorizer.policy_version,
                     )
         if (number + 1) % 10 == 0 or number + 1 == len(generated):

@@ -26,6 +26,7 @@ from cornerstore.shops.keys import UnknownShopKey
 _log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
+    400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     @model_validator(mode="after")
+    def _page_sizes_agree(self) -> Settings:
+        if self.page_size_default > self.page_size_max:
+            raise ValueError(
+                "CORNERSTORE_PAGE_SIZE_DEFAULT must not exceed CORNERSTORE_PAGE_SIZE_MAX"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _production_needs_explicit_storage(self) -> Settings:
         # Outside development the hub must not quietly fall back to demo-style
         # defaults: an operator names the database and the master key file.
