@@ -11,8 +11,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
@@ -22,7 +24,7 @@ from cornerstore.app import create_app
 from cornerstore.db import make_engine
 from cornerstore.hub import Hub
 from cornerstore.migrations import upgrade
-from cornerstore.settings import Environment, Settings
+from cornerstore.settings import Environment, Settings, get_settings
 from cornerstore.tables import metadata
 from tests.factories import World
 
@@ -110,3 +112,20 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def world(client: TestClient, hub: Hub) -> World:
     return World(client, hub)
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """A clean operator shell: no CORNERSTORE_* variables, no stray .env, no cached settings."""
+    for name in list(os.environ):
+        if name.startswith("CORNERSTORE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+    def no_server(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("the command started a server")
+
+    monkeypatch.setattr(uvicorn, "run", no_server)
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()

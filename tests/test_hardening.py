@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 import anyio
 import pytest
 import sqlalchemy.exc
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
@@ -278,23 +276,6 @@ def test_the_body_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- 3. the demo refuses a real hub, and --reset deletes only its own files -------------------
 
 
-@pytest.fixture
-def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
-    """No CORNERSTORE_* variables, no stray .env, no cached settings, and no server."""
-    for name in list(os.environ):
-        if name.startswith("CORNERSTORE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-    def no_server(*_args: Any, **_kwargs: Any) -> None:
-        raise AssertionError("the command started a server")
-
-    monkeypatch.setattr(uvicorn, "run", no_server)
-    get_settings.cache_clear()
-    yield monkeypatch
-    get_settings.cache_clear()
-
-
 def _demo(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     capsys.readouterr()
     get_settings.cache_clear()
@@ -314,7 +295,7 @@ def _demo(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str
     ids=["production-postgresql", "development-postgresql", "test-sqlite"],
 )
 def test_the_demo_refuses_anything_but_development_on_sqlite(
-    shell: pytest.MonkeyPatch,
+    cli_env: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     environment: str,
@@ -323,11 +304,11 @@ def test_the_demo_refuses_anything_but_development_on_sqlite(
     data_dir = tmp_path / "hub-data"
     data_dir.mkdir()
     (data_dir / "precious.txt").write_text("keep me", encoding="utf-8")
-    shell.setenv("CORNERSTORE_ENVIRONMENT", environment)
-    shell.setenv("CORNERSTORE_DATA_DIR", str(data_dir))
-    shell.setenv("CORNERSTORE_MASTER_KEY_FILE", str(data_dir / "master.key"))
+    cli_env.setenv("CORNERSTORE_ENVIRONMENT", environment)
+    cli_env.setenv("CORNERSTORE_DATA_DIR", str(data_dir))
+    cli_env.setenv("CORNERSTORE_MASTER_KEY_FILE", str(data_dir / "master.key"))
     if database_url is not None:
-        shell.setenv("CORNERSTORE_DATABASE_URL", database_url)
+        cli_env.setenv("CORNERSTORE_DATABASE_URL", database_url)
 
     code, out, err = _demo(capsys, "--reset")
 
@@ -341,10 +322,10 @@ def test_the_demo_refuses_anything_but_development_on_sqlite(
 
 
 def test_demo_reset_deletes_only_the_demos_own_files(
-    shell: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    cli_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "demo"
-    shell.setenv("CORNERSTORE_DATA_DIR", str(data_dir))
+    cli_env.setenv("CORNERSTORE_DATA_DIR", str(data_dir))
     code, out, err = _demo(capsys)
     assert code == 0, err
     first_key = (data_dir / "master.key").read_bytes()

@@ -14,7 +14,7 @@ import os
 import re
 import stat
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,23 +49,6 @@ class Run:
     code: int
     out: str
     err: str
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
-    """A clean operator shell: no CORNERSTORE_* variables, no stray .env, no cached settings."""
-    for name in list(os.environ):
-        if name.startswith("CORNERSTORE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-    def no_server(*_args: Any, **_kwargs: Any) -> None:
-        raise AssertionError("the command started a server")
-
-    monkeypatch.setattr(uvicorn, "run", no_server)
-    get_settings.cache_clear()
-    yield monkeypatch
-    get_settings.cache_clear()
 
 
 @pytest.fixture
