@@ -18,7 +18,7 @@ from cornerstore.deps import DbSession, HubDep
 from cornerstore.gate import decode_cursor, encode_cursor
 from cornerstore.reads import RecordsPage
 from cornerstore.records import repository
-from cornerstore.records.codec import decode_values
+from cornerstore.records.codec import VALUES_FIELD, decode_values
 from cornerstore.records.models import Category
 
 
@@ -46,7 +46,7 @@ def create() -> FastAPI:
             decode_values(
                 Category.sales,
                 occurred_at,
-                cipher.open(Category.sales, bytes(key), bytes(sealed)),
+                cipher.open(Category.sales, VALUES_FIELD, bytes(key), bytes(sealed)),
             )
             for _id, occurred_at, key, sealed in rows
         ]

@@ -17,7 +17,13 @@ from connectors.schemas import BatchResult, InventoryIn, PaymentIn, RejectedReco
 from cornerstore.crypto import ShopCipher
 from cornerstore.principals.auth import Caller
 from cornerstore.records import repository
-from cornerstore.records.codec import TIME_FIELD
+from cornerstore.records.codec import (
+    QUARANTINE_KIND,
+    RAW_FIELD,
+    TIME_FIELD,
+    VALUES_FIELD,
+    quarantine_record_key,
+)
 from cornerstore.records.models import Category
 
 SCHEMAS: Mapping[Category, type[BaseModel]] = {
@@ -26,7 +32,6 @@ SCHEMAS: Mapping[Category, type[BaseModel]] = {
     Category.payments: PaymentIn,
 }
 _ADAPTERS = {category: TypeAdapter(list[schema]) for category, schema in SCHEMAS.items()}  # type: ignore[valid-type]
-QUARANTINE_KIND = "quarantine"
 
 
 def natural_id(category: Category, record: BaseModel) -> str:
@@ -101,7 +106,8 @@ def ingest(
             "category": category.value,
             "record_key": key,
             "occurred_at": getattr(record, time_field),
-            "sealed": cipher.seal(category, key, values),
+            "sealed": cipher.seal(category, VALUES_FIELD, key, values),
+            "key_version": cipher.version,
             "batch_id": batch_id,
         }
     inserted = repository.insert_new(session, list(rows.values()))
@@ -118,6 +124,7 @@ def ingest(
                 "field": rejected.field[:200],
                 "reason": rejected.reason[:500],
                 "sealed": _seal_quarantined(cipher, batch_id, rejected.index, raw_records),
+                "key_version": cipher.version,
             }
             for rejected in validated.rejected
         ],
@@ -154,8 +161,8 @@ def _seal_quarantined(
     cipher: ShopCipher, batch_id: uuid.UUID, index: int, raw_records: list[Any]
 ) -> bytes:
     # A rejected record is still the shop's data: it is kept, but sealed.
-    record_key = batch_id.bytes + index.to_bytes(4)
+    record_key = quarantine_record_key(batch_id, index)
     # ASCII-escaped JSON, so that even text no UTF-8 can hold (a lone
     # surrogate, the reason it was refused) is kept as it came.
     raw = json.dumps(raw_records[index], separators=(",", ":"), ensure_ascii=True).encode()
-    return cipher.seal(QUARANTINE_KIND, record_key, raw)
+    return cipher.seal(QUARANTINE_KIND, RAW_FIELD, record_key, raw)

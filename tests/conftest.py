@@ -87,10 +87,15 @@ def hub(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def wipe(engine: Engine) -> None:
-    """Empty every table and reset the audit chain, so each test starts clean."""
+    """Empty every table and reset the audit chain, so each test starts clean.
+
+    The record of which master key is active stays: it describes the hub's key
+    provider, which outlives each test.
+    """
     with engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):
-            connection.execute(table.delete())
+            if table.name != "master_keys":
+                connection.execute(table.delete())
         connection.execute(
             text("INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, 0, :h)"),
             {"h": bytes(32)},

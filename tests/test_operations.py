@@ -23,18 +23,20 @@ import pytest
 import uvicorn
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from cornerstore import cli
 from cornerstore.app import create_app, serve_app
 from cornerstore.authz import Authorizer
-from cornerstore.crypto import KeyMaterialError, MasterKey
+from cornerstore.crypto import KeyMaterialError
 from cornerstore.db import make_engine, make_sessionmaker
 from cornerstore.hub import Hub
-from cornerstore.migrations import NotMigrated, current_revisions, upgrade
+from cornerstore.keys.localfile import LocalKeyProvider
+from cornerstore.keys.ring import KeyRing
+from cornerstore.migrations import SCRIPT_LOCATION, NotMigrated, current_revisions, upgrade
 from cornerstore.settings import Environment, Settings, TraceExporter, get_settings
-from cornerstore.shops.keys import KeyRing
 from cornerstore.tables import metadata
 from tests.factories import ShopSetup, World, sale
 
@@ -262,7 +264,7 @@ def test_a_fresh_database_is_at_head_after_upgrade(tmp_path: Path) -> None:
     settings = migrated_sqlite(tmp_path)
     engine = make_engine(settings.sqlalchemy_url)
     try:
-        assert current_revisions(engine) == {"0001"}
+        assert current_revisions(engine) == set(ScriptDirectory(SCRIPT_LOCATION).get_heads())
         with engine.connect() as connection:
             diff = compare_metadata(
                 MigrationContext.configure(connection, opts={"compare_type": True}), metadata
@@ -356,9 +358,7 @@ def test_a_wrong_master_key_fails_closed(tmp_path: Path) -> None:
     settings.master_key_path.write_bytes(wrong_key)
     assert mode_of(settings.master_key_path) == 0o600
 
-    with pytest.raises(
-        KeyMaterialError, match="not the key the stored data keys were wrapped with"
-    ):
+    with pytest.raises(KeyMaterialError, match="not the key these data were written with"):
         Hub.open(settings)
 
     # Were a wrong key in use all the same, the gate must still let nothing out.
@@ -368,7 +368,11 @@ def test_a_wrong_master_key_fails_closed(tmp_path: Path) -> None:
         engine=engine,
         sessions=make_sessionmaker(engine),
         authorizer=Authorizer(settings.policy_dir),
-        keyring=KeyRing(MasterKey(wrong_key)),
+        keyring=KeyRing(
+            LocalKeyProvider(
+                settings.master_key_path, settings.key_store_path, may_create_master=False
+            )
+        ),
     )
     try:
         with TestClient(create_app(wrong)) as client:

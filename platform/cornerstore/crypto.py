@@ -1,11 +1,12 @@
-"""Encryption at rest: a master key in a file wraps per-shop data keys (AES-256-GCM).
+"""Encryption primitives: AES-256-GCM with associated data, and the per-shop cipher.
 
 Every shop-data value is sealed with its shop's data key. The associated data
-binds each ciphertext to its shop, record kind and record key, so a
-ciphertext copied into another row or another shop fails to open.
+binds each ciphertext to its shop, record kind, field and record id, so a
+ciphertext copied into another row, another field or another shop fails to
+open. Every ciphertext starts with the version of the data key that sealed it.
 
-This module holds primitives only; :mod:`cornerstore.shops.keys` stores and
-caches the wrapped data keys.
+This module holds primitives only. :mod:`cornerstore.keys` wraps, stores and
+caches the data keys.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import stat
 import struct
 import uuid
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -25,9 +24,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
-_SEAL_FORMAT = 1
+#: Format 2 binds the field name too; format 1 (the foundation's) bound shop, kind and record.
+_SEAL_FORMAT = 2
+_SEAL_FORMATS = frozenset({1, 2})
 _HEADER = struct.Struct(">BI")  # format byte, data-key version
-_WRAP_CONTEXT = b"cornerstore/shop-data-key/v1"
 
 
 class KeyMaterialError(Exception):
@@ -38,65 +38,22 @@ class DecryptionFailed(Exception):
     """A ciphertext did not open: wrong key, wrong row, or tampered bytes."""
 
 
-class MasterKey:
-    """The key-encryption key. It never touches shop-data rows directly."""
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) != KEY_BYTES:
-            raise KeyMaterialError("a master key is 32 bytes")
-        self._aead = AESGCM(key)
-        # Identifies which master key wrapped a data key without revealing it.
-        self.fingerprint = hashlib.sha256(b"cornerstore/master-key-id|" + key).hexdigest()[:16]
-
-    def wrap(self, shop_id: uuid.UUID, version: int, data_key: bytes) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, data_key, _wrap_aad(shop_id, version))
-
-    def unwrap(self, shop_id: uuid.UUID, version: int, wrapped: bytes) -> bytes:
-        try:
-            return self._aead.decrypt(
-                wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_aad(shop_id, version)
-            )
-        except InvalidTag as exc:
-            raise KeyMaterialError(
-                f"the master key cannot unwrap the data key of shop {shop_id}: "
-                "it is not the key these data were written with"
-            ) from exc
+def seal_with(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM under ``key``: a fresh 96-bit nonce, then ciphertext and tag."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
-def _wrap_aad(shop_id: uuid.UUID, version: int) -> bytes:
-    return b"|".join((_WRAP_CONTEXT, shop_id.bytes, str(version).encode()))
+def open_with(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+    except InvalidTag as exc:
+        raise DecryptionFailed("the ciphertext did not open under this key") from exc
 
 
-def load_master_key(path: Path, *, create: bool) -> MasterKey:
-    """Read the master key file, or make one when ``create`` is true and none exists.
-
-    A key file that other users can read is refused: it would let them read
-    every shop's data.
-    """
-    if not path.exists():
-        if not create:
-            raise KeyMaterialError(
-                f"master key file {path} is missing but encrypted data exists; "
-                "restore the key file from your backup (a new key would make every "
-                "record unreadable)"
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(AESGCM.generate_key(bit_length=256))
-            handle.flush()
-            os.fsync(handle.fileno())
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyMaterialError(
-            f"master key file {path} is accessible to other users "
-            f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}"
-        )
-    key = path.read_bytes()
-    if len(key) != KEY_BYTES:
-        raise KeyMaterialError(f"master key file {path} does not hold a 32-byte key")
-    return MasterKey(key)
+def key_id(key: bytes) -> str:
+    """Names a key without revealing it: the first 64 bits of a domain-separated hash."""
+    return hashlib.sha256(b"cornerstore/master-key-id|" + key).hexdigest()[:16]
 
 
 def new_data_key() -> bytes:
@@ -136,34 +93,38 @@ class ShopCipher:
         digest = hmac.new(self._mac_key, f"pseudonym|{scope}|{value}".encode(), "sha256")
         return digest.hexdigest()[:20]
 
-    def _aad(self, header: bytes, kind: str, record_key: bytes) -> bytes:
-        # What a ciphertext is bound to: its shop, its kind and its record key.
-        return b"|".join((header, self._shop_bytes, kind.encode(), record_key))
+    def _aad(self, header: bytes, kind: str, field: str, record_key: bytes) -> bytes:
+        # What a ciphertext is bound to: its shop, kind, field and record.
+        if header[0] == 1:
+            return b"|".join((header, self._shop_bytes, kind.encode(), record_key))
+        return b"|".join((header, self._shop_bytes, kind.encode(), field.encode(), record_key))
 
-    def seal(self, kind: str, record_key: bytes, plaintext: bytes) -> bytes:
+    def seal(self, kind: str, field: str, record_key: bytes, plaintext: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         header = _HEADER.pack(_SEAL_FORMAT, self.version)
-        return (
-            header
-            + nonce
-            + self._aead.encrypt(nonce, plaintext, self._aad(header, kind, record_key))
-        )
+        aad = self._aad(header, kind, field, record_key)
+        return header + nonce + self._aead.encrypt(nonce, plaintext, aad)
 
-    def open(self, kind: str, record_key: bytes, sealed: bytes) -> bytes:
+    def open(self, kind: str, field: str, record_key: bytes, sealed: bytes) -> bytes:
         header = sealed[: _HEADER.size]
         nonce = sealed[_HEADER.size : _HEADER.size + NONCE_BYTES]
         try:
             return self._aead.decrypt(
-                nonce, sealed[_HEADER.size + NONCE_BYTES :], self._aad(header, kind, record_key)
+                nonce,
+                sealed[_HEADER.size + NONCE_BYTES :],
+                self._aad(header, kind, field, record_key),
             )
-        except InvalidTag as exc:
+        except (InvalidTag, IndexError) as exc:
             raise DecryptionFailed(
                 f"a {kind} record of shop {self.shop_id} did not decrypt"
             ) from exc
 
 
 def sealed_key_version(sealed: bytes) -> int:
+    """The data-key version a ciphertext was sealed with, read from its header."""
+    if len(sealed) < _HEADER.size:
+        raise DecryptionFailed("the ciphertext is too short to hold a header")
     fmt, version = _HEADER.unpack_from(sealed)
-    if fmt != _SEAL_FORMAT:
+    if fmt not in _SEAL_FORMATS:
         raise DecryptionFailed(f"unknown ciphertext format {fmt}")
     return int(version)

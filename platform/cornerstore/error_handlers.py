@@ -21,7 +21,7 @@ from cornerstore.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from cornerstore.shops.keys import UnknownShopKey
+from cornerstore.keys.ring import UnknownShopKey
 
 _log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from cornerstore.hub import Hub
 from cornerstore.principals.auth import Caller
 from cornerstore.principals.models import Role
 from cornerstore.records import repository
-from cornerstore.records.codec import FIELDS, decode_values
+from cornerstore.records.codec import FIELDS, VALUES_FIELD, decode_values
 from cornerstore.records.models import Category
 
 _log = logging.getLogger(__name__)
@@ -181,7 +181,9 @@ class AccessGate:
                         if version == current.version
                         else keyring.cipher(session, shop_id, version)
                     )
-                    plaintext = cipher.open(category, bytes(record_key), bytes(sealed))
+                    plaintext = cipher.open(
+                        category, VALUES_FIELD, bytes(record_key), bytes(sealed)
+                    )
                     values = decode_values(category, occurred_at, plaintext)
                     records.append(minimise(values, fields, current, pseudonym_scope))
         next_cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more else None

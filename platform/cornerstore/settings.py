@@ -25,6 +25,11 @@ class Environment(StrEnum):
     production = "production"
 
 
+class KeyProviderKind(StrEnum):
+    file = "file"
+    pkcs11 = "pkcs11"
+
+
 class TraceExporter(StrEnum):
     none = "none"
     console = "console"
@@ -44,6 +49,23 @@ class Settings(BaseSettings):
     )
     master_key_file: Path | None = Field(
         default=None, description="Defaults to master.key in the data dir."
+    )
+    key_store_file: Path | None = Field(
+        default=None,
+        description="The shops' key-encryption keys (file provider). Defaults to "
+        "shop-keys.db beside the master key file.",
+    )
+    key_provider: KeyProviderKind = Field(
+        default=KeyProviderKind.file,
+        description="Where master and shop key-encryption keys live: a local file, or an "
+        "HSM through PKCS#11.",
+    )
+    pkcs11_library: Path | None = Field(default=None, description="The PKCS#11 module (.so).")
+    pkcs11_token_label: str | None = None
+    pkcs11_pin: SecretStr | None = None
+    key_cache_size: int = Field(default=4096, ge=1, description="Unwrapped data keys kept.")
+    key_cache_ttl_seconds: float = Field(
+        default=300.0, gt=0, description="How long an unwrapped data key stays in memory."
     )
     policy_dir: Path = Field(default_factory=_default_policy_dir)
     trace_exporter: TraceExporter = TraceExporter.none
@@ -76,9 +98,29 @@ class Settings(BaseSettings):
                     ("CORNERSTORE_MASTER_KEY_FILE", self.master_key_file),
                 )
                 if value is None
+                and not (
+                    name == "CORNERSTORE_MASTER_KEY_FILE"
+                    and self.key_provider is KeyProviderKind.pkcs11
+                )
             ]
             if missing:
                 raise ValueError(f"production needs {', '.join(missing)} to be set explicitly")
+        return self
+
+    @model_validator(mode="after")
+    def _pkcs11_is_complete(self) -> Settings:
+        if self.key_provider is KeyProviderKind.pkcs11:
+            missing = [
+                name
+                for name, value in (
+                    ("CORNERSTORE_PKCS11_LIBRARY", self.pkcs11_library),
+                    ("CORNERSTORE_PKCS11_TOKEN_LABEL", self.pkcs11_token_label),
+                    ("CORNERSTORE_PKCS11_PIN", self.pkcs11_pin),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"the pkcs11 key provider needs {', '.join(missing)}")
         return self
 
     @property
@@ -90,6 +132,10 @@ class Settings(BaseSettings):
     @property
     def master_key_path(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def key_store_path(self) -> Path:
+        return self.key_store_file or self.master_key_path.parent / "shop-keys.db"
 
 
 @lru_cache(maxsize=1)

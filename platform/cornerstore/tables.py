@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import audit.models  # noqa: F401
 import consent.models  # noqa: F401
+import cornerstore.keys.models
 import cornerstore.principals.models
 import cornerstore.records.models
 import cornerstore.shops.models  # noqa: F401

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine
 
 SCRIPT_LOCATION = str(Path(__file__).resolve().parent)
 
@@ -52,15 +52,3 @@ def assert_migrated(engine: Engine) -> None:
             f"the database is {state} but this Cornerstore needs revision "
             f"{', '.join(sorted(heads))}; {fix}"
         )
-
-
-def wrapping_master_key_ids(engine: Engine) -> set[str]:
-    """Fingerprints of the master keys that wrapped the stored data keys.
-
-    Empty when no encrypted data exists yet; otherwise a missing or different
-    master key is an error, not a reason to make a new one.
-    """
-    if not inspect(engine).has_table("shop_keys"):
-        return set()
-    with engine.connect() as connection:
-        return set(connection.scalars(text("SELECT DISTINCT master_key_id FROM shop_keys")))

@@ -9,10 +9,23 @@ column.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from cornerstore.records.models import Category
+
+#: A record's values are sealed together, as one field of this name (bound into its AAD).
+VALUES_FIELD = "values"
+#: A quarantined record keeps what arrived, sealed as one field of this name.
+QUARANTINE_KIND = "quarantine"
+RAW_FIELD = "raw"
+
+
+def quarantine_record_key(batch_id: uuid.UUID, position: int) -> bytes:
+    """What a quarantined record's ciphertext is bound to: its batch and its place in it."""
+    return batch_id.bytes + position.to_bytes(4)
+
 
 #: The field of each category that holds its event time (stored in the clear).
 TIME_FIELD: dict[Category, str] = {

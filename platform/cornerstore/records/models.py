@@ -35,6 +35,8 @@ class ShopRecord(Base):
     record_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The data-key version that sealed it (also in the ciphertext's header), for re-encryption.
+    key_version: Mapped[int] = mapped_column(Integer, default=1)
     batch_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -54,4 +56,5 @@ class QuarantinedRecord(Base):
     field: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(String(500))
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    key_version: Mapped[int] = mapped_column(Integer, default=1)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -70,10 +70,11 @@ _COPY_COLUMNS = (
     "record_key",
     "occurred_at",
     "sealed",
+    "key_version",
     "batch_id",
     "ingested_at",
 )
-_COPY_TYPES = ("uuid", "text", "bytea", "timestamptz", "bytea", "uuid", "timestamptz")
+_COPY_TYPES = ("uuid", "text", "bytea", "timestamptz", "bytea", "int4", "uuid", "timestamptz")
 _COLUMN_LIST = ", ".join(_COPY_COLUMNS)
 
 
@@ -86,6 +87,7 @@ def _insert_new_by_copy(session: Session, rows: list[dict[str, Any]]) -> int:
             r["record_key"],
             r["occurred_at"],
             r["sealed"],
+            r["key_version"],
             r["batch_id"],
             now,
         )
@@ -115,7 +117,8 @@ def _insert_new_by_copy(session: Session, rows: list[dict[str, Any]]) -> int:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS incoming_records ("
                 "shop_id uuid, category text, record_key bytea, occurred_at timestamptz, "
-                "sealed bytea, batch_id uuid, ingested_at timestamptz) ON COMMIT DELETE ROWS"
+                "sealed bytea, key_version int, batch_id uuid, ingested_at timestamptz) "
+                "ON COMMIT DELETE ROWS"
             )
             _copy(cursor, "incoming_records", tuples)
             cursor.execute(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Uuid
+from sqlalchemy import String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cornerstore.db import Base, UTCDateTime, utcnow
@@ -18,15 +18,19 @@ class Shop(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ShopKey(Base):
-    """A version of a shop's data key, wrapped by the master key."""
+class ShopErasure(Base):
+    """A shop erased at its owner's request: no values, only that it happened.
 
-    __tablename__ = "shop_keys"
+    The row is written in the transaction that deletes the shop's data; the
+    shop's key-encryption key is destroyed right after it commits, and
+    ``keys_destroyed_at`` records that. A row still without it names an
+    erasure to finish (the hub retries at start and ``cornerstore keys
+    finish-erasures`` retries on demand).
+    """
 
-    shop_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True
-    )
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
-    master_key_id: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __tablename__ = "shop_erasures"
+
+    shop_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    requested_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    keys_destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -6,9 +6,9 @@ from sqlalchemy.orm import Session
 
 from audit import service as audit
 from audit.schemas import AuditDraft, Decision
+from cornerstore.keys.ring import KeyRing
 from cornerstore.principals.auth import Caller
 from cornerstore.principals.service import OPERATOR
-from cornerstore.shops.keys import KeyRing
 from cornerstore.shops.models import Shop
 from cornerstore.shops.schemas import ShopIn, ShopOut
 
