@@ -34,7 +34,7 @@ POLICY_DIR = Path(__file__).resolve().parent
 ROLES = ("admin", "shopkeeper", "connector", "consumer", "auditor")
 DATA = ("sales", "inventory", "payments")
 RESOURCES = (*DATA, "shop", "principal", "consent", "access-log", "audit")
-ACTIONS = ("create", "read", "write")
+ACTIONS = ("create", "read", "write", "erase", "export")
 RELATIONS = (OWN, OTHER)
 
 
@@ -70,12 +70,17 @@ def authorizer() -> Authorizer:
 def expected(role: str, relation: str, resource: str, action: str, purpose: str) -> bool:
     """The access model, written out independently of policy.csv."""
     if role == "admin":
-        return resource in ("shop", "principal") and action == "create"
+        # An admin erases a shop on its shopkeeper's behalf, but never exports its data.
+        return (resource in ("shop", "principal") and action == "create") or (
+            resource == "shop" and action == "erase"
+        )
     if role == "shopkeeper":
         if relation != OWN:
             return False
         if resource in (*DATA, "consent"):
             return action in ("read", "write")
+        if resource == "shop":
+            return action in ("erase", "export")
         return resource == "access-log" and action == "read"
     if role == "connector":
         return relation == OWN and resource in DATA and action == "write"

@@ -15,6 +15,7 @@ from connectors.router import document_record_schemas
 from connectors.router import router as ingestion_router
 from consent.router import router as consent_router
 from cornerstore import error_handlers, telemetry
+from cornerstore.export.router import router as export_router
 from cornerstore.hub import Hub
 from cornerstore.middleware import BodySizeLimit, CatchAll
 from cornerstore.principals.router import router as principals_router
@@ -57,6 +58,7 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
         reads_router,
         consent_router,
         audit_router,
+        export_router,
     ):
         app.include_router(router)
 

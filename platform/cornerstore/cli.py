@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cornerstore.authz import PolicyError
 from cornerstore.crypto import KeyMaterialError
@@ -116,6 +116,139 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
     return 1
 
 
+class _KeyTools:
+    """The database and key ring, without the rest of a hub, for the ``keys`` commands.
+
+    Unlike a serving hub it accepts data keys wrapped before shops had their
+    own key-encryption keys: ``rotate-master`` is what upgrades them.
+    """
+
+    def __init__(self) -> None:
+        from cornerstore.db import make_sessionmaker
+        from cornerstore.keys.bootstrap import open_keyring
+        from cornerstore.migrations import assert_migrated
+
+        settings = get_settings()
+        self.engine = make_engine(settings.sqlalchemy_url)
+        try:
+            assert_migrated(self.engine)
+            self.keyring = open_keyring(settings, self.engine, allow_legacy=True)
+        except BaseException:
+            self.engine.dispose()
+            raise
+        self.sessions = make_sessionmaker(self.engine)
+
+    def __enter__(self) -> _KeyTools:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.keyring.provider.close()
+        self.engine.dispose()
+
+
+def _progress_bar(description: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, unit="key", file=sys.stderr, total=0)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return update, bar.close
+
+
+def cmd_keys_rotate_master(args: argparse.Namespace) -> int:
+    from cornerstore.keys import rotation
+
+    with _KeyTools() as tools:
+        begun = rotation.begin_master_rotation(tools.sessions, tools.keyring)
+        old = ", ".join(sorted(begun.retiring))
+        verb = "resuming the rotation" if begun.resumed else "rotating"
+        _print(f"{verb} from master key {old} to {begun.active}")
+        update, close = _progress_bar("re-wrapping data keys")
+        try:
+            moved = rotation.rewrap_all(
+                tools.sessions,
+                tools.keyring,
+                begun,
+                batch_size=args.batch_size,
+                pause=args.pause,
+                progress=update,
+            )
+        finally:
+            close()
+        rotation.finish_master_rotation(tools.sessions, tools.keyring, begun)
+    _print(f"re-wrapped {moved} data keys; master key {begun.active} is active, {old} destroyed")
+    _print("back up the key material now: older backups need the old key, this one the new")
+    return 0
+
+
+def cmd_keys_rotate_shop(args: argparse.Namespace) -> int:
+    import uuid
+
+    from cornerstore.keys import rotation
+    from cornerstore.keys.ring import UnknownShopKey
+
+    try:
+        shop_id = uuid.UUID(args.shop)
+    except ValueError:
+        return _fail(f"not a shop id: {args.shop}")
+    with _KeyTools() as tools:
+        try:
+            version = rotation.rotate_shop(tools.sessions, tools.keyring, shop_id)
+        except UnknownShopKey:
+            return _fail(f"shop {shop_id} has no data key (no such shop, or it was erased)")
+        _print(f"shop {shop_id}: new writes use data key version {version}")
+        if args.reencrypt:
+            update, close = _progress_bar("re-encrypting records")
+            try:
+                moved = rotation.reencrypt_shop(
+                    tools.sessions,
+                    tools.keyring,
+                    shop_id,
+                    batch_size=args.batch_size,
+                    settle=tools.keyring.current_ttl,
+                    progress=update,
+                )
+            finally:
+                close()
+            _print(f"re-encrypted {moved} records; older data key versions destroyed")
+    return 0
+
+
+def cmd_keys_status(_args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from cornerstore.keys.models import MasterKeyRecord, ShopKey
+    from cornerstore.shops.models import ShopErasure
+
+    with _KeyTools() as tools, tools.sessions() as session:
+        _print(f"key provider: {tools.keyring.provider.describe()}")
+        for record in session.scalars(select(MasterKeyRecord).order_by(MasterKeyRecord.created_at)):
+            count = session.scalar(select(func.count()).where(ShopKey.master_key_id == record.id))
+            _print(f"master key {record.id}: {record.state}, wraps {count} data keys")
+        legacy = session.scalar(select(func.count()).where(ShopKey.wrap_format == 1))
+        if legacy:
+            _print(f"{legacy} data keys predate shop key-encryption keys: run keys rotate-master")
+        pending = session.scalar(
+            select(func.count()).where(ShopErasure.keys_destroyed_at.is_(None))
+        )
+        _print(f"erasures waiting for key destruction: {pending}")
+    return 0
+
+
+def cmd_keys_finish_erasures(_args: argparse.Namespace) -> int:
+    from cornerstore.shops import erasure
+
+    with _KeyTools() as tools:
+        left = erasure.finish_pending(tools.sessions, tools.keyring)
+    if left:
+        return _fail(f"{len(left)} erasures still wait for key destruction; see the log")
+    _print("every erased shop's key is destroyed")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from cornerstore.demo import run_demo
 
@@ -155,6 +288,36 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(
         "verify", help="check that no entry was altered, removed or reordered"
     ).set_defaults(func=cmd_audit_verify)
+
+    keys = commands.add_parser("keys", help="master and data keys").add_subparsers(
+        dest="keys", required=True
+    )
+    rotate_master = keys.add_parser(
+        "rotate-master",
+        help="re-wrap every data key under a new master key (online, resumable)",
+    )
+    rotate_master.add_argument("--batch-size", type=int, default=500)
+    rotate_master.add_argument(
+        "--pause", type=float, default=0.0, help="seconds to wait between batches, to go gently"
+    )
+    rotate_master.set_defaults(func=cmd_keys_rotate_master)
+    rotate_shop = keys.add_parser(
+        "rotate-shop", help="start a new data key for a shop's new writes"
+    )
+    rotate_shop.add_argument("shop", help="the shop's id")
+    rotate_shop.add_argument(
+        "--reencrypt",
+        action="store_true",
+        help="also move old records to the new key, then destroy the old versions",
+    )
+    rotate_shop.add_argument("--batch-size", type=int, default=500)
+    rotate_shop.set_defaults(func=cmd_keys_rotate_shop)
+    keys.add_parser("status", help="master keys, what they wrap, pending erasures").set_defaults(
+        func=cmd_keys_status
+    )
+    keys.add_parser(
+        "finish-erasures", help="destroy the keys of erasures that were interrupted"
+    ).set_defaults(func=cmd_keys_finish_erasures)
 
     demo = commands.add_parser("demo", help="start on SQLite with demo shops, consumers and keys")
     demo.add_argument("--shops", type=int, default=50)

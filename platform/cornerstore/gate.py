@@ -15,6 +15,7 @@ import base64
 import binascii
 import logging
 import uuid
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +42,15 @@ from cornerstore.hub import Hub
 from cornerstore.principals.auth import Caller
 from cornerstore.principals.models import Role
 from cornerstore.records import repository
-from cornerstore.records.codec import FIELDS, VALUES_FIELD, decode_values
+from cornerstore.records.codec import (
+    FIELDS,
+    QUARANTINE_KIND,
+    RAW_FIELD,
+    VALUES_FIELD,
+    decode_values,
+    format_time,
+    quarantine_record_key,
+)
 from cornerstore.records.models import Category
 
 _log = logging.getLogger(__name__)
@@ -110,6 +119,40 @@ class AccessGate:
             self._record_allowed(session, permit, request, consent_id, len(page.records), fields)
             span.set_attribute("cornerstore.records", len(page.records))
             return page
+
+    def export(self, session: Session, caller: Caller, shop_id: uuid.UUID) -> ShopExport:
+        """Open the shop's own data for export (data portability), all fields, audited first.
+
+        Only the shop's shopkeeper may export (Casbin); the shop reads its own
+        data, so no consent is needed and nothing is cut away. The audit entry
+        is committed before anything is returned; decryption happens as the
+        caller streams the records out of the returned :class:`ShopExport`.
+        """
+        with _span("gate.export"):
+            permit = authorize(
+                self._hub, session, caller, resource="shop", action="export", shop_id=shop_id
+            )
+            draft = AuditDraft(
+                action="export",
+                decision=Decision.allow,
+                reason="owner",
+                principal_id=caller.id,
+                principal_role=caller.role,
+                shop_id=shop_id,
+                purpose=OWNER_PURPOSE,
+                policy_version=permit.policy_version,
+                details={"categories": [c.value for c in Category]},
+            )
+            try:
+                audit.append_alone(session, draft)
+            except Exception as exc:
+                _log.error(
+                    "audit write failed, export of shop %s withheld: %s",
+                    shop_id,
+                    type(exc).__name__,
+                )
+                raise ServiceUnavailable() from None
+            return ShopExport(self._hub, shop_id)
 
     def _purpose(self, session: Session, caller: Caller, request: ReadRequest) -> str:
         """The purpose the read is decided and audited under."""
@@ -266,6 +309,59 @@ class AccessGate:
                 type(exc).__name__,
             )
             raise ServiceUnavailable() from None
+
+
+class ShopExport:
+    """A permitted export: iterates one shop's decrypted records, page by page.
+
+    Memory stays bounded by the page size whatever the shop holds.
+    """
+
+    def __init__(self, hub: Hub, shop_id: uuid.UUID, *, page_size: int = 1000) -> None:
+        self._hub = hub
+        self.shop_id = shop_id
+        self._page_size = page_size
+
+    def records(self, session: Session, category: Category) -> Iterator[dict[str, Any]]:
+        keyring, after = self._hub.keyring, None
+        while True:
+            rows = repository.read_window(
+                session,
+                repository.Window(self.shop_id, category, None, None, after, self._page_size),
+            )
+            for _row_id, occurred_at, record_key, sealed in rows:
+                cipher = keyring.cipher(session, self.shop_id, sealed_key_version(sealed))
+                plaintext = cipher.open(category, VALUES_FIELD, bytes(record_key), bytes(sealed))
+                yield decode_values(category, occurred_at, plaintext)
+            if len(rows) < self._page_size:
+                return
+            after = (rows[-1][1], rows[-1][0])
+
+    def quarantined(self, session: Session) -> Iterator[dict[str, Any]]:
+        """Records that were refused at ingestion, as they arrived, with the reason."""
+        keyring, after = self._hub.keyring, 0
+        while True:
+            rows = repository.read_quarantine(session, self.shop_id, after, self._page_size)
+            for row in rows:
+                cipher = keyring.cipher(session, self.shop_id, row.key_version)
+                raw = cipher.open(
+                    QUARANTINE_KIND,
+                    RAW_FIELD,
+                    quarantine_record_key(row.batch_id, row.position),
+                    bytes(row.sealed),
+                )
+                yield {
+                    "category": row.category,
+                    "batch_id": str(row.batch_id),
+                    "position": row.position,
+                    "field": row.field,
+                    "reason": row.reason,
+                    "received_at": format_time(row.received_at),
+                    "record": raw.decode(),
+                }
+            if len(rows) < self._page_size:
+                return
+            after = rows[-1].id
 
 
 def _span(name: str) -> AbstractContextManager[Span]:

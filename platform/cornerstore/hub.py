@@ -13,6 +13,7 @@ from cornerstore.keys.bootstrap import open_keyring
 from cornerstore.keys.ring import KeyRing
 from cornerstore.migrations import assert_migrated
 from cornerstore.settings import Settings
+from cornerstore.shops import erasure
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,13 @@ class Hub:
         assert_migrated(engine)
         authorizer = Authorizer(settings.policy_dir)
         keyring = open_keyring(settings, engine)
+        sessions = make_sessionmaker(engine)
+        # An erasure interrupted between deleting rows and destroying the key ends now.
+        erasure.finish_pending(sessions, keyring)
         return cls(
             settings=settings,
             engine=engine,
-            sessions=make_sessionmaker(engine),
+            sessions=sessions,
             authorizer=authorizer,
             keyring=keyring,
         )

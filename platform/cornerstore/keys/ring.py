@@ -57,7 +57,7 @@ class KeyRing:
         )
         self._size = cache_size
         self._ttl = ttl
-        self._current_ttl = min(current_ttl, ttl)
+        self.current_ttl = min(current_ttl, ttl)
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -96,8 +96,16 @@ class KeyRing:
 
     @staticmethod
     def active_master_id(session: Session) -> str:
+        """The master key new data keys are wrapped with.
+
+        Its row is share-locked until the caller's transaction ends, so a
+        master rotation (which updates that row) waits for every data key
+        being wrapped under the old key to commit, and none can follow it.
+        """
         active = session.scalar(
-            select(MasterKeyRecord.id).where(MasterKeyRecord.state == MasterKeyState.active)
+            select(MasterKeyRecord.id)
+            .where(MasterKeyRecord.state == MasterKeyState.active)
+            .with_for_update(read=True)
         )
         if active is None:
             raise KeyMaterialError("no active master key is recorded in the database")
@@ -161,7 +169,7 @@ class KeyRing:
         if row is None:
             raise UnknownShopKey(f"shop {shop_id} has no data key")
         cipher = ShopCipher(shop_id, row.version, self.unwrap(row))
-        lifetime = self._ttl if version is not None else self._current_ttl
+        lifetime = self._ttl if version is not None else self.current_ttl
         with self._lock:
             self._cache[cache_key] = (now + lifetime, cipher)
             self._cache[(shop_id, row.version)] = (now + self._ttl, cipher)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,12 +11,18 @@ from typing import Any
 import psycopg
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Row, select, tuple_
+from sqlalchemy import Row, delete, func, select, tuple_
 from sqlalchemy import insert as insert_stmt
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from cornerstore.db import utcnow
+from cornerstore.records.codec import (
+    QUARANTINE_KIND,
+    RAW_FIELD,
+    VALUES_FIELD,
+    quarantine_record_key,
+)
 from cornerstore.records.models import QuarantinedRecord, ShopRecord
 
 _tracer = trace.get_tracer("cornerstore.records")
@@ -141,3 +147,90 @@ def _copy(cursor: psycopg.Cursor[Any], table: str, tuples: list[tuple[Any, ...]]
 def quarantine(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
         session.execute(insert_stmt(QuarantinedRecord), rows)
+
+
+def delete_shop(session: Session, shop_id: uuid.UUID) -> tuple[dict[str, int], int]:
+    """Delete every record and quarantined record of a shop; return what went, by category."""
+    counts = {
+        category: int(n)
+        for category, n in session.execute(
+            select(ShopRecord.category, func.count())
+            .where(ShopRecord.shop_id == shop_id)
+            .group_by(ShopRecord.category)
+        )
+    }
+    quarantined = session.scalar(select(func.count()).where(QuarantinedRecord.shop_id == shop_id))
+    session.execute(delete(QuarantinedRecord).where(QuarantinedRecord.shop_id == shop_id))
+    session.execute(delete(ShopRecord).where(ShopRecord.shop_id == shop_id))
+    return counts, int(quarantined or 0)
+
+
+def read_quarantine(
+    session: Session, shop_id: uuid.UUID, after_id: int, limit: int
+) -> Sequence[QuarantinedRecord]:
+    """A shop's quarantined records in arrival order, from a keyset cursor on."""
+    return session.scalars(
+        select(QuarantinedRecord)
+        .where(QuarantinedRecord.shop_id == shop_id, QuarantinedRecord.id > after_id)
+        .order_by(QuarantinedRecord.id)
+        .limit(limit)
+    ).all()
+
+
+#: Re-seals one ciphertext: (kind, field, record key, sealed, its key version) -> new sealed.
+Resealer = Callable[[str, str, bytes, bytes, int], bytes]
+
+
+def count_below_version(session: Session, shop_id: uuid.UUID, version: int) -> int:
+    """How many of the shop's records and quarantined records are sealed under older keys."""
+    total = 0
+    for table in (ShopRecord, QuarantinedRecord):
+        total += int(
+            session.scalar(
+                select(func.count()).where(table.shop_id == shop_id, table.key_version < version)
+            )
+            or 0
+        )
+    return total
+
+
+def reseal_batch(
+    session: Session, shop_id: uuid.UUID, version: int, limit: int, reseal: Resealer
+) -> int:
+    """Re-seal up to ``limit`` of the shop's rows sealed under keys older than ``version``."""
+    records = session.scalars(
+        select(ShopRecord)
+        .where(ShopRecord.shop_id == shop_id, ShopRecord.key_version < version)
+        .order_by(ShopRecord.id)
+        .limit(limit)
+        .with_for_update()
+    ).all()
+    for record in records:
+        record.sealed = reseal(
+            record.category,
+            VALUES_FIELD,
+            bytes(record.record_key),
+            bytes(record.sealed),
+            record.key_version,
+        )
+        record.key_version = version
+    left = limit - len(records)
+    if left <= 0:
+        return len(records)
+    refused = session.scalars(
+        select(QuarantinedRecord)
+        .where(QuarantinedRecord.shop_id == shop_id, QuarantinedRecord.key_version < version)
+        .order_by(QuarantinedRecord.id)
+        .limit(left)
+        .with_for_update()
+    ).all()
+    for row in refused:
+        row.sealed = reseal(
+            QUARANTINE_KIND,
+            RAW_FIELD,
+            quarantine_record_key(row.batch_id, row.position),
+            bytes(row.sealed),
+            row.key_version,
+        )
+        row.key_version = version
+    return len(records) + len(refused)

@@ -1,0 +1,126 @@
+"""``GET /v1/shops/{shop_id}/export``: everything Cornerstore holds about a shop, as a zip."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from audit import service as audit
+from consent import service as consents
+from cornerstore.db import utcnow
+from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.errors import SHOP_ERRORS
+from cornerstore.export.archive import DataSet, stream_zip
+from cornerstore.gate import AccessGate, ShopExport
+from cornerstore.hub import Hub
+from cornerstore.records.codec import FIELDS, format_time
+from cornerstore.records.models import Category
+
+router = APIRouter(tags=["shopkeeper"])
+_log = logging.getLogger(__name__)
+
+CONSENT_COLUMNS = (
+    "id",
+    "consumer_id",
+    "purpose",
+    "categories",
+    "status",
+    "granted_at",
+    "expires_at",
+    "revoked_at",
+)
+ACCESS_LOG_COLUMNS = (
+    "seq",
+    "recorded_at",
+    "action",
+    "decision",
+    "reason",
+    "principal_id",
+    "principal_role",
+    "category",
+    "purpose",
+    "policy_version",
+    "details",
+)
+QUARANTINE_COLUMNS = (
+    "category",
+    "batch_id",
+    "position",
+    "field",
+    "reason",
+    "received_at",
+    "record",
+)
+
+
+@router.get(
+    "/v1/shops/{shop_id}/export",
+    response_class=StreamingResponse,
+    summary="Download everything Cornerstore holds about the shop",
+    description=(
+        "For the shop's shopkeeper. A zip with the shop's sales, inventory, payments, "
+        "quarantined records, consents and access log, each as CSV and as JSON Lines, and "
+        "`manifest.json` with every file's row count and SHA-256. It is streamed, so any size "
+        "of shop exports in bounded memory; an archive without its manifest is incomplete."
+    ),
+    responses={
+        **SHOP_ERRORS,
+        200: {"content": {"application/zip": {}}, "description": "The export, as a zip"},
+    },
+)
+def export_shop(
+    hub: HubDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID
+) -> StreamingResponse:
+    export = AccessGate(hub).export(session, caller, shop_id)
+    return StreamingResponse(
+        _stream(hub, export),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="cornerstore-shop-{shop_id}.zip"'},
+    )
+
+
+def _stream(hub: Hub, export: ShopExport) -> Iterator[bytes]:
+    # Its own session: the request's is closed once the response starts. One
+    # snapshot for the whole archive, so its files agree with each other.
+    with hub.sessions() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        header = {"shop_id": str(export.shop_id), "exported_at": format_time(utcnow())}
+        try:
+            yield from stream_zip(_data_sets(session, export), header)
+        except Exception as exc:
+            # The archive ends without its manifest, which tells the client it is incomplete.
+            _log.error("export of shop %s stopped: %s", export.shop_id, type(exc).__name__)
+
+
+def _data_sets(session: Session, export: ShopExport) -> list[DataSet]:
+    def records(category: Category) -> DataSet:
+        return DataSet(category.value, FIELDS[category], lambda: export.records(session, category))
+
+    return [
+        *(records(category) for category in Category),
+        DataSet("quarantine", QUARANTINE_COLUMNS, lambda: export.quarantined(session)),
+        DataSet(
+            "consents",
+            CONSENT_COLUMNS,
+            lambda: (c.model_dump() for c in consents.list_for_shop(session, export.shop_id)),
+        ),
+        DataSet("access-log", ACCESS_LOG_COLUMNS, lambda: _access_log(session, export.shop_id)),
+    ]
+
+
+def _access_log(session: Session, shop_id: uuid.UUID, page: int = 1000) -> Iterator[dict[str, Any]]:
+    where, after = audit.AuditFilter(shop_id=shop_id), 0
+    while True:
+        entries = audit.query(session, where, after_seq=after, limit=page)
+        for entry in entries:
+            yield {column: getattr(entry, column) for column in ACCESS_LOG_COLUMNS}
+        if len(entries) < page:
+            return
+        after = entries[-1].seq
