@@ -27,6 +27,8 @@ from cornerstore.migrations import upgrade
 from cornerstore.settings import Environment, Settings, get_settings
 from cornerstore.tables import metadata
 from tests.factories import World
+from tests.keyed import fresh_database, keyed, keyed_hub, keyed_world  # noqa: F401 (fixtures)
+from tests.softhsm import softhsm  # noqa: F401 (a fixture)
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CORNERSTORE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

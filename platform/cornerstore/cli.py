@@ -124,6 +124,7 @@ class _KeyTools:
     """
 
     def __init__(self) -> None:
+        import cornerstore.tables  # noqa: F401 (every table, so that foreign keys resolve)
         from cornerstore.db import make_sessionmaker
         from cornerstore.keys.bootstrap import open_keyring
         from cornerstore.migrations import assert_migrated

@@ -47,7 +47,7 @@ def seal_with(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
 def open_with(key: bytes, sealed: bytes, aad: bytes) -> bytes:
     try:
         return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
-    except InvalidTag as exc:
+    except (InvalidTag, ValueError) as exc:  # ValueError: too short to hold a nonce and tag
         raise DecryptionFailed("the ciphertext did not open under this key") from exc
 
 
@@ -114,7 +114,7 @@ class ShopCipher:
                 sealed[_HEADER.size + NONCE_BYTES :],
                 self._aad(header, kind, field, record_key),
             )
-        except (InvalidTag, IndexError) as exc:
+        except (InvalidTag, ValueError) as exc:
             raise DecryptionFailed(
                 f"a {kind} record of shop {self.shop_id} did not decrypt"
             ) from exc

@@ -20,6 +20,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cornerstore.crypto import (
@@ -149,11 +150,9 @@ class LocalKeyProvider:
         return nonce + self._master(master_id).encrypt(nonce, plaintext, aad)
 
     def master_decrypt(self, master_id: str, sealed: bytes, aad: bytes) -> bytes:
-        from cryptography.exceptions import InvalidTag
-
         try:
             return self._master(master_id).decrypt(sealed[:12], sealed[12:], aad)
-        except InvalidTag as exc:
+        except (InvalidTag, ValueError) as exc:
             raise KeyMaterialError(
                 f"master key {master_id} did not unwrap a data key: the key file does not "
                 "match the database, or the wrapped key was altered"

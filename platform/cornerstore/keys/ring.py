@@ -101,15 +101,19 @@ class KeyRing:
         Its row is share-locked until the caller's transaction ends, so a
         master rotation (which updates that row) waits for every data key
         being wrapped under the old key to commit, and none can follow it.
+        A lock that waited on a rotation finds the old row retired and the new
+        one not yet in its snapshot; the next statement's snapshot has it.
         """
-        active = session.scalar(
+        stmt = (
             select(MasterKeyRecord.id)
             .where(MasterKeyRecord.state == MasterKeyState.active)
             .with_for_update(read=True)
         )
-        if active is None:
-            raise KeyMaterialError("no active master key is recorded in the database")
-        return active
+        for _attempt in range(3):
+            active = session.scalar(stmt)
+            if active is not None:
+                return active
+        raise KeyMaterialError("no active master key is recorded in the database")
 
     # --- data keys -------------------------------------------------------------------------
 
