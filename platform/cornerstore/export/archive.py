@@ -50,6 +50,8 @@ class _Sink(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
+        if not data:
+            return 0  # The compressor often holds a row back; keep no empty chunks.
         chunk = bytes(data)
         self._chunks.append(chunk)
         self._position += len(chunk)
