@@ -1,4 +1,4 @@
-"""``python -m bench {all,ingest,authz,read} [--smoke]``."""
+"""``python -m bench {all,ingest,authz,read,decrypt,rotation} [--smoke]``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import argparse
 import json
 import sys
 
-from bench import authz, ingest, read
+from bench import authz, ingest, keys, read
 from bench.common import Size
 
-BENCHMARKS = {"ingest": ingest.run, "authz": authz.run, "read": read.run}
+BENCHMARKS = {
+    "ingest": ingest.run,
+    "authz": authz.run,
+    "read": read.run,
+    "decrypt": keys.run_decrypt,
+    "rotation": keys.run_rotation,
+}
 
 
 def main() -> int:
