@@ -8,8 +8,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +341,9 @@ def test_demo_reset_deletes_only_the_demos_own_files(
     assert "already" not in out
     assert "loading 1 shops" in out
     assert (data_dir / "master.key").read_bytes() != first_key
+    # The key store holds the one demo shop's key, not the deleted shops' keys too.
+    with closing(sqlite3.connect(data_dir / "shop-keys.db")) as store:
+        assert store.execute("SELECT count(*) FROM shop_keys").fetchone() == (1,)
     assert (data_dir / "notes.txt").read_text(encoding="utf-8") == "mine"
     assert (data_dir / "backups" / "old.db").read_bytes() == b"mine too"
 

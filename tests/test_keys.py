@@ -27,7 +27,7 @@ from cornerstore.db import session_scope
 from cornerstore.hub import Hub
 from cornerstore.keys import rotation
 from cornerstore.keys.models import MasterKeyRecord, ShopKey
-from cornerstore.keys.ring import UnknownShopKey
+from cornerstore.keys.ring import KeyRing, UnknownShopKey
 from cornerstore.records import repository
 from cornerstore.records.models import QuarantinedRecord, ShopRecord
 from cornerstore.settings import get_settings
@@ -552,3 +552,52 @@ def test_a_backup_restores_into_a_fresh_database_and_reads_back(
             assert len(shared.json()["records"]) == 30
     finally:
         hub.close()
+
+
+# --- the cache of unwrapped keys ---------------------------------------------------------------
+
+
+def test_unwrapped_data_keys_are_cached_within_a_bound_and_a_time_limit(
+    keyed_hub: Hub, keyed_world: World
+) -> None:
+    shops = [uuid.UUID(keyed_world.shop().id) for _ in range(3)]
+    now = [0.0]
+    ring = KeyRing(
+        keyed_hub.keyring.provider, cache_size=2, ttl=60, current_ttl=5, clock=lambda: now[0]
+    )
+    with keyed_hub.sessions() as session:
+        for shop_id in shops:
+            ring.cipher(session, shop_id, 1)
+        assert ring.cached_count() == 2
+
+        first = ring.cipher(session, shops[0], 1)
+        keyed_hub.keyring.provider.destroy_shop_key(shops[0])
+        now[0] += 59
+        assert ring.cipher(session, shops[0], 1) is first  # still cached
+        now[0] += 2
+        with pytest.raises(KeyMaterialError):
+            ring.cipher(session, shops[0], 1)  # expired: unwrapping again fails
+
+
+def test_the_rotate_shop_command_reencrypts_and_shows_progress(
+    world: World, hub: Hub, cli_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop = world.shop()
+    world.ingest(shop, "sales", [sale(n) for n in range(12)])
+    cli_env.setenv("CORNERSTORE_DATABASE_URL", hub.settings.sqlalchemy_url)
+    cli_env.setenv("CORNERSTORE_DATA_DIR", str(hub.settings.data_dir))
+    cli_env.setenv("CORNERSTORE_ENVIRONMENT", "test")
+    get_settings.cache_clear()
+
+    assert cli.main(["keys", "rotate-shop", shop.id, "--reencrypt", "--batch-size", "5"]) == 0
+
+    captured = capsys.readouterr()
+    assert f"shop {shop.id}: new writes use data key version 2" in captured.out
+    assert "re-encrypted 12 records" in captured.out
+    assert "re-encrypting records" in captured.err  # the progress bar
+    assert "12/12" in captured.err
+    with hub.sessions() as session:
+        assert repository.count_below_version(session, uuid.UUID(shop.id), 2) == 0
+    assert sorted(_event_ids(world, shop.id, shop.keeper)) == sorted(f"S-{n}" for n in range(12))
+    assert cli.main(["keys", "rotate-shop", str(uuid.uuid4())]) == 2
+    assert "no data key" in capsys.readouterr().err

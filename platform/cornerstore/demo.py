@@ -218,8 +218,8 @@ def _refusal(settings: Settings) -> str | None:
 
 
 def _demo_files(settings: Settings) -> list[Path]:
-    """What ``--reset`` deletes: the SQLite database with its companions, and the master key."""
-    files = [settings.master_key_path]
+    """What ``--reset`` deletes: the SQLite database with its companions, and the key files."""
+    files = [settings.master_key_path, settings.key_store_path]
     database = make_url(settings.sqlalchemy_url).database
     if database and database != ":memory:":
         files += [Path(database + suffix) for suffix in ("", "-wal", "-shm")]
