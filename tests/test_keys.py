@@ -27,7 +27,7 @@ from cornerstore.db import session_scope
 from cornerstore.hub import Hub
 from cornerstore.keys import rotation
 from cornerstore.keys.models import MasterKeyRecord, ShopKey
-from cornerstore.keys.ring import KeyRing, UnknownShopKey
+from cornerstore.keys.ring import KeyRing, UnknownShopKey, _legacy_aad
 from cornerstore.records import repository
 from cornerstore.records.models import QuarantinedRecord, ShopRecord
 from cornerstore.settings import get_settings
@@ -601,3 +601,48 @@ def test_the_rotate_shop_command_reencrypts_and_shows_progress(
     assert sorted(_event_ids(world, shop.id, shop.keeper)) == sorted(f"S-{n}" for n in range(12))
     assert cli.main(["keys", "rotate-shop", str(uuid.uuid4())]) == 2
     assert "no data key" in capsys.readouterr().err
+
+
+def test_data_keys_from_before_shop_keys_are_upgraded_by_rotate_master(
+    keyed: Keyed, keyed_hub: Hub, keyed_world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database from the foundation release wrapped data keys with the master key alone."""
+    shop = keyed_world.shop()
+    keyed_world.ingest(shop, "sales", [sale(1, sku="SKU-LEGACY")])
+    shop_id = uuid.UUID(shop.id)
+    ring = keyed_hub.keyring
+    with session_scope(keyed_hub.sessions) as session:
+        row = session.scalars(select(ShopKey).where(ShopKey.shop_id == shop_id)).one()
+        data_key = ring.unwrap(row)
+        row.wrapped_key = ring.provider.master_encrypt(
+            row.master_key_id, data_key, _legacy_aad(shop_id, row.version)
+        )
+        row.wrap_format = 1
+    ring.provider.destroy_shop_key(shop_id)
+    keyed_hub.close()
+
+    with pytest.raises(KeyMaterialError, match="run: cornerstore keys rotate-master"):
+        Hub.open(keyed.settings)
+
+    for name, value in keyed.env().items():
+        os.environ[name] = value
+    try:
+        get_settings.cache_clear()
+        assert cli.main(["keys", "rotate-master"]) == 0, capsys.readouterr().err
+    finally:
+        for name in keyed.env():
+            os.environ.pop(name, None)
+        get_settings.cache_clear()
+
+    upgraded = Hub.open(keyed.settings)
+    try:
+        assert upgraded.keyring.provider.has_shop_key(shop_id)
+        with TestClient(create_app(upgraded)) as client:
+            own = client.get(f"/v1/shops/{shop.id}/sales", headers=shop.keeper.headers)
+        assert own.json()["records"][0]["sku"] == "SKU-LEGACY"
+        with upgraded.sessions() as session:
+            assert (
+                session.scalar(select(ShopKey.wrap_format).where(ShopKey.shop_id == shop_id)) == 2
+            )
+    finally:
+        upgraded.close()
