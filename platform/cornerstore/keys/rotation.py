@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cornerstore.crypto import KeyMaterialError
@@ -82,18 +82,23 @@ def rewrap_all(
     """Re-wrap every data key not yet under the active master key; return how many."""
     with sessions() as session:
         total = remaining(session, rotation.active)
-    done = 0
+    done, after = 0, None
     while True:
+        # A keyset walk over the primary key: each batch starts where the last
+        # ended, so a rotation costs the same per key at any progress. No data
+        # key can appear behind the cursor under an old master key: the switch
+        # to the new one waited for every wrapping transaction to finish.
         with sessions() as session:
+            stmt = select(ShopKey).where(ShopKey.master_key_id != rotation.active)
+            if after is not None:
+                stmt = stmt.where(tuple_(ShopKey.shop_id, ShopKey.version) > tuple_(*after))
             rows = session.scalars(
-                select(ShopKey)
-                .where(ShopKey.master_key_id != rotation.active)
-                .order_by(ShopKey.shop_id, ShopKey.version)
-                .limit(batch_size)
-                .with_for_update()
+                stmt.order_by(ShopKey.shop_id, ShopKey.version).limit(batch_size).with_for_update()
             ).all()
             for row in rows:
                 keyring.rewrap(row, rotation.active)
+            if rows:
+                after = (rows[-1].shop_id, rows[-1].version)
             session.commit()
         done += len(rows)
         if progress is not None:
