@@ -106,13 +106,17 @@ class ShopCipher:
         return header + nonce + self._aead.encrypt(nonce, plaintext, aad)
 
     def open(self, kind: str, field: str, record_key: bytes, sealed: bytes) -> bytes:
+        # The associated data is built inline: this runs once per record read.
         header = sealed[: _HEADER.size]
-        nonce = sealed[_HEADER.size : _HEADER.size + NONCE_BYTES]
+        if header[:1] == b"\x01":
+            aad = b"|".join((header, self._shop_bytes, kind.encode(), record_key))
+        else:
+            aad = b"|".join((header, self._shop_bytes, kind.encode(), field.encode(), record_key))
         try:
             return self._aead.decrypt(
-                nonce,
+                sealed[_HEADER.size : _HEADER.size + NONCE_BYTES],
                 sealed[_HEADER.size + NONCE_BYTES :],
-                self._aad(header, kind, field, record_key),
+                aad,
             )
         except (InvalidTag, ValueError) as exc:
             raise DecryptionFailed(
