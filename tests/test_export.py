@@ -35,7 +35,9 @@ def _csv(archive: zipfile.ZipFile, name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(archive.read(f"{name}.csv").decode())))
 
 
-def test_the_export_holds_exactly_what_was_ingested(world: World) -> None:
+def test_the_export_holds_exactly_what_was_ingested(keyed_world: World) -> None:
+    """With both key providers: the export decrypts through whichever holds the keys."""
+    world = keyed_world
     shop = world.shop()
     consumer = world.consumer()
     consent = world.grant(shop, consumer, "replenishment", ["sales", "inventory"])
