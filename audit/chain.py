@@ -57,7 +57,12 @@ def canonical_bytes(entry: Mapping[str, Any]) -> bytes:
 
 
 def entry_hash(prev_hash: bytes, entry: Mapping[str, Any]) -> bytes:
-    return hashlib.sha256(prev_hash + canonical_bytes(entry)).digest()
+    return link(prev_hash, canonical_bytes(entry))
+
+
+def link(prev_hash: bytes, encoded: bytes) -> bytes:
+    """The chain hash of an entry given its canonical bytes."""
+    return hashlib.sha256(prev_hash + encoded).digest()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, LargeBinary, String, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cornerstore.db import Base, UTCDateTime
@@ -41,10 +51,52 @@ class AuditEntry(Base):
 
 
 class AuditHead(Base):
-    """The chain's tip. Appenders lock this one row, which orders all appends."""
+    """The log's tip. Appenders lock this one row, which orders all appends.
+
+    Besides the chain's newest hash it keeps the Merkle tree's right frontier
+    (the roots of the perfect subtrees that make up the tree, largest first,
+    concatenated), so an append never reads the tree to extend it.
+    """
 
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    frontier: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+
+
+class AuditNode(Base):
+    """A perfect subtree of the Merkle tree: (level L, index i) covers leaves [i·2^L, (i+1)·2^L).
+
+    Level 0 holds the leaf hashes. Every node is written in the transaction
+    that appends its last leaf, so proofs are read from here, never rebuilt.
+    """
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditCheckpoint(Base):
+    """A signed checkpoint (C2SP tlog-checkpoint in a signed note) of the tree at ``size``."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditSigningKey(Base):
+    """A public key that has signed checkpoints, kept after rotation so old ones still verify."""
+
+    __tablename__ = "audit_signing_keys"
+
+    key_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    verifier_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

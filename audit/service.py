@@ -3,64 +3,66 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from audit import chain
-from audit.models import AuditEntry, AuditHead
+from audit import chain, merkle, tree
+from audit.models import AuditEntry, AuditHead, AuditNode
 from audit.schemas import AuditDraft, Decision
 from cornerstore.db import utcnow
 
 HEAD_ID = 1
+_COLUMNS = tuple(column.key for column in AuditEntry.__table__.columns)
 
 
 def append(session: Session, draft: AuditDraft) -> AuditEntry:
-    """Append one entry in the session's transaction.
+    """Append one entry in the session's transaction (see :func:`append_many`)."""
+    return append_many(session, [draft])[0]
 
-    Taking the next sequence number updates the head row first, which locks
-    it (a row lock on PostgreSQL, the write lock on SQLite) until the
-    transaction ends, so concurrent appenders form one gap-free chain.
+
+def append_many(session: Session, drafts: Sequence[AuditDraft]) -> list[AuditEntry]:
+    """Append entries in the session's transaction, in order, with gap-free sequence numbers.
+
+    Taking the sequence numbers updates the head row first, which locks it (a
+    row lock on PostgreSQL, the write lock on SQLite) until the transaction
+    ends, so concurrent appenders in any number of processes form one
+    gap-free, duplicate-free sequence. The same transaction stores each
+    entry's chain hash and the Merkle tree's new nodes and frontier.
     """
-    seq, prev_hash = session.execute(
+    if not drafts:
+        return []
+    last, prev_hash, frontier = session.execute(
         update(AuditHead)
         .where(AuditHead.id == HEAD_ID)
-        .values(seq=AuditHead.seq + 1)
-        .returning(AuditHead.seq, AuditHead.entry_hash)
+        .values(seq=AuditHead.seq + len(drafts))
+        .returning(AuditHead.seq, AuditHead.entry_hash, AuditHead.frontier)
     ).one()
-    entry = AuditEntry(
-        seq=seq,
-        recorded_at=utcnow(),
-        prev_hash=bytes(prev_hash),
-        **draft.model_dump(),
-    )
-    entry.entry_hash = chain.entry_hash(entry.prev_hash, _fields(entry))
-    session.add(entry)
+    first = last - len(drafts) + 1
+    now = utcnow()
+    entries: list[AuditEntry] = []
+    leaves: list[bytes] = []
+    chained = bytes(prev_hash)
+    for seq, draft in enumerate(drafts, start=first):
+        entry = AuditEntry(seq=seq, recorded_at=now, prev_hash=chained, **draft.model_dump())
+        encoded = chain.canonical_bytes(_fields(entry))
+        entry.entry_hash = chained = chain.link(chained, encoded)
+        leaves.append(merkle.leaf_hash(encoded))
+        entries.append(entry)
     session.execute(
-        update(AuditHead).where(AuditHead.id == HEAD_ID).values(entry_hash=entry.entry_hash)
+        insert(AuditEntry),
+        [{column: getattr(entry, column) for column in _COLUMNS} for entry in entries],
     )
-    session.flush()
-    return entry
-
-
-def append_alone(session: Session, draft: AuditDraft) -> AuditEntry:
-    """Commit one entry in a transaction of its own on the request's session.
-
-    The gate uses this for every read decision: an allowed read's entry is
-    committed before its data leaves, and a refusal's entry stays committed
-    although the request then fails. Whatever the session held before is
-    rolled back first; the gate calls this before anything was written, so
-    that is only the read snapshot, and a refused request leaves nothing else.
-    Using the request's own connection means a read never needs a second one
-    from the pool.
-    """
-    session.rollback()
-    entry = append(session, draft)
-    session.commit()
-    return entry
+    new_frontier = tree.extend(session, first - 1, frontier, leaves)
+    session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == HEAD_ID)
+        .values(entry_hash=chained, frontier=new_frontier)
+    )
+    return entries
 
 
 def _fields(entry: AuditEntry) -> dict[str, object]:
@@ -147,3 +149,12 @@ def verify(session: Session, *, batch: int = 5000) -> chain.ChainReport:
             report.entries_checked, beyond, f"entry {beyond} is not in the chain's head"
         )
     return report
+
+
+def build_tree_for_existing_entries(session: Session) -> None:
+    """Give a log written before the Merkle tree existed its nodes and frontier."""
+    if session.scalar(select(func.count()).select_from(AuditNode)):
+        return
+    encoded = (chain.canonical_bytes(fields) for fields in _stored_entries(session, None, 5000))
+    frontier = tree.rebuild(session, encoded)
+    session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(frontier=frontier))

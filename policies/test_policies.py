@@ -33,7 +33,7 @@ POLICY_DIR = Path(__file__).resolve().parent
 
 ROLES = ("admin", "shopkeeper", "connector", "consumer", "auditor")
 DATA = ("sales", "inventory", "payments")
-RESOURCES = (*DATA, "shop", "principal", "consent", "access-log", "audit")
+RESOURCES = (*DATA, "shop", "principal", "consent", "access-log", "audit", "audit-proof")
 ACTIONS = ("create", "read", "write", "erase", "export")
 RELATIONS = (OWN, OTHER)
 
@@ -75,6 +75,8 @@ def expected(role: str, relation: str, resource: str, action: str, purpose: str)
             resource == "shop" and action == "erase"
         )
     if role == "shopkeeper":
+        if resource == "audit-proof":  # checkpoints and proofs name no shop
+            return action == "read"
         if relation != OWN:
             return False
         if resource in (*DATA, "consent"):
@@ -87,7 +89,7 @@ def expected(role: str, relation: str, resource: str, action: str, purpose: str)
     if role == "consumer":
         return action == "read" and (purpose, resource) in _toml_pairs()
     if role == "auditor":
-        return resource == "audit" and action == "read"
+        return resource in ("audit", "audit-proof") and action == "read"
     return False
 
 
@@ -174,10 +176,11 @@ def test_consumer_reads_exactly_the_pairs_purposes_toml_lists(authorizer: Author
 
 def test_auditor_reads_the_audit_log_only(authorizer: Authorizer) -> None:
     assert authorizer.decide(DecisionRequest("auditor", OTHER, "audit", "read", NO_PURPOSE))
+    assert authorizer.decide(DecisionRequest("auditor", OTHER, "audit-proof", "read", NO_PURPOSE))
     for relation, resource, action, purpose in itertools.product(
         RELATIONS, RESOURCES, ACTIONS, ALL_PURPOSES
     ):
-        if (resource, action) != ("audit", "read"):
+        if resource not in ("audit", "audit-proof") or action != "read":
             assert not authorizer.decide(
                 DecisionRequest("auditor", relation, resource, action, purpose)
             )

@@ -27,6 +27,8 @@ from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from audit.signing import load_signer
+from audit.writer import AuditWriter
 from cornerstore import cli
 from cornerstore.app import create_app, serve_app
 from cornerstore.authz import Authorizer
@@ -363,10 +365,13 @@ def test_a_wrong_master_key_fails_closed(tmp_path: Path) -> None:
 
     # Were a wrong key in use all the same, the gate must still let nothing out.
     engine = make_engine(settings.sqlalchemy_url)
+    sessions = make_sessionmaker(engine)
     wrong = Hub(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
+        audit_writer=AuditWriter(sessions),
+        signer=load_signer(settings.audit_signing_key_path, settings.audit_log_origin),
         authorizer=Authorizer(settings.policy_dir),
         keyring=KeyRing(
             LocalKeyProvider(

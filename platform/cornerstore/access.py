@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from opentelemetry import trace
 from sqlalchemy.orm import Session
 
-from audit import service as audit
 from audit.schemas import AuditDraft, Decision
 from cornerstore.authz import OTHER, OWN, DecisionRequest
 from cornerstore.errors import Forbidden, NotFound
@@ -102,8 +101,7 @@ def record_refusal(
     with _tracer.start_as_current_span(
         "gate.audit", record_exception=False, set_status_on_exception=False
     ):
-        audit.append_alone(
-            session,
+        hub.audit_writer.append(
             AuditDraft(
                 action=action,
                 decision=Decision.deny,

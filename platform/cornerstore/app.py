@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import cornerstore
+from audit.checkpoints import Checkpointer
 from audit.router import router as audit_router
+from audit.transparency import router as transparency_router
 from connectors.router import document_record_schemas
 from connectors.router import router as ingestion_router
 from consent.router import router as consent_router
@@ -34,9 +36,15 @@ and for validation errors one entry per offending field in `fields`.
 
 
 def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
+    checkpointer = Checkpointer(
+        hub.sessions, hub.signer, interval=hub.settings.checkpoint_interval_seconds
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        checkpointer.start()
         yield
+        checkpointer.stop()
         if close_hub_on_shutdown:
             hub.close()
 
@@ -58,6 +66,7 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
         reads_router,
         consent_router,
         audit_router,
+        transparency_router,
         export_router,
     ):
         app.include_router(router)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from audit.writer import AuditUnavailable
 from cornerstore.crypto import KeyMaterialError
 from cornerstore.errors import (
     Conflict,
@@ -82,6 +83,12 @@ async def _key_error(_request: Request, exc: Exception) -> JSONResponse:
     return _render(ServiceUnavailable.status_code, ServiceUnavailable().body())
 
 
+async def _audit_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # No durable audit entry, no answer: the request fails closed.
+    _log.error("audit unavailable: %s", exc)
+    return _render(ServiceUnavailable.status_code, ServiceUnavailable().body())
+
+
 def install(app: FastAPI) -> None:
     """Handlers for the errors the app expects.
 
@@ -94,6 +101,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(KeyMaterialError, _key_error)
     app.add_exception_handler(UnknownShopKey, _key_error)
+    app.add_exception_handler(AuditUnavailable, _audit_unavailable)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DBAPIError, _database_error)
     # The pool had no connection to give in time; not a DBAPIError, same answer.

@@ -25,7 +25,6 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 from sqlalchemy.orm import Session
 
-from audit import service as audit
 from audit.schemas import AuditDraft, Decision
 from consent import service as consents
 from cornerstore.access import NO_PURPOSE, Permit, authorize, record_refusal
@@ -144,7 +143,7 @@ class AccessGate:
                 details={"categories": [c.value for c in Category]},
             )
             try:
-                audit.append_alone(session, draft)
+                self._hub.audit_writer.append(draft)
             except Exception as exc:
                 _log.error(
                     "audit write failed, export of shop %s withheld: %s",
@@ -300,7 +299,7 @@ class AccessGate:
         )
         try:
             with _span("gate.audit"):
-                audit.append_alone(session, draft)
+                self._hub.audit_writer.append(draft)
         except Exception as exc:
             # No audit record, no data.
             _log.error(

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit import note, signing
+from audit.writer import AuditWriter
 from cornerstore.authz import Authorizer
 from cornerstore.db import make_engine, make_sessionmaker
 from cornerstore.keys.bootstrap import open_keyring
@@ -23,6 +25,8 @@ class Hub:
     sessions: sessionmaker[Session]
     authorizer: Authorizer
     keyring: KeyRing
+    audit_writer: AuditWriter
+    signer: note.Signer
 
     @classmethod
     def open(cls, settings: Settings, *, engine: Engine | None = None) -> Hub:
@@ -40,8 +44,11 @@ class Hub:
             sessions=sessions,
             authorizer=authorizer,
             keyring=keyring,
+            audit_writer=AuditWriter(sessions),
+            signer=signing.load_signer(settings.audit_signing_key_path, settings.audit_log_origin),
         )
 
     def close(self) -> None:
+        self.audit_writer.close()
         self.keyring.provider.close()
         self.engine.dispose()

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="How long an unwrapped data key stays in memory."
     )
     policy_dir: Path = Field(default_factory=_default_policy_dir)
+    audit_log_origin: str = Field(
+        default="cornerstore.local/audit",
+        pattern=r"^[^\s+]+$",
+        description="The audit log's name in its signed checkpoints (use your hub's host name).",
+    )
+    audit_signing_key_file: Path | None = Field(
+        default=None, description="Ed25519 checkpoint-signing keys. Defaults to the data dir."
+    )
+    checkpoint_interval_seconds: float = Field(
+        default=0.25, gt=0, description="How often a grown audit log gets a signed checkpoint."
+    )
     trace_exporter: TraceExporter = TraceExporter.none
     otlp_endpoint: str | None = None
     page_size_default: int = Field(default=500, ge=1, le=5000)
@@ -132,6 +143,10 @@ class Settings(BaseSettings):
     @property
     def master_key_path(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def audit_signing_key_path(self) -> Path:
+        return self.audit_signing_key_file or self.data_dir / "audit-signing.key"
 
     @property
     def key_store_path(self) -> Path:

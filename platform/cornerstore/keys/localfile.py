@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import stat
 import threading
 import uuid
 from pathlib import Path
@@ -32,37 +31,8 @@ from cornerstore.crypto import (
     open_with,
     seal_with,
 )
+from cornerstore.keys.files import create_private, refuse_if_shared, write_private
 from cornerstore.keys.provider import ShopKeyDestroyed, UnknownMasterKey
-
-
-def _refuse_if_shared(path: Path) -> None:
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyMaterialError(
-            f"key file {path} is accessible to other users "
-            f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}"
-        )
-
-
-def _write_private(path: Path, content: bytes) -> None:
-    """Replace ``path`` with ``content`` atomically, never visible to other users."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 class LocalKeyProvider:
@@ -79,16 +49,7 @@ class LocalKeyProvider:
                     "restore the key file from your backup (a new key would make every "
                     "record unreadable)"
                 )
-            master_path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(master_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # Another process made it first; use theirs.
-            else:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(new_data_key())
-                    handle.flush()
-                    os.fsync(handle.fileno())
+            create_private(master_path, new_data_key())
         self._masters = self._read_masters()
         self._store = self._open_store(store_path)
 
@@ -98,7 +59,7 @@ class LocalKeyProvider:
         return f"master key file {self._master_path}, key store {self._store_path}"
 
     def _read_masters(self) -> dict[str, AESGCM]:
-        _refuse_if_shared(self._master_path)
+        refuse_if_shared(self._master_path)
         raw = self._master_path.read_bytes()
         if not raw or len(raw) % KEY_BYTES:
             raise KeyMaterialError(
@@ -119,7 +80,7 @@ class LocalKeyProvider:
     def create_master(self) -> str:
         key = new_data_key()
         with self._lock:
-            _write_private(self._master_path, b"".join([*self._raw_masters(), key]))
+            write_private(self._master_path, b"".join([*self._raw_masters(), key]))
             self._masters = self._read_masters()
         return key_id(key)
 
@@ -128,7 +89,7 @@ class LocalKeyProvider:
             kept = [key for key in self._raw_masters() if key_id(key) != master_id]
             if not kept:
                 raise KeyMaterialError("refusing to destroy the last master key")
-            _write_private(self._master_path, b"".join(kept))
+            write_private(self._master_path, b"".join(kept))
             self._masters = self._read_masters()
 
     def _master(self, master_id: str) -> AESGCM:
@@ -168,7 +129,7 @@ class LocalKeyProvider:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             except FileExistsError:
                 pass
-        _refuse_if_shared(path)
+        refuse_if_shared(path)
         connection = sqlite3.connect(
             path, timeout=30, isolation_level=None, check_same_thread=False
         )

@@ -1,0 +1,99 @@
+"""Signed checkpoints: the tree's size and root, signed, at least every ``interval`` seconds.
+
+A checkpointer thread runs in every API process. Each round it reads the
+head (size and frontier, one row, so always consistent), and if the tree grew
+since the newest stored checkpoint it signs a new one. Processes racing to
+sign the same size are harmless: the size is the key, the first one stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit import note, signing, tree
+from audit.models import AuditCheckpoint, AuditHead
+from cornerstore.db import utcnow
+
+_log = logging.getLogger(__name__)
+HEAD_ID = 1
+
+
+@dataclass(frozen=True)
+class Signed:
+    size: int
+    root_hash: bytes
+    note: str
+
+
+def latest(session: Session) -> AuditCheckpoint | None:
+    return session.scalars(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)
+    ).first()
+
+
+def at_size(session: Session, size: int) -> AuditCheckpoint | None:
+    return session.get(AuditCheckpoint, size)
+
+
+def sign_latest(sessions: sessionmaker[Session], signer: note.Signer) -> int:
+    """Sign the tree as it is now, unless a checkpoint of this size exists; return the size."""
+    with sessions() as session:
+        size, frontier = session.execute(
+            select(AuditHead.seq, AuditHead.frontier).where(AuditHead.id == HEAD_ID)
+        ).one()
+        newest = session.scalar(select(func.max(AuditCheckpoint.size)))
+        if newest is not None and newest >= size:
+            return int(newest)
+        root = tree.root_of_frontier(frontier)
+        body = note.Checkpoint(signer.name, size, root).format()
+        session.add(
+            AuditCheckpoint(
+                size=size,
+                root_hash=root,
+                note=signer.sign(body).decode(),
+                created_at=utcnow(),
+            )
+        )
+        signing.publish(session, signer)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()  # Another process signed this size first.
+        return int(size)
+
+
+class Checkpointer:
+    """Signs a checkpoint whenever the tree grew, every ``interval`` seconds."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], signer: note.Signer, *, interval: float
+    ) -> None:
+        self._sessions = sessions
+        self._signer = signer
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                sign_latest(self._sessions, self._signer)
+            except Exception as exc:
+                _log.error("checkpoint signing failed: %s", type(exc).__name__)

@@ -1,0 +1,80 @@
+"""The checkpoint-signing keys: Ed25519 seeds in a private file, public keys in the database.
+
+The key file holds one or more 32-byte Ed25519 seeds back to back; the last
+is the one that signs. Rotating appends a new seed. Every public key that
+ever signed is kept in ``audit_signing_keys`` and published, so checkpoints
+signed before a rotation still verify.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from audit import note
+from audit.models import AuditSigningKey
+from cornerstore.crypto import KeyMaterialError
+from cornerstore.db import utcnow
+from cornerstore.keys.files import create_private, refuse_if_shared, write_private
+
+SEED_BYTES = 32
+
+
+def _seeds(path: Path) -> list[bytes]:
+    refuse_if_shared(path)
+    raw = path.read_bytes()
+    if not raw or len(raw) % SEED_BYTES:
+        raise KeyMaterialError(f"audit signing key file {path} does not hold 32-byte keys")
+    return [raw[i : i + SEED_BYTES] for i in range(0, len(raw), SEED_BYTES)]
+
+
+def _seed_bytes(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+
+def load_signer(path: Path, origin: str) -> note.Signer:
+    """The signer of new checkpoints, made (mode 0600) on first use."""
+    create_private(path, _seed_bytes(Ed25519PrivateKey.generate()))
+    seeds = _seeds(path)
+    return note.Signer(origin, Ed25519PrivateKey.from_private_bytes(seeds[-1]))
+
+
+def rotate(path: Path, origin: str) -> note.Signer:
+    """Append a new signing key; the old ones stay in the file only as long as you keep them."""
+    seeds = _seeds(path)
+    write_private(path, b"".join([*seeds, _seed_bytes(Ed25519PrivateKey.generate())]))
+    return load_signer(path, origin)
+
+
+def publish(session: Session, signer: note.Signer) -> None:
+    """Record ``signer``'s public key (idempotent); any other current key is retired."""
+    key_id = signer.key_id.hex()
+    if session.get(AuditSigningKey, key_id) is None:
+        session.add(
+            AuditSigningKey(key_id=key_id, verifier_key=signer.verifier_key, created_at=utcnow())
+        )
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            return
+    session.execute(
+        update(AuditSigningKey)
+        .where(AuditSigningKey.key_id != key_id, AuditSigningKey.retired_at.is_(None))
+        .values(retired_at=utcnow())
+    )
+
+
+def verifier_keys(session: Session) -> list[str]:
+    """Every published verifier key, the current one first."""
+    rows = session.scalars(
+        select(AuditSigningKey).order_by(
+            AuditSigningKey.retired_at.is_not(None), AuditSigningKey.created_at.desc()
+        )
+    ).all()
+    return [row.verifier_key for row in rows]

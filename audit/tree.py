@@ -1,0 +1,80 @@
+"""The Merkle tree's storage: extending it as entries are appended, and reading proofs from it.
+
+Every perfect subtree's root is stored (:class:`audit.models.AuditNode`), so a
+proof is one indexed read of O(log n) nodes. The right frontier of the tree
+is kept in the head row, so an append reads nothing but that row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from audit import merkle
+from audit.models import AuditNode
+
+HASH_BYTES = 32
+
+
+def split_frontier(frontier: bytes | None) -> list[bytes]:
+    raw = frontier or b""
+    return [raw[i : i + HASH_BYTES] for i in range(0, len(raw), HASH_BYTES)]
+
+
+def extend(
+    session: Session, size: int, frontier: bytes | None, leaf_hashes: Sequence[bytes]
+) -> bytes:
+    """Append leaves to a tree of ``size`` leaves; store the new nodes; return the new frontier."""
+    builder = merkle.TreeBuilder.restore(size, split_frontier(frontier))
+    nodes: list[dict[str, object]] = []
+    for leaf in leaf_hashes:
+        nodes.extend(
+            {"level": level, "idx": index, "hash": digest}
+            for level, index, digest in builder.append(leaf)
+        )
+    if nodes:
+        session.execute(insert(AuditNode), nodes)
+    return b"".join(builder.frontier())
+
+
+def root_of_frontier(frontier: bytes | None) -> bytes:
+    """The tree's root hash, from its frontier alone (no node is read)."""
+    hashes = split_frontier(frontier)
+    return merkle.fold(hashes) if hashes else merkle.EMPTY_ROOT
+
+
+def node_getter(session: Session) -> merkle.NodeGetter:
+    """Reads the requested nodes in one query, in the order asked; a missing node is an error."""
+
+    def get(ids: Sequence[merkle.NodeId]) -> list[bytes]:
+        if not ids:
+            return []
+        rows = session.execute(
+            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+                tuple_(AuditNode.level, AuditNode.idx).in_([(n[0], n[1]) for n in ids])
+            )
+        ).all()
+        found = {(level, idx): bytes(digest) for level, idx, digest in rows}
+        missing = [node for node in ids if (node[0], node[1]) not in found]
+        if missing:
+            raise LookupError(f"the tree lacks node {missing[0]}: it is not that large")
+        return [found[(node[0], node[1])] for node in ids]
+
+    return get
+
+
+def rebuild(session: Session, entries: Iterable[bytes], *, batch: int = 10_000) -> bytes:
+    """Build the tree over existing entries' canonical bytes, in order; return its frontier.
+
+    For logs written before the tree existed (the migration that adds it).
+    """
+    size, frontier = 0, b""
+    chunk: list[bytes] = []
+    for encoded in entries:
+        chunk.append(merkle.leaf_hash(encoded))
+        if len(chunk) == batch:
+            frontier = extend(session, size, frontier, chunk)
+            size, chunk = size + len(chunk), []
+    return extend(session, size, frontier, chunk) if chunk else frontier

@@ -1,0 +1,96 @@
+"""Group commit: many requests' audit entries, one transaction and one disk sync.
+
+A request that must not answer before its entry is durable (every read
+decision) hands the entry to this process's writer and waits. The writer
+thread takes everything waiting, appends it in one transaction and commits,
+then wakes every waiter. Under load a commit carries many entries, so the log
+is not one disk sync per request; with one request in flight it costs what a
+single commit costs. Several processes' writers take turns through the head
+row's lock, so the sequence stays gap-free across processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit import service
+from audit.schemas import AuditDraft
+
+_log = logging.getLogger(__name__)
+
+
+class AuditUnavailable(Exception):
+    """The entry could not be made durable in time; the caller must fail closed."""
+
+
+class AuditWriter:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, max_batch: int = 1000, timeout: float = 10.0
+    ) -> None:
+        self._sessions = sessions
+        self._max_batch = max_batch
+        self._timeout = timeout
+        self._queue: queue.SimpleQueue[tuple[AuditDraft, Future[int]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def append(self, draft: AuditDraft) -> int:
+        """Append ``draft`` and return its sequence number once it is committed."""
+        future: Future[int] = Future()
+        with self._lock:
+            if self._closed:
+                raise AuditUnavailable("the audit writer is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+                self._thread.start()
+            self._queue.put((draft, future))
+        try:
+            return future.result(timeout=self._timeout)
+        except Exception as exc:
+            raise AuditUnavailable(type(exc).__name__) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=self._timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[AuditDraft, Future[int]]]) -> None:
+        try:
+            with self._sessions() as session:
+                entries = service.append_many(session, [draft for draft, _ in batch])
+                session.commit()
+        except Exception as exc:
+            # Only the type: the message could hold statement parameters.
+            _log.error("audit batch of %d failed: %s", len(batch), type(exc).__name__)
+            for _, future in batch:
+                future.set_exception(AuditUnavailable(type(exc).__name__))
+            return
+        for (_, future), entry in zip(batch, entries, strict=True):
+            future.set_result(entry.seq)
