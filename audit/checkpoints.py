@@ -72,7 +72,7 @@ class Checkpointer:
     """Signs a checkpoint whenever the tree grew, every ``interval`` seconds."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], signer: note.Signer, *, interval: float
+        self, sessions: sessionmaker[Session], signer: signing.SignerSource, *, interval: float
     ) -> None:
         self._sessions = sessions
         self._signer = signer
@@ -94,6 +94,6 @@ class Checkpointer:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                sign_latest(self._sessions, self._signer)
+                sign_latest(self._sessions, self._signer.current())
             except Exception as exc:
                 _log.error("checkpoint signing failed: %s", type(exc).__name__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,8 +11,8 @@ from datetime import datetime
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from audit import chain, merkle, tree
-from audit.models import AuditEntry, AuditHead, AuditNode
+from audit import chain, merkle, note, signing, tree
+from audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
 from audit.schemas import AuditDraft, Decision
 from cornerstore.db import utcnow
 
@@ -148,7 +149,7 @@ def verify(session: Session, *, batch: int = 5000) -> chain.ChainReport:
         return chain.ChainReport(
             report.entries_checked, beyond, f"entry {beyond} is not in the chain's head"
         )
-    return report
+    return verify_tree(session, up_to=head.seq, batch=batch)
 
 
 def build_tree_for_existing_entries(session: Session) -> None:
@@ -158,3 +159,91 @@ def build_tree_for_existing_entries(session: Session) -> None:
     encoded = (chain.canonical_bytes(fields) for fields in _stored_entries(session, None, 5000))
     frontier = tree.rebuild(session, encoded)
     session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(frontier=frontier))
+
+
+def verify_tree(session: Session, *, up_to: int, batch: int = 5000) -> chain.ChainReport:
+    """Check the stored Merkle tree and the signed checkpoints against the entries.
+
+    Run after the chain verified entries 1..``up_to``. Every entry's leaf hash
+    must equal the stored leaf node, every stored checkpoint's root the root
+    recomputed from the entries up to its size, and the newest checkpoint's
+    signature must verify with a published key. Someone who rewrote entries
+    and recomputed the chain and the nodes is caught by the checkpoints; the
+    report then names the range between the last good and the first bad one.
+    """
+    builder = merkle.TreeBuilder()
+    sizes = session.execute(
+        select(AuditCheckpoint.size, AuditCheckpoint.root_hash)
+        .where(AuditCheckpoint.size <= up_to)
+        .order_by(AuditCheckpoint.size)
+    )
+    pending = deque((int(size), bytes(root)) for size, root in sizes)
+    good_size = 0
+
+    def check_checkpoints() -> chain.ChainReport | None:
+        nonlocal good_size
+        while pending and pending[0][0] == builder.size:
+            size, root = pending.popleft()
+            if root != builder.root():
+                first = good_size + 1
+                return chain.ChainReport(
+                    builder.size,
+                    first,
+                    f"the signed checkpoint of size {size} does not match the entries: "
+                    f"an entry from {first} to {size} was rewritten",
+                )
+            good_size = size
+        return None
+
+    if (problem := check_checkpoints()) is not None:
+        return problem
+    for start in range(1, up_to + 1, batch):
+        end = min(start + batch - 1, up_to)
+        stored = dict(
+            session.execute(
+                select(AuditNode.idx, AuditNode.hash).where(
+                    AuditNode.level == 0, AuditNode.idx.between(start - 1, end - 1)
+                )
+            ).all()
+        )
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.seq.between(start, end)).order_by(AuditEntry.seq)
+        ).all()
+        for row in rows:
+            leaf = merkle.leaf_hash(chain.canonical_bytes(_fields(row)))
+            if bytes(stored.get(row.seq - 1, b"")) != leaf:
+                return chain.ChainReport(
+                    row.seq - 1, row.seq, f"entry {row.seq} differs from its leaf in the tree"
+                )
+            builder.append(leaf)
+            if (problem := check_checkpoints()) is not None:
+                return problem
+        session.expunge_all()
+    frontier = session.scalar(select(AuditHead.frontier).where(AuditHead.id == HEAD_ID))
+    if up_to and tree.root_of_frontier(frontier) != builder.root() and _head_seq(session) == up_to:
+        return chain.ChainReport(up_to, up_to, "the tree's stored frontier does not match")
+    newest = checkpoints_latest(session, up_to)
+    if newest is not None:
+        verifiers = [note.Verifier.from_key(key) for key in signing.verifier_keys(session)]
+        try:
+            note.open_note(newest.note.encode(), verifiers)
+        except note.NoteError as exc:
+            return chain.ChainReport(
+                up_to,
+                newest.size,
+                f"the checkpoint of size {newest.size} is not validly signed: {exc}",
+            )
+    return chain.ChainReport(up_to)
+
+
+def checkpoints_latest(session: Session, up_to: int) -> AuditCheckpoint | None:
+    return session.scalars(
+        select(AuditCheckpoint)
+        .where(AuditCheckpoint.size <= up_to)
+        .order_by(AuditCheckpoint.size.desc())
+        .limit(1)
+    ).first()
+
+
+def _head_seq(session: Session) -> int:
+    return int(session.scalar(select(AuditHead.seq).where(AuditHead.id == HEAD_ID)) or 0)

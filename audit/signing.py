@@ -8,6 +8,7 @@ signed before a rotation still verify.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -78,3 +79,25 @@ def verifier_keys(session: Session) -> list[str]:
         )
     ).all()
     return [row.verifier_key for row in rows]
+
+
+class SignerSource:
+    """This process's checkpoint signer, following the key file when it is rotated.
+
+    ``cornerstore audit rotate-signing-key`` appends a key to the file; every
+    running process signs with it from its next checkpoint on, no restart.
+    """
+
+    def __init__(self, path: Path, origin: str) -> None:
+        self._path = path
+        self._origin = origin
+        self._signer = load_signer(path, origin)
+        self._stamp = self._path.stat().st_mtime_ns
+        self._lock = threading.Lock()
+
+    def current(self) -> note.Signer:
+        stamp = self._path.stat().st_mtime_ns
+        with self._lock:
+            if stamp != self._stamp:
+                self._signer, self._stamp = load_signer(self._path, self._origin), stamp
+            return self._signer

@@ -93,7 +93,7 @@ def _encoded(entry: AuditEntry) -> bytes:
 )
 def checkpoint(hub: HubDep, session: DbSession, caller: CurrentCaller) -> PlainTextResponse:
     _read_log(hub, session, caller)
-    checkpoints.sign_latest(hub.sessions, hub.signer)
+    checkpoints.sign_latest(hub.sessions, hub.signer.current())
     newest = checkpoints.latest(session)
     assert newest is not None
     return PlainTextResponse(newest.note, media_type="text/plain; charset=utf-8")
@@ -229,7 +229,7 @@ def _export_lines(hub: Hub, batch: int = 5000) -> Iterator[bytes]:
     description="Public: anyone may verify checkpoints offline with these keys.",
 )
 def public_key(hub: HubDep, session: DbSession) -> PlainTextResponse:
-    signing.publish(session, hub.signer)
+    signing.publish(session, hub.signer.current())
     return PlainTextResponse(
         "".join(f"{key}\n" for key in signing.verifier_keys(session)),
         media_type="text/plain; charset=utf-8",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from audit.chain import (
     entry_hash,
     verify_chain,
 )
-from audit.models import AuditEntry, AuditHead
+from audit.models import AuditEntry, AuditHead, AuditNode
 from audit.schemas import AuditDraft, Decision
 from cornerstore.cli import main
 from cornerstore.db import session_scope
@@ -828,3 +829,56 @@ def test_the_access_log_names_who_read_the_shops_data(world: World) -> None:
         ("Neighbourhood Credit 邻里信贷", "allow"),
         ("Neighbourhood Credit 邻里信贷", "deny"),
     ]
+
+
+# --- rewrites that recompute the hashes ------------------------------------------------------
+
+
+def _rewrite(world: World, seq: int, *, rebuild_tree: bool) -> None:
+    """What an operator with database access could do: edit an entry and recompute the chain."""
+    with session_scope(world.hub.sessions) as session:
+        session.execute(update(AuditEntry).where(AuditEntry.seq == seq).values(reason="nothing"))
+        prev = GENESIS_HASH
+        for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.seq)):
+            entry.prev_hash = prev
+            entry.entry_hash = prev = entry_hash(
+                prev, {name: getattr(entry, name) for name in CHAINED_FIELDS}
+            )
+        session.execute(update(AuditHead).values(entry_hash=prev))
+        if rebuild_tree:
+            session.execute(delete(AuditNode))
+            session.flush()
+            audit.build_tree_for_existing_entries(session)
+
+
+def test_a_rewritten_chain_is_caught_by_the_tree(world: World, verify: Verify) -> None:
+    events = _small_log(world)
+    grant = _seq_of(events, "consent.grant")
+
+    _rewrite(world, grant, rebuild_tree=False)
+
+    out = _assert_broken_at(verify, grant)
+    assert f"entry {grant} differs from its leaf in the tree" in out
+
+
+def test_a_rewritten_chain_and_tree_are_caught_by_the_signed_checkpoints(
+    world: World, verify: Verify
+) -> None:
+    events = _small_log(world)
+    grant = _seq_of(events, "consent.grant")
+    auditor = world.principal("auditor")
+    signed_before = auditor.get("/v1/audit/checkpoint")  # the log up to here is signed
+    assert signed_before.status_code == 200
+    _assert_intact(verify, len(events) + 1)
+
+    _rewrite(world, grant, rebuild_tree=True)
+
+    code, out = verify()
+    assert code == 1, out
+    # The checkpointer may have signed sizes in between: the report names the
+    # range between the last checkpoint that still matches and the first that does not.
+    found = re.search(r"at entry (\d+): the signed checkpoint of size (\d+) does not match", out)
+    assert found, out
+    first, size = int(found[1]), int(found[2])
+    assert first <= grant <= size <= len(events) + 1
+    assert f"an entry from {first} to {size} was rewritten" in out

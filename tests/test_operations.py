@@ -27,7 +27,7 @@ from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from audit.signing import load_signer
+from audit.signing import SignerSource
 from audit.writer import AuditWriter
 from cornerstore import cli
 from cornerstore.app import create_app, serve_app
@@ -371,7 +371,7 @@ def test_a_wrong_master_key_fails_closed(tmp_path: Path) -> None:
         engine=engine,
         sessions=sessions,
         audit_writer=AuditWriter(sessions),
-        signer=load_signer(settings.audit_signing_key_path, settings.audit_log_origin),
+        signer=SignerSource(settings.audit_signing_key_path, settings.audit_log_origin),
         authorizer=Authorizer(settings.policy_dir),
         keyring=KeyRing(
             LocalKeyProvider(

@@ -250,6 +250,70 @@ def cmd_keys_finish_erasures(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify_export(args: argparse.Namespace) -> int:
+    """Offline: needs no server and no database, only the files and the public key."""
+    from audit import verifier
+
+    try:
+        keys = verifier.load_verifier_keys(args.key)
+        with open(args.checkpoint, "rb") as handle:
+            checkpoint_note = handle.read()
+        with open(args.export, "rb") as lines:
+            report = verifier.verify_export(lines, checkpoint_note, keys, origin=args.origin)
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
+    size = report.checkpoint.size
+    if not report.ok:
+        where = "" if report.first_bad_index is None else f" at index {report.first_bad_index}"
+        _print(f"export FAILED verification{where}: {report.problem}")
+        return 1
+    _print(
+        f"export verified: {report.entries_checked} entries match the checkpoint of size "
+        f"{size} signed by {', '.join(report.signers)}"
+    )
+    if report.entries_not_covered:
+        _print(f"{report.entries_not_covered} newer entries are not covered by this checkpoint")
+    return 0
+
+
+def cmd_audit_verify_consistency(args: argparse.Namespace) -> int:
+    from audit import verifier
+
+    try:
+        keys = verifier.load_verifier_keys(args.key)
+        with open(args.old, "rb") as old, open(args.new, "rb") as new:
+            old_note, new_note = old.read(), new.read()
+        proof = verifier.load_proof_file(args.proof)
+        older, newer = verifier.verify_consistency(
+            old_note, new_note, proof, keys, origin=args.origin
+        )
+    except verifier.VerificationError as exc:
+        _print(f"consistency FAILED: {exc}")
+        return 1
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
+    _print(f"consistent: the log of {newer.size} entries extends the log of {older.size}")
+    return 0
+
+
+def cmd_audit_rotate_signing_key(_args: argparse.Namespace) -> int:
+    from audit import checkpoints, signing
+    from cornerstore.hub import Hub
+
+    settings = get_settings()
+    signer = signing.rotate(settings.audit_signing_key_path, settings.audit_log_origin)
+    hub = Hub.open(settings)
+    try:
+        with session_scope(hub.sessions) as session:
+            signing.publish(session, signer)
+        checkpoints.sign_latest(hub.sessions, signer)
+    finally:
+        hub.close()
+    _print(f"new checkpoint-signing key: {signer.verifier_key}")
+    _print("older checkpoints still verify with the earlier keys at /v1/audit/public-key")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from cornerstore.demo import run_demo
 
@@ -289,6 +353,32 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(
         "verify", help="check that no entry was altered, removed or reordered"
     ).set_defaults(func=cmd_audit_verify)
+    verify_export = audit.add_parser(
+        "verify-export", help="offline: check an export against a signed checkpoint"
+    )
+    verify_export.add_argument("--export", required=True, help="the JSON Lines export")
+    verify_export.add_argument("--checkpoint", required=True, help="a signed checkpoint")
+    verify_export.add_argument(
+        "--key", required=True, action="append", help="a verifier key, or a file of them"
+    )
+    verify_export.add_argument("--origin", help="the log's name the checkpoint must carry")
+    verify_export.set_defaults(func=cmd_audit_verify_export)
+    verify_consistency = audit.add_parser(
+        "verify-consistency", help="offline: check that a newer checkpoint extends an older one"
+    )
+    verify_consistency.add_argument("old", help="the older signed checkpoint")
+    verify_consistency.add_argument("new", help="the newer signed checkpoint")
+    verify_consistency.add_argument(
+        "--proof", required=True, help="the consistency proof, as the API returns it"
+    )
+    verify_consistency.add_argument(
+        "--key", required=True, action="append", help="a verifier key, or a file of them"
+    )
+    verify_consistency.add_argument("--origin", help="the log's name both must carry")
+    verify_consistency.set_defaults(func=cmd_audit_verify_consistency)
+    audit.add_parser(
+        "rotate-signing-key", help="start signing checkpoints with a new key"
+    ).set_defaults(func=cmd_audit_rotate_signing_key)
 
     keys = commands.add_parser("keys", help="master and data keys").add_subparsers(
         dest="keys", required=True

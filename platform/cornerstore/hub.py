@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit import note, signing
+from audit import signing
 from audit.writer import AuditWriter
 from cornerstore.authz import Authorizer
 from cornerstore.db import make_engine, make_sessionmaker
@@ -26,7 +26,7 @@ class Hub:
     authorizer: Authorizer
     keyring: KeyRing
     audit_writer: AuditWriter
-    signer: note.Signer
+    signer: signing.SignerSource
 
     @classmethod
     def open(cls, settings: Settings, *, engine: Engine | None = None) -> Hub:
@@ -45,7 +45,7 @@ class Hub:
             authorizer=authorizer,
             keyring=keyring,
             audit_writer=AuditWriter(sessions),
-            signer=signing.load_signer(settings.audit_signing_key_path, settings.audit_log_origin),
+            signer=signing.SignerSource(settings.audit_signing_key_path, settings.audit_log_origin),
         )
 
     def close(self) -> None:
