@@ -1,4 +1,4 @@
-"""``python -m bench {all,ingest,authz,read,decrypt,rotation} [--smoke]``."""
+"""``python -m bench {all,ingest,authz,read,decrypt,rotation,appends,proofs,verify} [--smoke]``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from bench import authz, ingest, keys, read
+from bench import audit, authz, ingest, keys, read
 from bench.common import Size
 
 BENCHMARKS = {
@@ -15,6 +15,9 @@ BENCHMARKS = {
     "read": read.run,
     "decrypt": keys.run_decrypt,
     "rotation": keys.run_rotation,
+    "appends": audit.run_appends,
+    "proofs": audit.run_proofs,
+    "verify": audit.run_verify,
 }
 
 
