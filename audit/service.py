@@ -7,63 +7,83 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from audit import chain, merkle, note, signing, tree
+from audit import chain, merkle, note, signing, store, tree
 from audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
 from audit.schemas import AuditDraft, Decision
 from cornerstore.db import utcnow
 
 HEAD_ID = 1
-_COLUMNS = tuple(column.key for column in AuditEntry.__table__.columns)
 
 
-def append(session: Session, draft: AuditDraft) -> AuditEntry:
-    """Append one entry in the session's transaction (see :func:`append_many`)."""
+@dataclass(frozen=True)
+class Head:
+    """The log's tip as a locked head row holds it."""
+
+    seq: int
+    entry_hash: bytes
+    frontier: bytes | None
+
+
+def append(session: Session, draft: AuditDraft) -> int:
+    """Append one entry in the session's transaction; return its sequence number."""
     return append_many(session, [draft])[0]
 
 
-def append_many(session: Session, drafts: Sequence[AuditDraft]) -> list[AuditEntry]:
-    """Append entries in the session's transaction, in order, with gap-free sequence numbers.
+def append_many(session: Session, drafts: Sequence[AuditDraft]) -> list[int]:
+    """Append entries in the session's transaction, in order; return their sequence numbers.
 
-    Taking the sequence numbers updates the head row first, which locks it (a
-    row lock on PostgreSQL, the write lock on SQLite) until the transaction
-    ends, so concurrent appenders in any number of processes form one
-    gap-free, duplicate-free sequence. The same transaction stores each
-    entry's chain hash and the Merkle tree's new nodes and frontier.
+    See :func:`lock_head` for how appenders in any number of processes form
+    one gap-free, duplicate-free sequence.
     """
     if not drafts:
         return []
-    last, prev_hash, frontier = session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == HEAD_ID)
-        .values(seq=AuditHead.seq + len(drafts))
-        .returning(AuditHead.seq, AuditHead.entry_hash, AuditHead.frontier)
-    ).one()
-    first = last - len(drafts) + 1
+    return write_after(session, lock_head(session), drafts)
+
+
+def lock_head(session: Session) -> Head:
+    """Lock the head row until the transaction ends, and read it.
+
+    Every appender takes this lock first (a row lock on PostgreSQL, the
+    database's write lock on SQLite), so appends are serialised. The group
+    writer locks first and gathers entries after, so that everything that
+    arrived while it waited goes into the same commit.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks: a write takes the database's write lock.
+        session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=AuditHead.seq))
+        stmt = select(AuditHead.seq, AuditHead.entry_hash, AuditHead.frontier)
+    else:
+        stmt = select(AuditHead.seq, AuditHead.entry_hash, AuditHead.frontier).with_for_update()
+    seq, entry_hash, frontier = session.execute(stmt.where(AuditHead.id == HEAD_ID)).one()
+    return Head(int(seq), bytes(entry_hash), frontier)
+
+
+def write_after(session: Session, head: Head, drafts: Sequence[AuditDraft]) -> list[int]:
+    """Append ``drafts`` after the locked ``head``: entries, tree nodes, then the head itself."""
     now = utcnow()
-    entries: list[AuditEntry] = []
+    rows: list[dict[str, Any]] = []
     leaves: list[bytes] = []
-    chained = bytes(prev_hash)
-    for seq, draft in enumerate(drafts, start=first):
-        entry = AuditEntry(seq=seq, recorded_at=now, prev_hash=chained, **draft.model_dump())
-        encoded = chain.canonical_bytes(_fields(entry))
-        entry.entry_hash = chained = chain.link(chained, encoded)
+    chained = head.entry_hash
+    for seq, draft in enumerate(drafts, start=head.seq + 1):
+        row: dict[str, Any] = {"seq": seq, "recorded_at": now, **draft.model_dump()}
+        encoded = chain.canonical_bytes(row)
+        row["prev_hash"] = chained
+        row["entry_hash"] = chained = chain.link(chained, encoded)
         leaves.append(merkle.leaf_hash(encoded))
-        entries.append(entry)
-    session.execute(
-        insert(AuditEntry),
-        [{column: getattr(entry, column) for column in _COLUMNS} for entry in entries],
-    )
-    new_frontier = tree.extend(session, first - 1, frontier, leaves)
+        rows.append(row)
+    store.insert_entries(session, rows)
+    new_frontier = tree.extend(session, head.seq, head.frontier, leaves)
     session.execute(
         update(AuditHead)
         .where(AuditHead.id == HEAD_ID)
-        .values(entry_hash=chained, frontier=new_frontier)
+        .values(seq=head.seq + len(rows), entry_hash=chained, frontier=new_frontier)
     )
-    return entries
+    return [row["seq"] for row in rows]
 
 
 def _fields(entry: AuditEntry) -> dict[str, object]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
-from audit import merkle
+from audit import merkle, store
 from audit.models import AuditNode
 
 HASH_BYTES = 32
@@ -28,14 +28,10 @@ def extend(
 ) -> bytes:
     """Append leaves to a tree of ``size`` leaves; store the new nodes; return the new frontier."""
     builder = merkle.TreeBuilder.restore(size, split_frontier(frontier))
-    nodes: list[dict[str, object]] = []
+    nodes: list[merkle.Node] = []
     for leaf in leaf_hashes:
-        nodes.extend(
-            {"level": level, "idx": index, "hash": digest}
-            for level, index, digest in builder.append(leaf)
-        )
-    if nodes:
-        session.execute(insert(AuditNode), nodes)
+        nodes.extend(builder.append(leaf))
+    store.insert_nodes(session, nodes)
     return b"".join(builder.frontier())
 
 
@@ -45,17 +41,32 @@ def root_of_frontier(frontier: bytes | None) -> bytes:
     return merkle.fold(hashes) if hashes else merkle.EMPTY_ROOT
 
 
+#: PostgreSQL: the node ids travel as two arrays, so the statement text is the
+#: same for every proof and is prepared once (a tuple IN list is not).
+_NODES_BY_ARRAYS = text(
+    "SELECT level, idx, hash FROM unnest(CAST(:levels AS int2[]), CAST(:idxs AS int8[])) "
+    "AS wanted(level, idx) JOIN audit_nodes USING (level, idx)"
+)
+
+
 def node_getter(session: Session) -> merkle.NodeGetter:
     """Reads the requested nodes in one query, in the order asked; a missing node is an error."""
+    postgres = session.get_bind().dialect.name == "postgresql"
 
     def get(ids: Sequence[merkle.NodeId]) -> list[bytes]:
         if not ids:
             return []
-        rows = session.execute(
-            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-                tuple_(AuditNode.level, AuditNode.idx).in_([(n[0], n[1]) for n in ids])
-            )
-        ).all()
+        if postgres:
+            rows = session.execute(
+                _NODES_BY_ARRAYS,
+                {"levels": [n[0] for n in ids], "idxs": [n[1] for n in ids]},
+            ).all()
+        else:
+            rows = session.execute(
+                select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+                    tuple_(AuditNode.level, AuditNode.idx).in_([(n[0], n[1]) for n in ids])
+                )
+            ).all()
         found = {(level, idx): bytes(digest) for level, idx, digest in rows}
         missing = [node for node in ids if (node[0], node[1]) not in found]
         if missing:

@@ -64,33 +64,41 @@ class AuditWriter:
             thread.join(timeout=self._timeout)
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
+        while True:
             item = self._queue.get()
             if item is None:
                 return
-            batch = [item]
-            while len(batch) < self._max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                batch.append(more)
-            self._commit(batch)
+            if not self._commit([item]):
+                return
 
-    def _commit(self, batch: list[tuple[AuditDraft, Future[int]]]) -> None:
+    def _drain(self, batch: list[tuple[AuditDraft, Future[int]]]) -> bool:
+        """Take what is waiting into ``batch``; False once asked to stop."""
+        while len(batch) < self._max_batch:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                return True
+            if more is None:
+                return False
+            batch.append(more)
+        return True
+
+    def _commit(self, batch: list[tuple[AuditDraft, Future[int]]]) -> bool:
+        """Lock the head, gather everything waiting by then, append it all in one commit."""
+        going_on = True
         try:
             with self._sessions() as session:
-                entries = service.append_many(session, [draft for draft, _ in batch])
+                head = service.lock_head(session)
+                # Whatever arrived while the lock was awaited joins this commit.
+                going_on = self._drain(batch)
+                seqs = service.write_after(session, head, [draft for draft, _ in batch])
                 session.commit()
         except Exception as exc:
             # Only the type: the message could hold statement parameters.
             _log.error("audit batch of %d failed: %s", len(batch), type(exc).__name__)
             for _, future in batch:
                 future.set_exception(AuditUnavailable(type(exc).__name__))
-            return
-        for (_, future), entry in zip(batch, entries, strict=True):
-            future.set_result(entry.seq)
+            return going_on
+        for (_, future), seq in zip(batch, seqs, strict=True):
+            future.set_result(seq)
+        return going_on

@@ -166,7 +166,7 @@ def _append_once(
     if mode == "group":
         return writer.append(draft)
     with sessions() as session:
-        seq = service.append_many(session, [draft])[0].seq
+        seq = service.append_many(session, [draft])[0]
         session.commit()
     return seq
 

@@ -654,7 +654,7 @@ def test_verify_leaves_out_entries_appended_while_it_runs(world: World) -> None:
         if paging and len(appended) < 4:
             with session_scope(world.hub.sessions) as other:
                 draft = AuditDraft(action="test.append", decision=Decision.allow, reason="live")
-                appended.append(audit.append(other, draft).seq)
+                appended.append(audit.append(other, draft))
 
     with world.hub.sessions() as session:
         listen(session, "do_orm_execute", append_before_a_page_of_entries)
