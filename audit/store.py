@@ -36,8 +36,12 @@ _ENTRY_COLUMNS = (
 _NODE_COLUMNS = (("level", "int2"), ("idx", "int8"), ("hash", "bytea"))
 
 
-def _driver(session: Session) -> psycopg.Connection[Any] | None:
-    if session.get_bind().dialect.name != "postgresql":
+#: Below this many rows a COPY's set-up costs more than the INSERT it replaces.
+COPY_FROM = 16
+
+
+def _driver(session: Session, rows: int) -> psycopg.Connection[Any] | None:
+    if rows < COPY_FROM or session.get_bind().dialect.name != "postgresql":
         return None
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
@@ -61,7 +65,7 @@ def _copy(
 
 
 def insert_entries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    driver = _driver(session)
+    driver = _driver(session, len(rows))
     if driver is None:
         session.execute(insert(AuditEntry), list(rows))
         return
@@ -79,7 +83,7 @@ def insert_entries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 def insert_nodes(session: Session, nodes: Sequence[tuple[int, int, bytes]]) -> None:
     if not nodes:
         return
-    driver = _driver(session)
+    driver = _driver(session, len(nodes))
     if driver is None:
         session.execute(
             insert(AuditNode), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes]

@@ -16,6 +16,7 @@ import queue
 import threading
 from concurrent.futures import Future
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit import service
@@ -33,6 +34,9 @@ class AuditWriter:
         self, sessions: sessionmaker[Session], *, max_batch: int = 1000, timeout: float = 10.0
     ) -> None:
         self._sessions = sessions
+        # The writer thread keeps one connection: checking one out of the pool
+        # for every batch would cost a liveness ping each time.
+        self._connection: Connection | None = None
         self._max_batch = max_batch
         self._timeout = timeout
         self._queue: queue.SimpleQueue[tuple[AuditDraft, Future[int]] | None] = queue.SimpleQueue()
@@ -64,12 +68,26 @@ class AuditWriter:
             thread.join(timeout=self._timeout)
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if not self._commit([item]):
-                return
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None or not self._commit([item]):
+                    return
+        finally:
+            self._reset_connection()
+
+    def _engine(self) -> Engine:
+        bind = self._sessions.kw["bind"]
+        assert isinstance(bind, Engine)
+        return bind
+
+    def _reset_connection(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception as exc:
+                _log.error("closing the audit writer's connection: %s", type(exc).__name__)
+            self._connection = None
 
     def _drain(self, batch: list[tuple[AuditDraft, Future[int]]]) -> bool:
         """Take what is waiting into ``batch``; False once asked to stop."""
@@ -87,7 +105,9 @@ class AuditWriter:
         """Lock the head, gather everything waiting by then, append it all in one commit."""
         going_on = True
         try:
-            with self._sessions() as session:
+            if self._connection is None:
+                self._connection = self._engine().connect()
+            with self._sessions(bind=self._connection) as session:
                 head = service.lock_head(session)
                 # Whatever arrived while the lock was awaited joins this commit.
                 going_on = self._drain(batch)
@@ -96,6 +116,7 @@ class AuditWriter:
         except Exception as exc:
             # Only the type: the message could hold statement parameters.
             _log.error("audit batch of %d failed: %s", len(batch), type(exc).__name__)
+            self._reset_connection()
             for _, future in batch:
                 future.set_exception(AuditUnavailable(type(exc).__name__))
             return going_on
