@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -24,48 +23,35 @@ _log = logging.getLogger(__name__)
 HEAD_ID = 1
 
 
-@dataclass(frozen=True)
-class Signed:
-    size: int
-    root_hash: bytes
-    note: str
-
-
 def latest(session: Session) -> AuditCheckpoint | None:
     return session.scalars(
         select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)
     ).first()
 
 
-def at_size(session: Session, size: int) -> AuditCheckpoint | None:
-    return session.get(AuditCheckpoint, size)
+def sign_latest(session: Session, signer: note.Signer) -> int:
+    """Sign the tree as it is now, unless a checkpoint of this size exists; return the size.
 
-
-def sign_latest(sessions: sessionmaker[Session], signer: note.Signer) -> int:
-    """Sign the tree as it is now, unless a checkpoint of this size exists; return the size."""
-    with sessions() as session:
-        size, frontier = session.execute(
-            select(AuditHead.seq, AuditHead.frontier).where(AuditHead.id == HEAD_ID)
-        ).one()
-        newest = session.scalar(select(func.max(AuditCheckpoint.size)))
-        if newest is not None and newest >= size:
-            return int(newest)
-        root = tree.root_of_frontier(frontier)
-        body = note.Checkpoint(signer.name, size, root).format()
-        session.add(
-            AuditCheckpoint(
-                size=size,
-                root_hash=root,
-                note=signer.sign(body).decode(),
-                created_at=utcnow(),
-            )
+    Commits ``session``: call it with nothing else pending.
+    """
+    size, frontier = session.execute(
+        select(AuditHead.seq, AuditHead.frontier).where(AuditHead.id == HEAD_ID)
+    ).one()
+    newest = session.scalar(select(func.max(AuditCheckpoint.size)))
+    if newest is not None and newest >= size:
+        return int(newest)
+    root = tree.root_of_frontier(frontier)
+    body = note.Checkpoint(signer.name, size, root).format()
+    session.add(
+        AuditCheckpoint(
+            size=size, root_hash=root, note=signer.sign(body).decode(), created_at=utcnow()
         )
-        signing.publish(session, signer)
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()  # Another process signed this size first.
-        return int(size)
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()  # Another process signed this size first.
+    return int(size)
 
 
 class Checkpointer:
@@ -94,6 +80,7 @@ class Checkpointer:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                sign_latest(self._sessions, self._signer.current())
+                with self._sessions() as session:
+                    sign_latest(session, self._signer.current())
             except Exception as exc:
                 _log.error("checkpoint signing failed: %s", type(exc).__name__)

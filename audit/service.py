@@ -192,12 +192,34 @@ def verify_tree(session: Session, *, up_to: int, batch: int = 5000) -> chain.Cha
     report then names the range between the last good and the first bad one.
     """
     builder = merkle.TreeBuilder()
-    sizes = session.execute(
-        select(AuditCheckpoint.size, AuditCheckpoint.root_hash)
-        .where(AuditCheckpoint.size <= up_to)
-        .order_by(AuditCheckpoint.size)
-    )
-    pending = deque((int(size), bytes(root)) for size, root in sizes)
+    verifiers = [note.Verifier.from_key(key) for key in signing.verifier_keys(session)]
+    pending: deque[tuple[int, bytes]] = deque()
+    # Every stored checkpoint is opened with the published keys and its signed
+    # size and root are what count, never the columns beside it.
+    for stored_size, signed_note in session.execute(
+        select(AuditCheckpoint.size, AuditCheckpoint.note).order_by(AuditCheckpoint.size)
+    ):
+        try:
+            signed = note.verify_checkpoint(signed_note.encode(), verifiers)
+        except note.NoteError as exc:
+            return chain.ChainReport(
+                0,
+                max(int(stored_size), 1),
+                f"the checkpoint of size {stored_size} is not validly signed: {exc}",
+            )
+        pending.append((signed.size, signed.root_hash))
+    # Checkpoints signed after this run began may exceed ``up_to``; none may
+    # exceed the log as it is now, or signed entries were removed.
+    now = head_seq(session)
+    if pending and pending[-1][0] > now:
+        signed_size = pending[-1][0]
+        return chain.ChainReport(
+            up_to,
+            now + 1,
+            f"a signed checkpoint covers {signed_size} entries but the log holds {now}: "
+            f"entries {now + 1}..{signed_size} were removed",
+        )
+    pending = deque(item for item in pending if item[0] <= up_to)
     good_size = 0
 
     def check_checkpoints() -> chain.ChainReport | None:
@@ -240,30 +262,11 @@ def verify_tree(session: Session, *, up_to: int, batch: int = 5000) -> chain.Cha
                 return problem
         session.expunge_all()
     frontier = session.scalar(select(AuditHead.frontier).where(AuditHead.id == HEAD_ID))
-    if up_to and tree.root_of_frontier(frontier) != builder.root() and _head_seq(session) == up_to:
+    if up_to and tree.root_of_frontier(frontier) != builder.root() and head_seq(session) == up_to:
         return chain.ChainReport(up_to, up_to, "the tree's stored frontier does not match")
-    newest = checkpoints_latest(session, up_to)
-    if newest is not None:
-        verifiers = [note.Verifier.from_key(key) for key in signing.verifier_keys(session)]
-        try:
-            note.open_note(newest.note.encode(), verifiers)
-        except note.NoteError as exc:
-            return chain.ChainReport(
-                up_to,
-                newest.size,
-                f"the checkpoint of size {newest.size} is not validly signed: {exc}",
-            )
     return chain.ChainReport(up_to)
 
 
-def checkpoints_latest(session: Session, up_to: int) -> AuditCheckpoint | None:
-    return session.scalars(
-        select(AuditCheckpoint)
-        .where(AuditCheckpoint.size <= up_to)
-        .order_by(AuditCheckpoint.size.desc())
-        .limit(1)
-    ).first()
-
-
-def _head_seq(session: Session) -> int:
+def head_seq(session: Session) -> int:
+    """How many entries the log holds, as its head row says."""
     return int(session.scalar(select(AuditHead.seq).where(AuditHead.id == HEAD_ID)) or 0)

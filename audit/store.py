@@ -35,6 +35,12 @@ _ENTRY_COLUMNS = (
 )
 _NODE_COLUMNS = (("level", "int2"), ("idx", "int8"), ("hash", "bytea"))
 
+# The COPY column lists must name exactly the tables' columns, or a new
+# column would reach only small batches (plain INSERT) and verification fail.
+for _columns, _table in ((_ENTRY_COLUMNS, AuditEntry), (_NODE_COLUMNS, AuditNode)):
+    if {name for name, _ in _columns} != set(_table.__table__.columns.keys()):
+        raise RuntimeError(f"audit.store's COPY columns for {_table.__tablename__} are stale")
+
 
 #: Below this many rows a COPY's set-up costs more than the INSERT it replaces.
 COPY_FROM = 16

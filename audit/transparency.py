@@ -11,15 +11,15 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from audit import chain, checkpoints, merkle, signing, tree
-from audit.models import AuditEntry, AuditHead
+from audit import chain, checkpoints, merkle, service, signing, tree
+from audit.models import AuditEntry
 from cornerstore.access import authorize
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
 from cornerstore.errors import GLOBAL_ERRORS, FieldError, ValidationFailed
@@ -70,10 +70,6 @@ def _read_log(hub: Hub, session: DbSession, caller: Caller) -> None:
         authorize(hub, session, caller, resource="audit", action="read")
 
 
-def _size(session: DbSession) -> int:
-    return int(session.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0)
-
-
 def _too_large(field: str, size: int) -> ValidationFailed:
     return ValidationFailed(
         "the log is not that large",
@@ -93,7 +89,9 @@ def _encoded(entry: AuditEntry) -> bytes:
 )
 def checkpoint(hub: HubDep, session: DbSession, caller: CurrentCaller) -> PlainTextResponse:
     _read_log(hub, session, caller)
-    checkpoints.sign_latest(hub.sessions, hub.signer.current())
+    # The background signer keeps up within a quarter second; signing here too
+    # means the answer covers every entry committed before the request.
+    checkpoints.sign_latest(session, hub.signer.current())
     newest = checkpoints.latest(session)
     assert newest is not None
     return PlainTextResponse(newest.note, media_type="text/plain; charset=utf-8")
@@ -144,7 +142,7 @@ def inclusion_proof(
     hub: HubDep, session: DbSession, caller: CurrentCaller, index: Size, tree_size: Size
 ) -> InclusionProofOut:
     _read_log(hub, session, caller)
-    size = _size(session)
+    size = service.head_seq(session)
     if tree_size > size:
         raise _too_large("tree_size", size)
     if index >= tree_size:
@@ -179,7 +177,7 @@ def consistency_proof(
     hub: HubDep, session: DbSession, caller: CurrentCaller, old_size: Size, new_size: Size
 ) -> ConsistencyProofOut:
     _read_log(hub, session, caller)
-    size = _size(session)
+    size = service.head_seq(session)
     if new_size > size:
         raise _too_large("new_size", size)
     if old_size > new_size:
@@ -194,7 +192,7 @@ def consistency_proof(
 @router.get(
     "/export",
     response_class=StreamingResponse,
-    summary="Every entry, as JSON Lines: index, canonical bytes (base64) and the decoded fields",
+    summary="Every entry, as JSON Lines: its leaf index and canonical bytes (base64)",
     responses={
         **GLOBAL_ERRORS,
         200: {"content": {"application/x-ndjson": {}}, "description": "One entry per line"},
@@ -209,7 +207,7 @@ def _export_lines(hub: Hub, batch: int = 5000) -> Iterator[bytes]:
     with hub.sessions() as session:
         if session.get_bind().dialect.name == "postgresql":
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        size = _size(session)
+        size = service.head_seq(session)
         after = 0
         while after < size:
             rows = session.scalars(
@@ -223,9 +221,10 @@ def _export_lines(hub: Hub, batch: int = 5000) -> Iterator[bytes]:
             lines = []
             for row in rows:
                 encoded = _encoded(row)
-                doc: dict[str, Any] = {"index": row.seq - 1, "entry": b64(encoded)}
-                doc["fields"] = json.loads(encoded)
-                lines.append(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
+                # Only the signed bytes: decoded fields beside them could say
+                # something else than what the checkpoint covers.
+                doc = {"index": row.seq - 1, "entry": b64(encoded)}
+                lines.append(json.dumps(doc, separators=(",", ":")) + "\n")
             yield "".join(lines).encode()
             after = rows[-1].seq
             session.expunge_all()
@@ -237,8 +236,7 @@ def _export_lines(hub: Hub, batch: int = 5000) -> Iterator[bytes]:
     summary="The checkpoint verifier keys (signed-note format), the current one first",
     description="Public: anyone may verify checkpoints offline with these keys.",
 )
-def public_key(hub: HubDep, session: DbSession) -> PlainTextResponse:
-    signing.publish(session, hub.signer.current())
+def public_key(session: DbSession) -> PlainTextResponse:
     return PlainTextResponse(
         "".join(f"{key}\n" for key in signing.verifier_keys(session)),
         media_type="text/plain; charset=utf-8",

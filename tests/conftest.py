@@ -91,12 +91,12 @@ def hub(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def wipe(engine: Engine) -> None:
     """Empty every table and reset the audit chain, so each test starts clean.
 
-    The record of which master key is active stays: it describes the hub's key
-    provider, which outlives each test.
+    The records of which master key is active and which keys sign checkpoints
+    stay: they describe the hub's key material, which outlives each test.
     """
     with engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):
-            if table.name != "master_keys":
+            if table.name not in ("master_keys", "audit_signing_keys"):
                 connection.execute(table.delete())
         connection.execute(
             text("INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, 0, :h)"),

@@ -19,6 +19,7 @@ from sqlalchemy.event import listen
 from sqlalchemy.orm import ORMExecuteState
 
 from audit import service as audit
+from audit import tree
 from audit.chain import (
     CHAINED_FIELDS,
     GENESIS_HASH,
@@ -27,7 +28,7 @@ from audit.chain import (
     entry_hash,
     verify_chain,
 )
-from audit.models import AuditEntry, AuditHead, AuditNode
+from audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
 from audit.schemas import AuditDraft, Decision
 from cornerstore.cli import main
 from cornerstore.db import session_scope
@@ -882,3 +883,38 @@ def test_a_rewritten_chain_and_tree_are_caught_by_the_signed_checkpoints(
     first, size = int(found[1]), int(found[2])
     assert first <= grant <= size <= len(events) + 1
     assert f"an entry from {first} to {size} was rewritten" in out
+
+
+def test_a_rewrite_that_also_fixes_the_stored_roots_is_caught_by_the_signatures(
+    world: World, verify: Verify
+) -> None:
+    events = _small_log(world)
+    grant = _seq_of(events, "consent.grant")
+    assert world.principal("auditor").get("/v1/audit/checkpoint").status_code == 200
+    _rewrite(world, grant, rebuild_tree=True)
+    with session_scope(world.hub.sessions) as session:
+        # The attacker also rewrites the root stored beside each signed note.
+        frontier = session.scalar(select(AuditHead.frontier))
+        session.execute(update(AuditCheckpoint).values(root_hash=tree.root_of_frontier(frontier)))
+
+    code, out = verify()
+    assert code == 1, out
+    assert "does not match the entries" in out
+
+
+def test_removing_signed_entries_and_winding_the_head_back_is_caught(
+    world: World, verify: Verify
+) -> None:
+    events = _small_log(world)
+    assert world.principal("auditor").get("/v1/audit/checkpoint").status_code == 200
+    signed = len(events) + 1  # the auditor's creation is signed too
+    keep = signed - 3
+    with session_scope(world.hub.sessions) as session:
+        tip = session.scalar(select(AuditEntry.entry_hash).where(AuditEntry.seq == keep))
+        session.execute(delete(AuditEntry).where(AuditEntry.seq > keep))
+        session.execute(update(AuditHead).values(seq=keep, entry_hash=tip))
+
+    code, out = verify()
+    assert code == 1, out
+    assert f"FAILED verification at entry {keep + 1}:" in out
+    assert f"a signed checkpoint covers {signed} entries but the log holds {keep}" in out

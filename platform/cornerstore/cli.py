@@ -214,7 +214,7 @@ def cmd_keys_rotate_shop(args: argparse.Namespace) -> int:
                 )
             finally:
                 close()
-            _print(f"re-encrypted {moved} records; older data key versions destroyed")
+            _print(f"re-encrypted {moved} records to data key version {version}")
     return 0
 
 
@@ -304,9 +304,8 @@ def cmd_audit_rotate_signing_key(_args: argparse.Namespace) -> int:
     signer = signing.rotate(settings.audit_signing_key_path, settings.audit_log_origin)
     hub = Hub.open(settings)
     try:
-        with session_scope(hub.sessions) as session:
-            signing.publish(session, signer)
-        checkpoints.sign_latest(hub.sessions, signer)
+        with hub.sessions() as session:
+            checkpoints.sign_latest(session, signer)
     finally:
         hub.close()
     _print(f"new checkpoint-signing key: {signer.verifier_key}")
@@ -399,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotate_shop.add_argument(
         "--reencrypt",
         action="store_true",
-        help="also move old records to the new key, then destroy the old versions",
+        help="also move old records to the new key (old versions stay for late writes)",
     )
     rotate_shop.add_argument("--batch-size", type=int, default=500)
     rotate_shop.set_defaults(func=cmd_keys_rotate_shop)

@@ -38,6 +38,11 @@ class Hub:
         sessions = make_sessionmaker(engine)
         # An erasure interrupted between deleting rows and destroying the key ends now.
         erasure.finish_pending(sessions, keyring)
+        signer = signing.SignerSource(settings.audit_signing_key_path, settings.audit_log_origin)
+        with sessions() as session:
+            # Published before anything is signed with it, so every checkpoint verifies.
+            signing.publish(session, signer.current())
+            session.commit()
         return cls(
             settings=settings,
             engine=engine,
@@ -45,7 +50,7 @@ class Hub:
             authorizer=authorizer,
             keyring=keyring,
             audit_writer=AuditWriter(sessions),
-            signer=signing.SignerSource(settings.audit_signing_key_path, settings.audit_log_origin),
+            signer=signer,
         )
 
     def close(self) -> None:

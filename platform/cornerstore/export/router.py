@@ -95,8 +95,10 @@ def _stream(hub: Hub, export: ShopExport) -> Iterator[bytes]:
         try:
             yield from stream_zip(_data_sets(session, export), header)
         except Exception as exc:
-            # The archive ends without its manifest, which tells the client it is incomplete.
+            # Re-raised so that the server drops the connection: the client sees
+            # a failed download, never a truncated archive that looks complete.
             _log.error("export of shop %s stopped: %s", export.shop_id, type(exc).__name__)
+            raise
 
 
 def _data_sets(session: Session, export: ShopExport) -> list[DataSet]:

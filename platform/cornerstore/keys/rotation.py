@@ -8,7 +8,8 @@
   no data key depends on the old key any more, it is destroyed.
 * **Shop data key.** A new version serves new writes; old records stay
   readable under their version. Re-encryption moves old records to the new
-  version in batches, then destroys the old versions.
+  version in batches; the old versions stay, so a write that raced the
+  rotation under one is never lost.
 """
 
 from __future__ import annotations
@@ -163,8 +164,10 @@ def reencrypt_shop(
 
     Other processes keep using the version they cached as current for a few
     seconds (:class:`KeyRing`); ``settle`` waits that long before the last
-    pass, after which no record is left under an old version and the old
-    versions are destroyed.
+    pass. The old versions are kept, not destroyed: an upload that took its
+    key before the rotation and commits after the last pass is sealed under
+    one, and destroying it would lose records the connector was told were
+    stored. (Erasing the shop destroys every version.)
     """
     with sessions() as session:
         target = keyring.cipher(session, shop_id).version
@@ -187,12 +190,6 @@ def reencrypt_shop(
             started = time.monotonic() - settle  # Wait only once.
             continue
         break
-    with sessions() as session:
-        if repository.count_below_version(session, shop_id, target) == 0:
-            session.execute(
-                delete(ShopKey).where(ShopKey.shop_id == shop_id, ShopKey.version < target)
-            )
-            session.commit()
     keyring.forget(shop_id)
     return done
 
