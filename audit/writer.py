@@ -76,6 +76,16 @@ class AuditWriter:
         finally:
             self._reset_connection()
 
+    def _connect(self) -> Connection:
+        connection = self._engine().connect()
+        if connection.dialect.name == "postgresql":
+            # Give up on a held head row before the waiting requests do, so a
+            # batch they were refused for is never committed after them.
+            timeout_ms = int(self._timeout * 1000 / 2)
+            connection.exec_driver_sql(f"SET lock_timeout = {timeout_ms}")
+            connection.commit()
+        return connection
+
     def _engine(self) -> Engine:
         bind = self._sessions.kw["bind"]
         assert isinstance(bind, Engine)
@@ -106,7 +116,7 @@ class AuditWriter:
         going_on = True
         try:
             if self._connection is None:
-                self._connection = self._engine().connect()
+                self._connection = self._connect()
             with self._sessions(bind=self._connection) as session:
                 head = service.lock_head(session)
                 # Whatever arrived while the lock was awaited joins this commit.

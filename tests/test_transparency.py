@@ -19,6 +19,8 @@ from sqlalchemy import delete, func, select, update
 from audit import merkle, note, tree, verifier
 from audit import service as audit
 from audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
+from audit.schemas import AuditDraft, Decision
+from audit.writer import AuditUnavailable, AuditWriter
 from cornerstore.cli import main
 from cornerstore.db import session_scope
 from cornerstore.hub import Hub
@@ -393,3 +395,26 @@ def test_several_processes_append_one_gap_free_sequence(world: World, hub: Hub) 
         for row in session.scalars(select(AuditEntry).order_by(AuditEntry.seq)):
             leaves.append(merkle.leaf_hash(audit.chain.canonical_bytes(audit._fields(row))))
     assert tree.root_of_frontier(frontier) == merkle.root_from_leaf_hashes(leaves)
+
+
+def test_a_held_head_row_fails_the_append_and_leaves_no_late_entry(hub: Hub, world: World) -> None:
+    """Someone holds the log's head (an idle psql, a stuck transaction): the read fails closed,
+    and its entry is not committed later behind the back of the request that got the error."""
+    if hub.engine.dialect.name != "postgresql":
+        pytest.skip("row locks with a timeout are PostgreSQL's; SQLite waits on its write lock")
+    world.shop()
+    writer = AuditWriter(hub.sessions, timeout=1.0)
+    draft = AuditDraft(action="test.append", decision=Decision.allow, reason="held-head")
+    try:
+        with hub.engine.connect() as holder:
+            holder.exec_driver_sql("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+            with pytest.raises(AuditUnavailable):
+                writer.append(draft)
+            holder.rollback()
+        time.sleep(0.5)
+        with hub.sessions() as session:
+            late = session.scalar(select(func.count()).where(AuditEntry.reason == "held-head"))
+        assert late == 0
+        assert writer.append(draft) > 0  # the next append goes through
+    finally:
+        writer.close()
