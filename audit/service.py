@@ -172,15 +172,6 @@ def verify(session: Session, *, batch: int = 5000) -> chain.ChainReport:
     return verify_tree(session, up_to=head.seq, batch=batch)
 
 
-def build_tree_for_existing_entries(session: Session) -> None:
-    """Give a log written before the Merkle tree existed its nodes and frontier."""
-    if session.scalar(select(func.count()).select_from(AuditNode)):
-        return
-    encoded = (chain.canonical_bytes(fields) for fields in _stored_entries(session, None, 5000))
-    frontier = tree.rebuild(session, encoded)
-    session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(frontier=frontier))
-
-
 def verify_tree(session: Session, *, up_to: int, batch: int = 5000) -> chain.ChainReport:
     """Check the stored Merkle tree and the signed checkpoints against the entries.
 

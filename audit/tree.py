@@ -7,7 +7,7 @@ is kept in the head row, so an append reads nothing but that row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
@@ -74,18 +74,3 @@ def node_getter(session: Session) -> merkle.NodeGetter:
         return [found[(node[0], node[1])] for node in ids]
 
     return get
-
-
-def rebuild(session: Session, entries: Iterable[bytes], *, batch: int = 10_000) -> bytes:
-    """Build the tree over existing entries' canonical bytes, in order; return its frontier.
-
-    For logs written before the tree existed (the migration that adds it).
-    """
-    size, frontier = 0, b""
-    chunk: list[bytes] = []
-    for encoded in entries:
-        chunk.append(merkle.leaf_hash(encoded))
-        if len(chunk) == batch:
-            frontier = extend(session, size, frontier, chunk)
-            size, chunk = size + len(chunk), []
-    return extend(session, size, frontier, chunk) if chunk else frontier

@@ -13,7 +13,12 @@ from typing import Any
 
 import httpx2 as httpx
 from fastapi.testclient import TestClient
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
+from audit import merkle, tree
+from audit.chain import CHAINED_FIELDS, canonical_bytes
+from audit.models import AuditEntry, AuditHead, AuditNode
 from cornerstore.db import session_scope
 from cornerstore.hub import Hub
 from cornerstore.principals import service as principals
@@ -179,3 +184,14 @@ def audit_log(actor: Actor, url: str = "/v1/audit/events", **params: Any) -> lis
         after = body["next"]
         if after is None:
             return events
+
+
+def rebuild_audit_tree(session: Session) -> None:
+    """What an operator with database access could do: recompute the whole Merkle tree."""
+    session.execute(delete(AuditNode))
+    encoded = [
+        canonical_bytes({name: getattr(entry, name) for name in CHAINED_FIELDS})
+        for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.seq))
+    ]
+    frontier = tree.extend(session, 0, None, [merkle.leaf_hash(e) for e in encoded])
+    session.execute(update(AuditHead).values(frontier=frontier))

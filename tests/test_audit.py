@@ -9,7 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +25,24 @@ from audit.chain import (
     GENESIS_HASH,
     ChainHead,
     ChainReport,
+    canonical_bytes,
     entry_hash,
     verify_chain,
 )
-from audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
+from audit.models import AuditCheckpoint, AuditEntry, AuditHead
 from audit.schemas import AuditDraft, Decision
 from cornerstore.cli import main
 from cornerstore.db import session_scope
 from cornerstore.settings import get_settings
-from tests.factories import Actor, ShopSetup, World, audit_log, payment, sale
+from tests.factories import (
+    Actor,
+    ShopSetup,
+    World,
+    audit_log,
+    payment,
+    rebuild_audit_tree,
+    sale,
+)
 
 #: The actions that record a new shop or principal rather than the day's activity.
 CREATIONS = ("shop.create", "principal.create")
@@ -847,9 +856,7 @@ def _rewrite(world: World, seq: int, *, rebuild_tree: bool) -> None:
             )
         session.execute(update(AuditHead).values(entry_hash=prev))
         if rebuild_tree:
-            session.execute(delete(AuditNode))
-            session.flush()
-            audit.build_tree_for_existing_entries(session)
+            rebuild_audit_tree(session)
 
 
 def test_a_rewritten_chain_is_caught_by_the_tree(world: World, verify: Verify) -> None:
@@ -918,3 +925,50 @@ def test_removing_signed_entries_and_winding_the_head_back_is_caught(
     assert code == 1, out
     assert f"FAILED verification at entry {keep + 1}:" in out
     assert f"a signed checkpoint covers {signed} entries but the log holds {keep}" in out
+
+
+def test_upgrading_a_log_from_before_the_tree_builds_the_tree(
+    fresh_database: Callable[[], str],
+) -> None:
+    from sqlalchemy import insert as sql_insert
+
+    from audit import merkle
+    from cornerstore.db import make_engine, make_sessionmaker
+    from cornerstore.migrations import upgrade
+
+    engine = make_engine(fresh_database())
+    try:
+        upgrade(engine, "0002")  # the foundation's schema: a hash chain, no tree
+        prev, leaves = GENESIS_HASH, []
+        with engine.begin() as connection:
+            for seq in range(1, 12):
+                fields: dict[str, Any] = {
+                    "seq": seq,
+                    "recorded_at": datetime(2026, 11, 1, 9, seq, tzinfo=UTC),
+                    "action": "read",
+                    "decision": "allow",
+                    "reason": "consent",
+                    "principal_id": uuid.uuid4(),
+                    "principal_role": "consumer",
+                    "shop_id": uuid.uuid4(),
+                    "category": "sales",
+                    "purpose": "analytics",
+                    "policy_version": "abc",
+                    "details": {"records": seq},
+                }
+                digest = entry_hash(prev, fields)
+                connection.execute(
+                    sql_insert(AuditEntry), [{**fields, "prev_hash": prev, "entry_hash": digest}]
+                )
+                leaves.append(merkle.leaf_hash(canonical_bytes(fields)))
+                prev = digest
+            connection.execute(update(AuditHead).values(seq=11, entry_hash=prev))
+
+        upgrade(engine)
+
+        with make_sessionmaker(engine)() as session:
+            assert audit.verify(session) == ChainReport(11)
+            frontier = session.scalar(select(AuditHead.frontier))
+        assert tree.root_of_frontier(frontier) == merkle.root_from_leaf_hashes(leaves)
+    finally:
+        engine.dispose()

@@ -25,7 +25,7 @@ from cornerstore.cli import main
 from cornerstore.db import session_scope
 from cornerstore.hub import Hub
 from cornerstore.settings import get_settings
-from tests.factories import Actor, World, sale
+from tests.factories import Actor, World, rebuild_audit_tree, sale
 
 Run = Callable[..., tuple[int, str]]
 
@@ -256,10 +256,8 @@ def test_a_newer_checkpoint_extends_an_older_one_and_a_rewrite_is_caught(
     # the tree and signs it afresh: the new history does not extend the old one.
     with session_scope(world.hub.sessions) as session:
         session.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(reason="rewritten"))
-        session.execute(delete(AuditNode))
         session.execute(delete(AuditCheckpoint))
-        session.flush()
-        audit.build_tree_for_existing_entries(session)
+        rebuild_audit_tree(session)
     rewritten = _write(tmp_path / "rewritten", auditor.get("/v1/audit/checkpoint").content)
     proof = auditor.get("/v1/audit/proofs/consistency", old_size=old_size, new_size=new_size)
     code, out = run(

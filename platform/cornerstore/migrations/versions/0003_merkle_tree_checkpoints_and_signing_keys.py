@@ -51,13 +51,57 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_head", schema=None) as batch_op:
         batch_op.add_column(sa.Column("frontier", sa.LargeBinary(), nullable=True))
 
-    from sqlalchemy.orm import Session
+    _build_tree_for_existing_entries()
 
-    from audit.service import build_tree_for_existing_entries
 
-    session = Session(bind=op.get_bind())
-    build_tree_for_existing_entries(session)
-    session.flush()
+def _build_tree_for_existing_entries(batch: int = 5000) -> None:
+    """Hash the entries already stored into the tree, as they were at this revision.
+
+    Frozen here with Core tables, not the application's models: only the
+    entry encoding (audit.chain) and the tree (audit.merkle), which are the
+    log's specification and never change, come from the application.
+    """
+    from audit import chain, merkle
+
+    bind = op.get_bind()
+    entries = sa.table(
+        "audit_entries",
+        sa.column("seq", sa.BigInteger()),
+        sa.column("recorded_at", cornerstore.db.UTCDateTime(timezone=True)),
+        *(sa.column(name, sa.String()) for name in ("action", "decision", "reason")),
+        sa.column("principal_id", sa.Uuid()),
+        sa.column("principal_role", sa.String()),
+        sa.column("shop_id", sa.Uuid()),
+        *(sa.column(name, sa.String()) for name in ("category", "purpose", "policy_version")),
+        sa.column("details", sa.JSON()),
+    )
+    nodes = sa.table(
+        "audit_nodes",
+        sa.column("level", sa.SmallInteger()),
+        sa.column("idx", sa.BigInteger()),
+        sa.column("hash", sa.LargeBinary()),
+    )
+    head = sa.table("audit_head", sa.column("id"), sa.column("frontier", sa.LargeBinary()))
+    builder, after = merkle.TreeBuilder(), 0
+    while True:
+        rows = bind.execute(
+            sa.select(entries).where(entries.c.seq > after).order_by(entries.c.seq).limit(batch)
+        ).all()
+        if not rows:
+            break
+        new_nodes: list[dict[str, object]] = []
+        for row in rows:
+            leaf = merkle.leaf_hash(chain.canonical_bytes(dict(row._mapping)))
+            new_nodes.extend(
+                {"level": level, "idx": idx, "hash": digest}
+                for level, idx, digest in builder.append(leaf)
+            )
+        bind.execute(nodes.insert(), new_nodes)
+        after = rows[-1].seq
+    if builder.size:
+        bind.execute(
+            head.update().where(head.c.id == 1).values(frontier=b"".join(builder.frontier()))
+        )
 
 
 def downgrade() -> None:
