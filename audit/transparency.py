@@ -21,6 +21,7 @@ from sqlalchemy import select
 from audit import chain, checkpoints, merkle, service, signing, tree
 from audit.models import AuditEntry
 from cornerstore.access import authorize
+from cornerstore.db import hold_snapshot
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
 from cornerstore.errors import GLOBAL_ERRORS, FieldError, ValidationFailed
 from cornerstore.hub import Hub
@@ -205,8 +206,7 @@ def export(hub: HubDep, session: DbSession, caller: CurrentCaller) -> StreamingR
 
 def _export_lines(hub: Hub, batch: int = 5000) -> Iterator[bytes]:
     with hub.sessions() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        hold_snapshot(session)
         size = service.head_seq(session)
         after = 0
         while after < size:

@@ -144,3 +144,22 @@ def test_export_memory_stays_bounded_as_the_shop_grows(world: World, hub: Hub) -
     manifest = json.loads(_export(world, large.id, large.keeper).read("manifest.json"))
     uncompressed = sum(entry["bytes"] for entry in manifest["files"])
     assert large_peak < uncompressed / 3, (large_peak, uncompressed)
+
+
+def test_an_export_reads_one_snapshot_while_the_shop_keeps_writing(world: World, hub: Hub) -> None:
+    """Each data set is read twice (CSV, then JSON): both passes must see the same rows."""
+    from sqlalchemy import func, select
+
+    from cornerstore.db import hold_snapshot
+    from cornerstore.records.models import ShopRecord
+
+    shop = world.shop()
+    world.ingest(shop, "sales", [sale(n) for n in range(5)])
+    count = select(func.count()).where(ShopRecord.shop_id == uuid.UUID(shop.id))
+    with hub.sessions() as session:
+        hold_snapshot(session)
+        assert session.scalar(count) == 5
+        world.ingest(shop, "sales", [sale(n) for n in range(5, 9)])  # committed meanwhile
+        assert session.scalar(count) == 5
+    with hub.sessions() as session:
+        assert session.scalar(count) == 9

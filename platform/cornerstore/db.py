@@ -102,3 +102,17 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session outside a request (CLI, background work): commit on success."""
     with factory() as session, session.begin():
         yield session
+
+
+def hold_snapshot(session: Session) -> None:
+    """Make every later read of ``session`` see the database as of its first read.
+
+    For long streamed reads (exports) whose parts must agree with each other.
+    PostgreSQL: REPEATABLE READ. SQLite: an explicit read transaction, which
+    in WAL mode keeps one snapshot until it ends (the driver would otherwise
+    run each SELECT on its own).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    else:
+        session.connection().exec_driver_sql("BEGIN")

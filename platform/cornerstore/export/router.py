@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from audit import service as audit
 from consent import service as consents
-from cornerstore.db import utcnow
+from cornerstore.db import hold_snapshot, utcnow
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
 from cornerstore.errors import SHOP_ERRORS
 from cornerstore.export.archive import DataSet, stream_zip
@@ -89,8 +89,7 @@ def _stream(hub: Hub, export: ShopExport) -> Iterator[bytes]:
     # Its own session: the request's is closed once the response starts. One
     # snapshot for the whole archive, so its files agree with each other.
     with hub.sessions() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        hold_snapshot(session)
         header = {"shop_id": str(export.shop_id), "exported_at": format_time(utcnow())}
         try:
             yield from stream_zip(_data_sets(session, export), header)
