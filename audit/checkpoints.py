@@ -15,12 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit import note, signing, tree
+from audit import note, service, signing, tree
 from audit.models import AuditCheckpoint, AuditHead
 from cornerstore.db import utcnow
 
 _log = logging.getLogger(__name__)
-HEAD_ID = 1
 
 
 def latest(session: Session) -> AuditCheckpoint | None:
@@ -35,7 +34,7 @@ def sign_latest(session: Session, signer: note.Signer) -> int:
     Commits ``session``: call it with nothing else pending.
     """
     size, frontier = session.execute(
-        select(AuditHead.seq, AuditHead.frontier).where(AuditHead.id == HEAD_ID)
+        select(AuditHead.seq, AuditHead.frontier).where(AuditHead.id == service.HEAD_ID)
     ).one()
     newest = session.scalar(select(func.max(AuditCheckpoint.size)))
     if newest is not None and newest >= size:

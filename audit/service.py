@@ -90,6 +90,11 @@ def _fields(entry: AuditEntry) -> dict[str, object]:
     return {name: getattr(entry, name) for name in chain.CHAINED_FIELDS}
 
 
+def encoded(entry: AuditEntry) -> bytes:
+    """A stored entry's canonical bytes: what its leaf hash and its chain hash cover."""
+    return chain.canonical_bytes(_fields(entry))
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     shop_id: uuid.UUID | None = None
@@ -243,7 +248,7 @@ def verify_tree(session: Session, *, up_to: int, batch: int = 5000) -> chain.Cha
             select(AuditEntry).where(AuditEntry.seq.between(start, end)).order_by(AuditEntry.seq)
         ).all()
         for row in rows:
-            leaf = merkle.leaf_hash(chain.canonical_bytes(_fields(row)))
+            leaf = merkle.leaf_hash(encoded(row))
             if bytes(stored.get(row.seq - 1, b"")) != leaf:
                 return chain.ChainReport(
                     row.seq - 1, row.seq, f"entry {row.seq} differs from its leaf in the tree"

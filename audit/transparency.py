@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from audit import chain, checkpoints, merkle, service, signing, tree
+from audit import checkpoints, merkle, service, signing, tree
 from audit.models import AuditEntry
 from cornerstore.access import authorize
 from cornerstore.db import hold_snapshot
@@ -78,10 +78,6 @@ def _too_large(field: str, size: int) -> ValidationFailed:
     )
 
 
-def _encoded(entry: AuditEntry) -> bytes:
-    return chain.canonical_bytes({name: getattr(entry, name) for name in chain.CHAINED_FIELDS})
-
-
 @router.get(
     "/checkpoint",
     response_class=PlainTextResponse,
@@ -124,7 +120,7 @@ def entries(
     rows = session.scalars(stmt.limit(limit)).all()
     out = []
     for row in rows:
-        encoded = _encoded(row)
+        encoded = service.encoded(row)
         out.append(
             LogEntryOut(
                 index=row.seq - 1, entry=b64(encoded), leaf_hash=b64(merkle.leaf_hash(encoded))
@@ -220,7 +216,7 @@ def _export_lines(hub: Hub, batch: int = 5000) -> Iterator[bytes]:
                 return
             lines = []
             for row in rows:
-                encoded = _encoded(row)
+                encoded = service.encoded(row)
                 # Only the signed bytes: decoded fields beside them could say
                 # something else than what the checkpoint covers.
                 doc = {"index": row.seq - 1, "entry": b64(encoded)}

@@ -15,12 +15,10 @@ from sqlalchemy.orm import Session
 from audit import merkle, store
 from audit.models import AuditNode
 
-HASH_BYTES = 32
-
 
 def split_frontier(frontier: bytes | None) -> list[bytes]:
     raw = frontier or b""
-    return [raw[i : i + HASH_BYTES] for i in range(0, len(raw), HASH_BYTES)]
+    return [raw[i : i + merkle.HASH_SIZE] for i in range(0, len(raw), merkle.HASH_SIZE)]
 
 
 def extend(

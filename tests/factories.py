@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from audit import merkle, tree
-from audit.chain import CHAINED_FIELDS, canonical_bytes
+from audit import service as audit
 from audit.models import AuditEntry, AuditHead, AuditNode
 from cornerstore.db import session_scope
 from cornerstore.hub import Hub
@@ -189,9 +189,9 @@ def audit_log(actor: Actor, url: str = "/v1/audit/events", **params: Any) -> lis
 def rebuild_audit_tree(session: Session) -> None:
     """What an operator with database access could do: recompute the whole Merkle tree."""
     session.execute(delete(AuditNode))
-    encoded = [
-        canonical_bytes({name: getattr(entry, name) for name in CHAINED_FIELDS})
+    leaves = [
+        merkle.leaf_hash(audit.encoded(entry))
         for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.seq))
     ]
-    frontier = tree.extend(session, 0, None, [merkle.leaf_hash(e) for e in encoded])
+    frontier = tree.extend(session, 0, None, leaves)
     session.execute(update(AuditHead).values(frontier=frontier))

@@ -103,6 +103,18 @@ def test_no_data_goes_out_when_the_read_cannot_be_audited(
     assert [(e["principal_id"], e["decision"]) for e in reads] == [(actor.id, "allow")] * 2
 
 
+def test_no_export_goes_out_when_it_cannot_be_audited(world: World) -> None:
+    shop, _, values = _shop_with_a_reader(world)
+    assert shop.keeper.get(f"/v1/shops/{shop.id}/export").status_code == 200
+
+    with _audit_log_unwritable(world.hub.engine):
+        during = shop.keeper.get(f"/v1/shops/{shop.id}/export")
+
+    _assert_withheld(during, values)
+    exports = audit_log(world.principal("auditor"), action="export")
+    assert len(exports) == 1  # only the export that was answered
+
+
 def test_refusals_are_not_answered_when_they_cannot_be_audited(world: World) -> None:
     shop, _, values = _shop_with_a_reader(world)
     snoop = world.consumer()
