@@ -39,21 +39,53 @@ CHAINED_FIELDS = (
 )
 
 
-def _timestamp(value: datetime) -> str:
+def timestamp(value: datetime) -> str:
+    """How an entry's time is written: UTC, microseconds, a ``Z``."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _json_value(name: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if value is not None and name in ("principal_id", "shop_id"):
+        return str(value)
+    return value
+
+
+def _dumps(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def canonical_bytes(entry: Mapping[str, Any]) -> bytes:
     """UTF-8 JSON of the chained fields, keys sorted, no insignificant spaces."""
-    doc = {}
-    for name in CHAINED_FIELDS:
-        value = entry[name]
-        if isinstance(value, datetime):
-            value = _timestamp(value)
-        elif value is not None and name in ("principal_id", "shop_id"):
-            value = str(value)
-        doc[name] = value
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _dumps({name: _json_value(name, entry[name]) for name in CHAINED_FIELDS})
+
+
+# The two fields an entry gets when it is appended sort next to each other, so
+# an entry can be encoded before it has them and they are spliced in after.
+_SPLICED = ("recorded_at", "seq")
+_BEFORE = tuple(name for name in CHAINED_FIELDS if name < _SPLICED[0])
+_AFTER = tuple(name for name in CHAINED_FIELDS if name > _SPLICED[1])
+if not _BEFORE or not _AFTER or len(_BEFORE) + len(_AFTER) + 2 != len(CHAINED_FIELDS):
+    raise RuntimeError("a chained field sorts between recorded_at and seq, or none around them")
+
+
+def encode_unsequenced(entry: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """An entry's canonical bytes before and after its (recorded_at, seq) pair.
+
+    The group writer encodes entries this way before it takes the log's lock,
+    and :func:`splice` finishes them under the lock, where every microsecond
+    holds up every appender. ``splice(*encode_unsequenced(e), timestamp(t), n)``
+    equals ``canonical_bytes(e | {"recorded_at": t, "seq": n})``.
+    """
+    before = _dumps({name: _json_value(name, entry[name]) for name in _BEFORE})
+    after = _dumps({name: _json_value(name, entry[name]) for name in _AFTER})
+    return before[:-1], after[1:]
+
+
+def splice(before: bytes, after: bytes, recorded_at: str, seq: int) -> bytes:
+    """Canonical bytes from :func:`encode_unsequenced`'s halves and the appended fields."""
+    return b'%b,"recorded_at":"%b","seq":%d,%b' % (before, recorded_at.encode(), seq, after)
 
 
 def entry_hash(prev_hash: bytes, entry: Mapping[str, Any]) -> bytes:
