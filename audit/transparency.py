@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -147,20 +147,9 @@ def inclusion_proof(
             "the index is outside that tree",
             [FieldError(field="query.index", reason="must be less than tree_size")],
         )
-    get = tree.node_getter(session)
-    leaf: list[bytes] = []
-
-    def with_the_leaf(ids: Sequence[merkle.NodeId]) -> Sequence[bytes]:
-        # The leaf's own hash rides along in the proof's query: one round trip.
-        hashes = get([*ids, (0, index)])
-        leaf.append(hashes[-1])
-        return hashes[:-1]
-
-    proof = merkle.inclusion_proof(index, tree_size, with_the_leaf)
-    if not leaf:  # a one-leaf tree needs no other node
-        leaf.extend(get([(0, index)]))
+    leaf, proof = tree.inclusion_proof_with_leaf(session, index, tree_size)
     return InclusionProofOut(
-        index=index, tree_size=tree_size, leaf_hash=b64(leaf[0]), proof=[b64(h) for h in proof]
+        index=index, tree_size=tree_size, leaf_hash=b64(leaf), proof=[b64(h) for h in proof]
     )
 
 

@@ -72,3 +72,24 @@ def node_getter(session: Session) -> merkle.NodeGetter:
         return [found[(node[0], node[1])] for node in ids]
 
     return get
+
+
+def inclusion_proof_with_leaf(
+    session: Session, index: int, tree_size: int
+) -> tuple[bytes, list[bytes]]:
+    """The leaf hash at ``index`` and its inclusion proof in the tree of ``tree_size``.
+
+    The leaf's own hash rides along in the proof's query: one round trip.
+    """
+    get = node_getter(session)
+    leaf: list[bytes] = []
+
+    def with_the_leaf(ids: Sequence[merkle.NodeId]) -> Sequence[bytes]:
+        hashes = get([*ids, (0, index)])
+        leaf.append(hashes[-1])
+        return hashes[:-1]
+
+    proof = merkle.inclusion_proof(index, tree_size, with_the_leaf)
+    if not leaf:  # a one-leaf tree needs no other node
+        leaf.extend(get([(0, index)]))
+    return leaf[0], proof
