@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -33,8 +34,20 @@ POLICY_DIR = Path(__file__).resolve().parent
 
 ROLES = ("admin", "shopkeeper", "connector", "consumer", "auditor")
 DATA = ("sales", "inventory", "payments")
-RESOURCES = (*DATA, "shop", "principal", "consent", "access-log", "audit", "audit-proof")
-ACTIONS = ("create", "read", "write", "erase", "export")
+RESOURCES = (
+    *DATA,
+    "shop",
+    "principal",
+    "consent",
+    "consent-request",
+    "consent-receipt",
+    "consent-history",
+    "webhook",
+    "access-log",
+    "audit",
+    "audit-proof",
+)
+ACTIONS = ("create", "read", "write", "list", "erase", "export")
 RELATIONS = (OWN, OTHER)
 
 
@@ -47,9 +60,14 @@ def _toml_pairs() -> set[tuple[str, str]]:
     return {
         (purpose, category)
         for purpose, table in _purposes_toml().items()
-        for category, value in table.items()
-        if category != "description" and isinstance(value, list)
+        for category in _fields_of(table)
     }
+
+
+def _fields_of(table: dict[str, object]) -> dict[str, list[str]]:
+    fields = table["fields"]
+    assert isinstance(fields, dict)
+    return fields
 
 
 def _policy_rows() -> list[list[str]]:
@@ -81,15 +99,27 @@ def expected(role: str, relation: str, resource: str, action: str, purpose: str)
             return False
         if resource in (*DATA, "consent"):
             return action in ("read", "write")
+        if resource in ("consent-receipt", "consent-history"):
+            return action == "read"
         if resource == "shop":
             return action in ("erase", "export")
         return resource == "access-log" and action == "read"
     if role == "connector":
         return relation == OWN and resource in DATA and action == "write"
     if role == "consumer":
+        # Requests and receipts are about someone else's shop; whether a consent
+        # is the caller's own is the consent service's check, not Casbin's.
+        if resource == "consent-request":
+            return relation == OTHER and action == "create"
+        if resource == "consent-receipt":
+            return relation == OTHER and action == "read"
+        if resource == "consent":
+            return action == "list"
+        if resource == "webhook":
+            return action in ("read", "write")
         return action == "read" and (purpose, resource) in _toml_pairs()
     if role == "auditor":
-        return resource in ("audit", "audit-proof") and action == "read"
+        return resource in ("audit", "audit-proof", "consent-history") and action == "read"
     return False
 
 
@@ -174,13 +204,14 @@ def test_consumer_reads_exactly_the_pairs_purposes_toml_lists(authorizer: Author
     assert not authorizer.purpose_allows("replenishment", "payments")
 
 
-def test_auditor_reads_the_audit_log_only(authorizer: Authorizer) -> None:
-    assert authorizer.decide(DecisionRequest("auditor", OTHER, "audit", "read", NO_PURPOSE))
-    assert authorizer.decide(DecisionRequest("auditor", OTHER, "audit-proof", "read", NO_PURPOSE))
+def test_auditor_reads_the_audit_log_and_consent_history_only(authorizer: Authorizer) -> None:
+    reviewed = ("audit", "audit-proof", "consent-history")
+    for resource in reviewed:
+        assert authorizer.decide(DecisionRequest("auditor", OTHER, resource, "read", NO_PURPOSE))
     for relation, resource, action, purpose in itertools.product(
         RELATIONS, RESOURCES, ACTIONS, ALL_PURPOSES
     ):
-        if resource not in ("audit", "audit-proof") or action != "read":
+        if resource not in reviewed or action != "read":
             assert not authorizer.decide(
                 DecisionRequest("auditor", relation, resource, action, purpose)
             )
@@ -197,7 +228,7 @@ def test_an_unknown_role_is_denied_everything(authorizer: Authorizer, role: str)
 def test_policy_csv_consumer_pairs_equal_purposes_toml() -> None:
     rows = _policy_rows()
     assert rows, "policy.csv holds no policy lines"
-    consumer_rows = [row for row in rows if row[1] == "consumer"]
+    consumer_rows = [row for row in rows if row[1] == "consumer" and row[3] in DATA]
     assert all(row[0] == "p" and row[4] == "read" for row in consumer_rows), consumer_rows
     pairs = [(row[5], row[3]) for row in consumer_rows]
     assert len(pairs) == len(set(pairs)), "a consumer pair is listed twice"
@@ -208,21 +239,72 @@ def test_purpose_names_in_code_equal_purposes_toml() -> None:
     assert {p.value for p in PurposeName} == set(_purposes_toml())
 
 
-def test_every_purpose_has_a_description_and_at_least_one_category(
+def test_every_purpose_is_named_and_described_in_both_languages_with_its_dpv_term(
     authorizer: Authorizer,
 ) -> None:
     assert set(authorizer.purposes) == set(_purposes_toml())
     for purpose in authorizer.purposes.values():
-        assert purpose.description.strip()
+        for language in ("en", "zh"):
+            assert purpose.title[language].strip()
+            assert purpose.description[language].strip()
+        assert purpose.dpv.startswith("https://w3id.org/dpv#")
         assert purpose.fields
+    dpv = {code: p.dpv.rpartition("#")[2] for code, p in authorizer.purposes.items()}
+    assert dpv == {
+        "replenishment": "ProvideProductRecommendations",
+        "analytics": "CommercialResearch",
+        "credit-assessment": "CreditChecking",
+    }
+
+
+def test_every_purpose_sets_its_limits(authorizer: Authorizer) -> None:
+    limits = {
+        code: (p.max_data_range.days, p.max_validity.days, p.max_data_life.days)
+        for code, p in authorizer.purposes.items()
+    }
+    assert limits == {
+        "replenishment": (180, 365, 30),
+        "analytics": (365, 365, 90),
+        "credit-assessment": (365, 180, 365),
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("max_validity", '"90 days"', "max_validity as an ISO 8601 duration"),
+        ("max_validity", '"P0D"', "max_validity that is not positive"),
+        ("dpv", '"CreditChecking"', "needs its DPV term"),
+    ],
+)
+def test_a_malformed_catalogue_entry_refuses_to_load(
+    tmp_path: Path, key: str, value: str, problem: str
+) -> None:
+    policy_dir = _copy_policies(tmp_path)
+    catalogue = policy_dir / "purposes.toml"
+    text = catalogue.read_text(encoding="utf-8")
+    start = text.index(f"\n{key} = ", text.index("[credit-assessment]"))
+    end = text.index("\n", start + 1)
+    catalogue.write_text(text[:start] + f"\n{key} = {value}" + text[end:], encoding="utf-8")
+    with pytest.raises(PolicyError, match=re.escape(problem)):
+        Authorizer(policy_dir)
+
+
+def test_a_purpose_without_its_chinese_description_refuses_to_load(tmp_path: Path) -> None:
+    policy_dir = _copy_policies(tmp_path)
+    catalogue = policy_dir / "purposes.toml"
+    text = catalogue.read_text(encoding="utf-8")
+    start = text.index("description.zh", text.index("[analytics]"))
+    end = text.index("\n", start)
+    catalogue.write_text(text[:start] + text[end + 1 :], encoding="utf-8")
+    with pytest.raises(PolicyError, match="needs description in en and zh"):
+        Authorizer(policy_dir)
 
 
 def test_purpose_fields_exist_for_their_category() -> None:
     unknown = []
     for purpose, table in _purposes_toml().items():
-        for category, fields in table.items():
-            if category == "description":
-                continue
+        for category, fields in _fields_of(table).items():
             assert category in {c.value for c in Category}, (purpose, category)
             assert isinstance(fields, list)
             assert fields, (purpose, category)
@@ -237,7 +319,7 @@ def test_purpose_fields_exist_for_their_category() -> None:
 
 def test_no_purpose_sees_a_raw_payer_reference() -> None:
     for purpose, table in _purposes_toml().items():
-        payments = table.get("payments", [])
+        payments = _fields_of(table).get("payments", [])
         assert isinstance(payments, list)
         assert "payer_ref" not in payments, purpose
 

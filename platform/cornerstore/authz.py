@@ -16,11 +16,13 @@ import logging
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import casbin
+from pydantic import TypeAdapter, ValidationError
 
 MODEL_FILE: Final = "model.conf"
 POLICY_FILE: Final = "policy.csv"
@@ -52,9 +54,19 @@ class PolicyError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Purpose:
-    name: str
-    description: str
+    """One entry of the purpose catalogue (policies/purposes.toml)."""
+
+    code: str
+    #: Language tag ("en", "zh") to text.
+    title: Mapping[str, str]
+    description: Mapping[str, str]
+    #: The W3C Data Privacy Vocabulary term for this purpose (an IRI).
+    dpv: str
+    #: Category to the fields this purpose may see of it.
     fields: Mapping[str, tuple[str, ...]]
+    max_data_range: timedelta
+    max_validity: timedelta
+    max_data_life: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +118,57 @@ class Authorizer:
         return self.decide(DecisionRequest("consumer", OTHER, category, "read", purpose))
 
 
+LANGUAGES: Final = ("en", "zh")
+_DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
+
+
+def _texts(path: Path, code: str, table: dict[str, Any], key: str) -> dict[str, str]:
+    texts = table.get(key)
+    if not isinstance(texts, dict) or not all(
+        isinstance(texts.get(lang), str) and texts[lang].strip() for lang in LANGUAGES
+    ):
+        raise PolicyError(f"{path}: purpose {code!r} needs {key} in {' and '.join(LANGUAGES)}")
+    return {lang: texts[lang] for lang in LANGUAGES}
+
+
+def _duration(path: Path, code: str, table: dict[str, Any], key: str) -> timedelta:
+    raw = table.get(key)
+    try:
+        if not isinstance(raw, str) or not raw.startswith("P"):
+            raise ValueError(raw)
+        value = _DURATION.validate_python(raw)
+    except (ValueError, ValidationError):
+        raise PolicyError(f"{path}: purpose {code!r} needs {key} as an ISO 8601 duration") from None
+    if value <= timedelta(0):
+        raise PolicyError(f"{path}: purpose {code!r} has a {key} that is not positive")
+    return value
+
+
 def _load_purposes(path: Path) -> dict[str, Purpose]:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: {exc}") from exc
     purposes: dict[str, Purpose] = {}
-    for name, table in raw.items():
-        if not isinstance(table, dict) or not isinstance(table.get("description"), str):
-            raise PolicyError(f"{path}: purpose {name!r} needs a description")
-        fields = {
-            category: tuple(str(f) for f in value)
-            for category, value in table.items()
-            if category != "description" and isinstance(value, list)
-        }
-        purposes[name] = Purpose(name=name, description=table["description"], fields=fields)
+    for code, table in raw.items():
+        if not isinstance(table, dict):
+            raise PolicyError(f"{path}: {code!r} is not a purpose table")
+        fields = table.get("fields")
+        if not isinstance(fields, dict) or not fields:
+            raise PolicyError(f"{path}: purpose {code!r} lists no fields")
+        dpv = table.get("dpv")
+        if not isinstance(dpv, str) or not dpv.startswith("https://w3id.org/dpv#"):
+            raise PolicyError(
+                f"{path}: purpose {code!r} needs its DPV term (https://w3id.org/dpv#...)"
+            )
+        purposes[code] = Purpose(
+            code=code,
+            title=_texts(path, code, table, "name"),
+            description=_texts(path, code, table, "description"),
+            dpv=dpv,
+            fields={category: tuple(str(f) for f in names) for category, names in fields.items()},
+            max_data_range=_duration(path, code, table, "max_data_range"),
+            max_validity=_duration(path, code, table, "max_validity"),
+            max_data_life=_duration(path, code, table, "max_data_life"),
+        )
     return purposes
