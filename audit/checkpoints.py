@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,7 +80,9 @@ class Checkpointer:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                with self._sessions() as session:
+                # A poll four times a second would bury requests' traces in
+                # root spans of its own; a failure is logged below instead.
+                with suppress_instrumentation(), self._sessions() as session:
                     sign_latest(session, self._signer.current())
             except Exception as exc:
                 _log.error("checkpoint signing failed: %s", type(exc).__name__)
