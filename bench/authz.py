@@ -125,7 +125,7 @@ def _consent_lookup(shops: int, samples: int) -> tuple[float, float]:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from consent import service as consents
+    from consent import enforcement
     from cornerstore.db import make_engine, make_sessionmaker, utcnow
     from cornerstore.migrations import upgrade
 
@@ -154,7 +154,8 @@ def _consent_lookup(shops: int, samples: int) -> tuple[float, float]:
                     )
             with cursor.copy(
                 "COPY consents (id, shop_id, consumer_id, purpose, categories, status, granted_by, "
-                "granted_at, expires_at) FROM STDIN"
+                "granted_at, expires_at, valid_from, created_at, updated_at, version, access_mode, "
+                "range_last_days, data_life_seconds, paused_by_shop, uses, day_uses) FROM STDIN"
             ) as copy:
                 for consumer, shop, category in (
                     _consent(shop, j) for shop in range(shops) for j in range(3)
@@ -170,6 +171,16 @@ def _consent_lookup(shops: int, samples: int) -> tuple[float, float]:
                             shop_ids[shop],
                             "2026-01-01T00:00:00Z",
                             "2099-01-01T00:00:00Z",
+                            "2026-01-01T00:00:00Z",
+                            "2026-01-01T00:00:00Z",
+                            "2026-01-01T00:00:00Z",
+                            1,
+                            "rows",
+                            365,
+                            30 * 86400,
+                            False,
+                            0,
+                            0,
                         )
                     )
             cursor.execute("ANALYZE consents")
@@ -180,16 +191,18 @@ def _consent_lookup(shops: int, samples: int) -> tuple[float, float]:
         with sessions() as session:
             for consumer, shop, category in chosen:
                 started = time.perf_counter_ns()
-                found = consents.find_active(
+                found = enforcement.check(
                     session,
                     shop_id=shop_ids[shop],
                     consumer_id=consumer_ids[consumer],
                     purpose=PURPOSE_OF[category],
                     category=category,
-                    at=utcnow(),
+                    since=None,
+                    until=None,
+                    now=utcnow(),
                 )
                 timings.append((time.perf_counter_ns() - started) / 1000)
-                assert found is not None
+                assert found.consent_id is not None
         engine.dispose()
         return percentile(timings, 0.5), percentile(timings, 0.99)
 

@@ -1,140 +1,236 @@
-"""Granting, revoking and checking consents. Checks read the database every time,
-so a revocation takes effect on the very next request.
+"""The consent lifecycle: requests, grants, approvals, pauses and revocations, each a new version.
+
+Every change happens in the request's transaction and, with it, records the
+new version with its signed receipt, an audit entry and a webhook event for
+the consumer: either all of them are stored or none is. A change races no
+other: it applies only to the version it read (compare-and-set on
+``version``), and a loser gets 409.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from audit import service as audit
 from audit.schemas import AuditDraft, Decision
-from consent.models import Consent, ConsentStatus
-from consent.schemas import ConsentIn, ConsentOut
-from cornerstore.db import UTCDateTime, utcnow
+from consent import receipts, terms, webhooks
+from consent.models import AccessMode, Consent, ConsentStatus, ConsentVersion
+from consent.schemas import (
+    ConsentIn,
+    ConsentOut,
+    ConsentRequestIn,
+    ConsentVersionOut,
+    NarrowingIn,
+)
+from cornerstore.authz import Purpose
+from cornerstore.db import utcnow
 from cornerstore.errors import Conflict, FieldError, NotFound, ValidationFailed
+from cornerstore.hub import Hub
 from cornerstore.principals.auth import Caller
 from cornerstore.principals.models import Principal, Role
+from cornerstore.records.models import Category
 
-#: Built once: the gate runs this on every governed read, and building the
-#: statement cost more than running it.
-_ACTIVE_CONSENTS = (
-    select(Consent.id, Consent.categories)
-    .where(
-        Consent.shop_id == bindparam("shop_id"),
-        Consent.consumer_id == bindparam("consumer_id"),
-        Consent.purpose == bindparam("purpose"),
-        Consent.status == ConsentStatus.active,
-        Consent.expires_at > bindparam("at", type_=UTCDateTime),
-    )
-    .order_by(Consent.expires_at.desc())
-)
+#: Audit actions for each kind of change (grant and revoke as the foundation named them).
+AUDIT_ACTIONS = {
+    "requested": "consent.request",
+    "approved": "consent.approve",
+    "refused": "consent.refuse",
+    "granted": "consent.grant",
+    "paused": "consent.pause",
+    "resumed": "consent.resume",
+    "revoked": "consent.revoke",
+}
+STATUS_EVENT = "consent.status_changed"
 
 
-def find_active(
-    session: Session,
-    *,
-    shop_id: uuid.UUID,
-    consumer_id: uuid.UUID,
-    purpose: str,
-    category: str,
-    at: datetime,
-) -> uuid.UUID | None:
-    """The id of the consent that lets this consumer read this category for this purpose now."""
-    candidates = session.execute(
-        _ACTIVE_CONSENTS,
-        {"shop_id": shop_id, "consumer_id": consumer_id, "purpose": purpose, "at": at},
+@dataclass(frozen=True)
+class Context:
+    """What a change needs besides the session: who acts, the catalogue, the receipt key."""
+
+    caller: Caller
+    purposes: Mapping[str, Purpose]
+    #: Whether Casbin lets any consumer read (purpose, category) at all.
+    purpose_allows: Callable[[str, str], bool]
+    signer: receipts.ReceiptSigner
+    issuer: str
+    policy_version: str
+
+    def allowed_categories(self, purpose: str) -> frozenset[str]:
+        return frozenset(c.value for c in Category if self.purpose_allows(purpose, c.value))
+
+
+def context(hub: Hub, caller: Caller, policy_version: str) -> Context:
+    """The context of a change made by ``caller`` on ``hub``."""
+    return Context(
+        caller=caller,
+        purposes=hub.authorizer.purposes,
+        purpose_allows=hub.authorizer.purpose_allows,
+        signer=hub.receipt_signer,
+        issuer=hub.settings.receipt_issuer,
+        policy_version=policy_version,
     )
-    return next(
-        (consent_id for consent_id, categories in candidates if category in categories), None
-    )
+
+
+def effective_status(consent: Consent, now: datetime) -> ConsentStatus:
+    """Expiry needs no job to run: a consent past its validity reads as expired at that instant."""
+    status = ConsentStatus(consent.status)
+    if status in (ConsentStatus.active, ConsentStatus.paused) and consent.expires_at <= now:
+        return ConsentStatus.expired
+    return status
 
 
 def to_out(consent: Consent, now: datetime) -> ConsentOut:
-    out = ConsentOut.model_validate(consent)
-    if consent.status == ConsentStatus.active and consent.expires_at <= now:
-        # Expiry needs no job to run: an expired consent simply reads as expired.
-        out = out.model_copy(update={"status": ConsentStatus.expired})
-    return out
+    t = terms.Terms.of(consent)
+    return ConsentOut(
+        id=consent.id,
+        shop_id=consent.shop_id,
+        consumer_id=consent.consumer_id,
+        purpose=consent.purpose,
+        categories=list(consent.categories),
+        status=effective_status(consent, now),
+        version=consent.version,
+        access_mode=AccessMode(consent.access_mode),
+        data_range=t.data_range(),
+        max_reads_per_day=consent.max_reads_per_day,
+        valid_from=consent.valid_from,
+        expires_at=consent.expires_at,
+        data_life=t.data_life,
+        created_at=consent.created_at,
+        granted_at=consent.granted_at,
+        revoked_at=consent.revoked_at,
+        updated_at=consent.updated_at,
+        uses=consent.uses,
+        last_used_at=consent.last_used_at,
+    )
 
 
 def list_for_shop(session: Session, shop_id: uuid.UUID) -> list[ConsentOut]:
     now = utcnow()
     rows = session.scalars(
-        select(Consent).where(Consent.shop_id == shop_id).order_by(Consent.granted_at, Consent.id)
+        select(Consent).where(Consent.shop_id == shop_id).order_by(Consent.created_at, Consent.id)
     )
     return [to_out(c, now) for c in rows]
 
 
-def grant(
+def list_for_consumer(session: Session, consumer_id: uuid.UUID) -> list[ConsentOut]:
+    now = utcnow()
+    rows = session.scalars(
+        select(Consent)
+        .where(Consent.consumer_id == consumer_id)
+        .order_by(Consent.created_at, Consent.id)
+    )
+    return [to_out(c, now) for c in rows]
+
+
+def _purpose(ctx: Context, code: str) -> Purpose:
+    purpose = ctx.purposes.get(code)
+    if purpose is None:  # PurposeName and the catalogue are pinned equal by a policy test.
+        raise ValidationFailed(
+            "unknown purpose", [FieldError(field="body.purpose", reason="not in the catalogue")]
+        )
+    return purpose
+
+
+def _new(
     session: Session,
-    caller: Caller,
+    ctx: Context,
     shop_id: uuid.UUID,
-    body: ConsentIn,
+    consumer_id: uuid.UUID,
+    body: ConsentIn | ConsentRequestIn,
     *,
-    allowed_categories: frozenset[str],
-    policy_version: str,
+    status: ConsentStatus,
+    change: str,
 ) -> ConsentOut:
     now = utcnow()
+    purpose = _purpose(ctx, body.purpose.value)
     problems: list[FieldError] = []
-    consumer = session.get(Principal, body.consumer_id)
+    consumer = session.get(Principal, consumer_id)
     if consumer is None or consumer.role != Role.consumer:
         problems.append(FieldError(field="body.consumer_id", reason="no consumer with this id"))
-    refused = sorted(set(body.categories) - allowed_categories)
-    if refused:
-        problems.append(
-            FieldError(
-                field="body.categories",
-                reason=f"purpose {body.purpose.value} never covers {', '.join(refused)}",
-            )
+    try:
+        asked = terms.build(
+            purpose,
+            categories=[c.value for c in body.categories],
+            access_mode=body.access_mode,
+            data_range=body.data_range,
+            max_reads_per_day=body.max_reads_per_day,
+            valid_from=body.valid_from,
+            valid_until=body.expires_at,
+            data_life=body.data_life,
+            allowed_categories=ctx.allowed_categories(purpose.code),
+            now=now,
         )
-    if body.expires_at <= now:
-        problems.append(FieldError(field="body.expires_at", reason="must be in the future"))
+    except ValidationFailed as exc:
+        problems.extend(exc.fields or [])
     if problems:
-        raise ValidationFailed("the consent cannot be granted as asked", problems)
-
+        raise ValidationFailed("the consent cannot be given as asked", problems)
+    granted = status is ConsentStatus.active
     consent = Consent(
         id=uuid.uuid4(),
         shop_id=shop_id,
-        consumer_id=body.consumer_id,
-        purpose=body.purpose.value,
-        categories=sorted(c.value for c in set(body.categories)),
-        status=ConsentStatus.active,
-        granted_by=caller.id,
-        granted_at=now,
-        expires_at=body.expires_at,
+        consumer_id=consumer_id,
+        status=status,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        requested_by=None if granted else ctx.caller.id,
+        granted_by=ctx.caller.id if granted else None,
+        granted_at=now if granted else None,
+        paused_by_shop=False,
+        uses=0,
+        day_uses=0,
+        **asked.columns(),
     )
     session.add(consent)
     session.flush()
-    _audit(session, caller, consent, "consent.grant", policy_version)
+    _record_version(session, ctx, consent, change, now)
     return to_out(consent, now)
 
 
-def revoke(
+def request(
     session: Session,
-    caller: Caller,
+    ctx: Context,
     shop_id: uuid.UUID,
-    consent_id: uuid.UUID,
-    *,
-    policy_version: str,
+    body: ConsentRequestIn,
 ) -> ConsentOut:
-    now = utcnow()
-    # A guarded update, so two revocations racing cannot both succeed.
-    result = session.execute(
-        update(Consent)
-        .where(
-            Consent.id == consent_id,
-            Consent.shop_id == shop_id,
-            Consent.status == ConsentStatus.active,
-        )
-        .values(status=ConsentStatus.revoked, revoked_at=now, revoked_by=caller.id)
-        .execution_options(synchronize_session=False)
+    """A consumer asks a shop for consent; it waits, ``requested``, for the shopkeeper."""
+    return _new(
+        session,
+        ctx,
+        shop_id,
+        ctx.caller.id,
+        body,
+        status=ConsentStatus.requested,
+        change="requested",
     )
-    changed = cast(CursorResult[Any], result).rowcount
+
+
+def grant(
+    session: Session,
+    ctx: Context,
+    shop_id: uuid.UUID,
+    body: ConsentIn,
+) -> ConsentOut:
+    """A shopkeeper grants a consent directly, active at once."""
+    return _new(
+        session,
+        ctx,
+        shop_id,
+        body.consumer_id,
+        body,
+        status=ConsentStatus.active,
+        change="granted",
+    )
+
+
+def _load(session: Session, shop_id: uuid.UUID, consent_id: uuid.UUID) -> Consent:
     consent = session.scalar(
         select(Consent)
         .where(Consent.id == consent_id, Consent.shop_id == shop_id)
@@ -142,31 +238,292 @@ def revoke(
     )
     if consent is None:
         raise NotFound()
-    if not changed:
-        raise Conflict(f"consent {consent_id} is already {consent.status}")
-    _audit(session, caller, consent, "consent.revoke", policy_version)
+    return consent
+
+
+def _transition(
+    session: Session,
+    ctx: Context,
+    consent: Consent,
+    *,
+    to: ConsentStatus,
+    change: str,
+    allowed_from: Sequence[ConsentStatus],
+    now: datetime,
+    values: Mapping[str, Any] | None = None,
+) -> ConsentOut:
+    current = effective_status(consent, now)
+    if current not in allowed_from:
+        raise Conflict(f"consent {consent.id} is {_already(current, to)}{current}")
+    version = consent.version
+    result = session.execute(
+        update(Consent)
+        .where(Consent.id == consent.id, Consent.version == version)
+        .values(status=to, version=version + 1, updated_at=now, **(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    if not cast(CursorResult[Any], result).rowcount:
+        raise Conflict(f"consent {consent.id} changed meanwhile; read it again")
+    session.refresh(consent)
+    _record_version(session, ctx, consent, change, now)
     return to_out(consent, now)
 
 
-def _audit(
-    session: Session, caller: Caller, consent: Consent, action: str, policy_version: str
+def _already(current: ConsentStatus, to: ConsentStatus) -> str:
+    return "already " if current == to else ""
+
+
+def approve(
+    session: Session,
+    ctx: Context,
+    shop_id: uuid.UUID,
+    request_id: uuid.UUID,
+    body: NarrowingIn | None,
+) -> ConsentOut:
+    """The shopkeeper approves a request, as asked or narrowed; it becomes active."""
+    now = utcnow()
+    consent = _load(session, shop_id, request_id)
+    if consent.status != ConsentStatus.requested:
+        raise Conflict(f"consent {request_id} is {consent.status}, not a pending request")
+    asked = terms.Terms.of(consent)
+    approved = terms.narrow(asked, body, now=now) if body is not None else asked
+    terms.check(
+        _purpose(ctx, consent.purpose),
+        approved,
+        allowed_categories=ctx.allowed_categories(consent.purpose),
+        now=now,
+    )
+    return _transition(
+        session,
+        ctx,
+        consent,
+        to=ConsentStatus.active,
+        change="approved",
+        allowed_from=[ConsentStatus.requested],
+        now=now,
+        values={**approved.columns(), "granted_by": ctx.caller.id, "granted_at": now},
+    )
+
+
+def refuse(session: Session, ctx: Context, shop_id: uuid.UUID, request_id: uuid.UUID) -> ConsentOut:
+    now = utcnow()
+    consent = _load(session, shop_id, request_id)
+    if consent.status != ConsentStatus.requested:
+        raise Conflict(f"consent {request_id} is {consent.status}, not a pending request")
+    return _transition(
+        session,
+        ctx,
+        consent,
+        to=ConsentStatus.refused,
+        change="refused",
+        allowed_from=[ConsentStatus.requested],
+        now=now,
+    )
+
+
+def pause(session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.UUID) -> ConsentOut:
+    now = utcnow()
+    return _transition(
+        session,
+        ctx,
+        _load(session, shop_id, consent_id),
+        to=ConsentStatus.paused,
+        change="paused",
+        allowed_from=[ConsentStatus.active],
+        now=now,
+    )
+
+
+def resume(session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.UUID) -> ConsentOut:
+    now = utcnow()
+    return _transition(
+        session,
+        ctx,
+        _load(session, shop_id, consent_id),
+        to=ConsentStatus.active,
+        change="resumed",
+        allowed_from=[ConsentStatus.paused],
+        now=now,
+        values={"paused_by_shop": False},
+    )
+
+
+def revoke(session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.UUID) -> ConsentOut:
+    """Revoke; the very next read under the consent is refused, in every worker."""
+    now = utcnow()
+    return _transition(
+        session,
+        ctx,
+        _load(session, shop_id, consent_id),
+        to=ConsentStatus.revoked,
+        change="revoked",
+        # Revoking needs no other condition: an expired consent may be revoked too.
+        allowed_from=[ConsentStatus.active, ConsentStatus.paused, ConsentStatus.expired],
+        now=now,
+        values={"revoked_by": ctx.caller.id, "revoked_at": now, "paused_by_shop": False},
+    )
+
+
+def pause_sharing(session: Session, ctx: Context, shop_id: uuid.UUID) -> list[ConsentOut]:
+    """One action pauses every active consent of the shop; resume-sharing undoes exactly that."""
+    now = utcnow()
+    active = session.scalars(
+        select(Consent)
+        .where(Consent.shop_id == shop_id, Consent.status == ConsentStatus.active)
+        .order_by(Consent.created_at, Consent.id)
+    ).all()
+    return [
+        _transition(
+            session,
+            ctx,
+            consent,
+            to=ConsentStatus.paused,
+            change="paused",
+            allowed_from=[ConsentStatus.active, ConsentStatus.expired],
+            now=now,
+            values={"paused_by_shop": True},
+        )
+        for consent in active
+    ]
+
+
+def resume_sharing(session: Session, ctx: Context, shop_id: uuid.UUID) -> list[ConsentOut]:
+    now = utcnow()
+    paused = session.scalars(
+        select(Consent)
+        .where(
+            Consent.shop_id == shop_id,
+            Consent.status == ConsentStatus.paused,
+            Consent.paused_by_shop.is_(True),
+        )
+        .order_by(Consent.created_at, Consent.id)
+    ).all()
+    return [
+        _transition(
+            session,
+            ctx,
+            consent,
+            to=ConsentStatus.active,
+            change="resumed",
+            allowed_from=[ConsentStatus.paused, ConsentStatus.expired],
+            now=now,
+            values={"paused_by_shop": False},
+        )
+        for consent in paused
+    ]
+
+
+def _record_version(
+    session: Session, ctx: Context, consent: Consent, change: str, now: datetime
 ) -> None:
+    """The new version, its receipt, its audit entry and the consumer's webhook event."""
+    doc = terms.artefact(
+        consent,
+        ctx.purposes.get(consent.purpose),
+        change=change,
+        changed_by=str(ctx.caller.id),
+        changed_by_role=ctx.caller.role,
+        changed_at=now,
+    )
+    previous = session.scalar(
+        select(ConsentVersion.receipt).where(
+            ConsentVersion.consent_id == consent.id,
+            ConsentVersion.version == consent.version - 1,
+        )
+    )
+    receipt = receipts.issue(ctx.signer, doc, previous_receipt=previous, issuer=ctx.issuer)
+    session.add(
+        ConsentVersion(
+            consent_id=consent.id,
+            version=consent.version,
+            shop_id=consent.shop_id,
+            status=consent.status,
+            change=change,
+            changed_by=ctx.caller.id,
+            changed_by_role=ctx.caller.role,
+            changed_at=now,
+            artefact=doc,
+            receipt=receipt,
+        )
+    )
+    session.flush()
     audit.append(
         session,
         AuditDraft(
-            action=action,
+            action=AUDIT_ACTIONS[change],
             decision=Decision.allow,
             reason="changed",
-            principal_id=caller.id,
-            principal_role=caller.role,
+            principal_id=ctx.caller.id,
+            principal_role=ctx.caller.role,
             shop_id=consent.shop_id,
             purpose=consent.purpose,
-            policy_version=policy_version,
+            policy_version=ctx.policy_version,
             details={
                 "consent_id": str(consent.id),
+                "version": consent.version,
+                "status": consent.status,
                 "consumer_id": str(consent.consumer_id),
                 "categories": list(consent.categories),
                 "expires_at": consent.expires_at.isoformat(),
             },
         ),
     )
+    webhooks.enqueue(
+        session,
+        consent.consumer_id,
+        STATUS_EVENT,
+        {
+            "consent_id": str(consent.id),
+            "shop_id": str(consent.shop_id),
+            "version": consent.version,
+            "status": consent.status,
+            "change": change,
+            "changed_at": terms.iso(now),
+        },
+    )
+
+
+def history(session: Session, *, shop_id: uuid.UUID | None) -> list[ConsentVersionOut]:
+    """Versions in the order they happened, for one shop or every shop."""
+    stmt = select(ConsentVersion)
+    if shop_id is not None:
+        stmt = stmt.where(ConsentVersion.shop_id == shop_id)
+    rows = session.scalars(
+        stmt.order_by(ConsentVersion.changed_at, ConsentVersion.consent_id, ConsentVersion.version)
+    )
+    return [
+        ConsentVersionOut(
+            consent_id=row.consent_id,
+            version=row.version,
+            status=row.status,
+            change=row.change,
+            changed_by=row.changed_by,
+            changed_by_role=row.changed_by_role,
+            changed_at=row.changed_at,
+            artefact=row.artefact,
+            receipt=row.receipt,
+        )
+        for row in rows
+    ]
+
+
+def receipt(
+    session: Session,
+    caller: Caller,
+    shop_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    version: int | None,
+) -> str:
+    """A version's receipt (the newest by default), for the shop's keeper or its consumer."""
+    consent = _load(session, shop_id, consent_id)
+    if shop_id not in caller.shop_ids and consent.consumer_id != caller.id:
+        raise NotFound()
+    row = session.scalar(
+        select(ConsentVersion.receipt).where(
+            ConsentVersion.consent_id == consent_id,
+            ConsentVersion.version == (version if version is not None else consent.version),
+        )
+    )
+    if row is None:
+        raise NotFound("no receipt for that version")
+    return row

@@ -92,11 +92,12 @@ def wipe(engine: Engine) -> None:
     """Empty every table and reset the audit chain, so each test starts clean.
 
     The records of which master key is active and which keys sign checkpoints
-    stay: they describe the hub's key material, which outlives each test.
+    and receipts stay: they describe the hub's key material, which outlives
+    each test.
     """
     with engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):
-            if table.name not in ("master_keys", "audit_signing_keys"):
+            if table.name not in ("master_keys", "audit_signing_keys", "consent_receipt_keys"):
                 connection.execute(table.delete())
         connection.execute(
             text("INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, 0, :h)"),

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from audit.signing import SignerSource
 from audit.writer import AuditWriter
+from consent.receipts import ReceiptSigner
 from cornerstore import cli
 from cornerstore.app import create_app, serve_app
 from cornerstore.authz import Authorizer
@@ -372,6 +373,7 @@ def test_a_wrong_master_key_fails_closed(tmp_path: Path) -> None:
         sessions=sessions,
         audit_writer=AuditWriter(sessions),
         signer=SignerSource(settings.audit_signing_key_path, settings.audit_log_origin),
+        receipt_signer=ReceiptSigner(settings.receipt_signing_key_path),
         authorizer=Authorizer(settings.policy_dir),
         keyring=KeyRing(
             LocalKeyProvider(

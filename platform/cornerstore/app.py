@@ -15,7 +15,10 @@ from audit.router import router as audit_router
 from audit.transparency import router as transparency_router
 from connectors.router import document_record_schemas
 from connectors.router import router as ingestion_router
+from consent.delivery import Deliverer
+from consent.receipts_router import router as receipt_keys_router
 from consent.router import router as consent_router
+from consent.webhooks_router import router as webhooks_router
 from cornerstore import error_handlers, telemetry
 from cornerstore.export.router import router as export_router
 from cornerstore.hub import Hub
@@ -40,10 +43,14 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
         hub.sessions, hub.signer, interval=hub.settings.checkpoint_interval_seconds
     )
 
+    deliverer = Deliverer(hub.sessions, hub.settings)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         checkpointer.start()
+        deliverer.start()
         yield
+        deliverer.stop()
         checkpointer.stop()
         if close_hub_on_shutdown:
             hub.close()
@@ -65,6 +72,8 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
         ingestion_router,
         reads_router,
         consent_router,
+        receipt_keys_router,
+        webhooks_router,
         audit_router,
         transparency_router,
         export_router,

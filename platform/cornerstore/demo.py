@@ -131,7 +131,7 @@ def seed(hub: Hub, *, shops_count: int, days: int) -> DemoKeys:
                 if number < max(1, round(share * len(generated))):
                     consents.grant(
                         session,
-                        as_keeper,
+                        consents.context(hub, as_keeper, hub.authorizer.policy_version),
                         created.id,
                         ConsentIn(
                             consumer_id=consumer.id,
@@ -139,10 +139,6 @@ def seed(hub: Hub, *, shops_count: int, days: int) -> DemoKeys:
                             categories=categories,
                             expires_at=expires,
                         ),
-                        allowed_categories=frozenset(
-                            c.value for c in categories if hub.authorizer.purpose_allows(purpose, c)
-                        ),
-                        policy_version=hub.authorizer.policy_version,
                     )
         if (number + 1) % 10 == 0 or number + 1 == len(generated):
             _out(f"  {number + 1}/{len(generated)} shops loaded")

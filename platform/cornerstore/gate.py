@@ -26,7 +26,7 @@ from opentelemetry.trace import Span
 from sqlalchemy.orm import Session
 
 from audit.schemas import AuditDraft, Decision
-from consent import service as consents
+from consent import enforcement
 from cornerstore.access import NO_PURPOSE, Permit, authorize, record_refusal
 from cornerstore.authz import OWN, OWNER_PURPOSE
 from cornerstore.crypto import ShopCipher, sealed_key_version
@@ -102,9 +102,9 @@ class AccessGate:
                 purpose=purpose,
             )
             try:
-                consent_id = self._check_consent(session, permit)
-                page, fields = self._fetch(session, permit, request, after)
-            except _Refused as refused:
+                allowance = self._check_consent(session, permit, request)
+                page, fields = self._fetch(session, permit, request, after, allowance)
+            except (_Refused, enforcement.Refused) as refused:
                 self._refuse(session, caller, request, purpose, refused.reason)
                 raise NotFound() from None
             except Exception as exc:
@@ -115,6 +115,7 @@ class AccessGate:
                 )
                 self._refuse(session, caller, request, purpose, "gate_error", best_effort=True)
                 raise ServiceUnavailable() from None
+            consent_id = allowance.consent_id if allowance else None
             self._record_allowed(session, permit, request, consent_id, len(page.records), fields)
             span.set_attribute("cornerstore.records", len(page.records))
             return page
@@ -169,23 +170,32 @@ class AccessGate:
         # audited and answered 404 like every other one.
         return NO_PURPOSE
 
-    def _check_consent(self, session: Session, permit: Permit) -> uuid.UUID | None:
+    def _check_consent(
+        self, session: Session, permit: Permit, request: ReadRequest
+    ) -> enforcement.Allowance | None:
+        """The consent that allows this read, counted as used; None for the shop's own reads."""
         if permit.relation == OWN:
             return None  # The shop reading its own data needs no one's consent.
         assert permit.shop_id is not None
         with _span("gate.consent") as span:
-            consent_id = consents.find_active(
-                session,
-                shop_id=permit.shop_id,
-                consumer_id=permit.caller.id,
-                purpose=permit.purpose,
-                category=permit.resource,
-                at=utcnow(),
-            )
-            span.set_attribute("cornerstore.consent", "found" if consent_id else "none")
-        if consent_id is None:
-            raise _Refused("no_consent")
-        return consent_id
+            now = utcnow()
+            try:
+                allowance = enforcement.check(
+                    session,
+                    shop_id=permit.shop_id,
+                    consumer_id=permit.caller.id,
+                    purpose=permit.purpose,
+                    category=permit.resource,
+                    since=request.since,
+                    until=request.until,
+                    now=now,
+                )
+                enforcement.count_use(self._hub.sessions, allowance, now)
+            except enforcement.Refused as refused:
+                span.set_attribute("cornerstore.consent", refused.reason)
+                raise
+            span.set_attribute("cornerstore.consent", "found")
+        return allowance
 
     def _fetch(
         self,
@@ -193,17 +203,22 @@ class AccessGate:
         permit: Permit,
         request: ReadRequest,
         after: tuple[datetime, int] | None,
+        allowance: enforcement.Allowance | None,
     ) -> tuple[Page, tuple[str, ...]]:
         category = request.category
         fields = self._allowed_fields(permit, category)
+        # Under a consent, only the part of the asked window inside its data range.
+        since, until = (
+            (allowance.since, allowance.until) if allowance else (request.since, request.until)
+        )
         with _span("gate.fetch"):
             rows = repository.read_window(
                 session,
                 repository.Window(
                     shop_id=request.shop_id,
                     category=category,
-                    since=request.since,
-                    until=request.until,
+                    since=since,
+                    until=until,
                     after=after,
                     limit=request.limit + 1,
                 ),

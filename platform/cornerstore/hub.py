@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit import signing
 from audit.writer import AuditWriter
+from consent import receipts
 from cornerstore.authz import Authorizer
 from cornerstore.db import make_engine, make_sessionmaker
 from cornerstore.keys.bootstrap import open_keyring
@@ -27,6 +28,7 @@ class Hub:
     keyring: KeyRing
     audit_writer: AuditWriter
     signer: signing.SignerSource
+    receipt_signer: receipts.ReceiptSigner
 
     @classmethod
     def open(cls, settings: Settings, *, engine: Engine | None = None) -> Hub:
@@ -43,6 +45,11 @@ class Hub:
             # Published before anything is signed with it, so every checkpoint verifies.
             signing.publish(session, signer.current())
             session.commit()
+        receipt_signer = receipts.ReceiptSigner(settings.receipt_signing_key_path)
+        with sessions() as session:
+            # Likewise for consent receipts: each verifies with the published JWKS.
+            receipts.publish(session, receipt_signer)
+            session.commit()
         return cls(
             settings=settings,
             engine=engine,
@@ -51,6 +58,7 @@ class Hub:
             keyring=keyring,
             audit_writer=AuditWriter(sessions),
             signer=signer,
+            receipt_signer=receipt_signer,
         )
 
     def close(self) -> None:

@@ -76,6 +76,24 @@ class Settings(BaseSettings):
     audit_signing_key_file: Path | None = Field(
         default=None, description="Ed25519 checkpoint-signing keys. Defaults to the data dir."
     )
+    receipt_issuer: str = Field(
+        default="https://cornerstore.local",
+        description="Who consent receipts say issued them (the iss claim): your hub's URL.",
+    )
+    receipt_signing_key_file: Path | None = Field(
+        default=None, description="Ed25519 consent-receipt signing keys. Defaults to the data dir."
+    )
+    webhook_key_file: Path | None = Field(
+        default=None,
+        description="The key webhook secrets are derived from. Defaults to the data dir.",
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="Deliveries of one event before it is marked failed."
+    )
+    webhook_backoff_seconds: float = Field(
+        default=2.0, gt=0, description="The first retry's delay; each later one doubles it."
+    )
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     checkpoint_interval_seconds: float = Field(
         default=0.25, gt=0, description="How often a grown audit log gets a signed checkpoint."
     )
@@ -147,6 +165,14 @@ class Settings(BaseSettings):
     @property
     def audit_signing_key_path(self) -> Path:
         return self.audit_signing_key_file or self.data_dir / "audit-signing.key"
+
+    @property
+    def receipt_signing_key_path(self) -> Path:
+        return self.receipt_signing_key_file or self.data_dir / "receipt-signing.key"
+
+    @property
+    def webhook_key_path(self) -> Path:
+        return self.webhook_key_file or self.data_dir / "webhook.key"
 
     @property
     def key_store_path(self) -> Path:

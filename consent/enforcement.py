@@ -1,0 +1,198 @@
+"""What the gate asks of consent on every read: may this consumer read this, now, and which window?
+
+Nothing is cached: every read asks the database, so a revocation or a pause
+is enforced by every worker from the instant it commits, and no policy is
+ever reloaded. The checks, in order: status, validity, category, access mode,
+data range, frequency. Using a consent is counted in one guarded statement
+that re-checks status and validity, so a change that commits between the
+check and the count still stops the read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, String, bindparam, case, or_, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from consent.models import AccessMode, Consent, ConsentStatus
+from cornerstore.db import UTCDateTime
+
+#: Reasons a read is refused, as the audit log records them (checked in this order).
+REASONS = (
+    "no_consent",
+    "consent_not_active",
+    "consent_not_valid_now",
+    "category_not_consented",
+    "aggregate_only",
+    "outside_data_range",
+    "frequency_limit",
+)
+
+
+class Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A consent that allows the read, and the window of data it may see."""
+
+    consent_id: uuid.UUID
+    since: datetime | None
+    until: datetime | None
+    max_reads_per_day: int | None
+
+
+#: Built once: the gate runs this on every governed read.
+_CANDIDATES = select(
+    Consent.id,
+    Consent.status,
+    Consent.valid_from,
+    Consent.expires_at,
+    Consent.categories,
+    Consent.access_mode,
+    Consent.range_from,
+    Consent.range_until,
+    Consent.range_last_days,
+    Consent.max_reads_per_day,
+    Consent.use_day,
+    Consent.day_uses,
+).where(
+    Consent.shop_id == bindparam("shop_id"),
+    Consent.consumer_id == bindparam("consumer_id"),
+    Consent.purpose == bindparam("purpose"),
+)
+# The oldest consent that allows a read is the one it is counted against.
+_CANDIDATES = _CANDIDATES.order_by(Consent.created_at, Consent.id)
+
+
+def _window(row: Any, now: datetime) -> tuple[datetime | None, datetime | None]:
+    if row.range_last_days is not None:
+        return now - timedelta(days=row.range_last_days), None
+    return row.range_from, row.range_until
+
+
+def _clip(
+    window: tuple[datetime | None, datetime | None],
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[datetime | None, datetime | None] | None:
+    """The part of [since, until) inside the consent's window; None when they do not meet."""
+    low, high = window
+    start = max((t for t in (since, low) if t is not None), default=None)
+    end = min((t for t in (until, high) if t is not None), default=None)
+    if start is not None and end is not None and end <= start:
+        return None
+    return start, end
+
+
+def _day(now: datetime) -> str:
+    return now.strftime("%Y-%m-%d")
+
+
+def check(
+    session: Session,
+    *,
+    shop_id: uuid.UUID,
+    consumer_id: uuid.UUID,
+    purpose: str,
+    category: str,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+) -> Allowance:
+    """The consent that allows this row read now, or :class:`Refused` with the furthest reason."""
+    rows = session.execute(
+        _CANDIDATES, {"shop_id": shop_id, "consumer_id": consumer_id, "purpose": purpose}
+    ).all()
+    furthest = 0
+    day = _day(now)
+    for row in rows:
+        if row.status != ConsentStatus.active:
+            furthest = max(furthest, 1)
+            continue
+        if not row.valid_from <= now < row.expires_at:
+            furthest = max(furthest, 2)
+            continue
+        if category not in row.categories:
+            furthest = max(furthest, 3)
+            continue
+        if row.access_mode != AccessMode.rows:
+            furthest = max(furthest, 4)
+            continue
+        window = _clip(_window(row, now), since, until)
+        if window is None:
+            furthest = max(furthest, 5)
+            continue
+        limit = row.max_reads_per_day
+        if limit is not None and row.use_day == day and row.day_uses >= limit:
+            furthest = max(furthest, 6)
+            continue
+        return Allowance(row.id, window[0], window[1], limit)
+    raise Refused(REASONS[furthest])
+
+
+def _use_statement() -> Any:
+    at = bindparam("now", type_=UTCDateTime)
+    day = bindparam("day", type_=String())
+    return (
+        update(Consent)
+        .where(
+            Consent.id == bindparam("consent_id"),
+            Consent.status == ConsentStatus.active,
+            Consent.valid_from <= at,
+            Consent.expires_at > at,
+            or_(
+                Consent.max_reads_per_day.is_(None),
+                Consent.use_day.is_(None),
+                Consent.use_day != day,
+                Consent.day_uses < Consent.max_reads_per_day,
+            ),
+        )
+        .values(
+            uses=Consent.uses + 1,
+            last_used_at=at,
+            day_uses=case((Consent.use_day == day, Consent.day_uses + 1), else_=1),
+            use_day=day,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+_USE = _use_statement()
+
+
+def count_use(sessions: sessionmaker[Session], allowance: Allowance, now: datetime) -> None:
+    """Count one use of the consent, in its own short transaction, or refuse the read.
+
+    The count commits on its own so concurrent reads under one consent never
+    wait on each other's requests. On PostgreSQL it commits without waiting
+    for the disk: the audit log, which every allowed read is in before its
+    answer leaves, is the durable record, and the count can be rebuilt from it.
+    """
+    with sessions() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET LOCAL synchronous_commit = off"))
+        result = session.execute(
+            _USE, {"consent_id": allowance.consent_id, "now": now, "day": _day(now)}
+        )
+        changed = cast(CursorResult[Any], result).rowcount
+        if changed:
+            session.commit()
+            return
+        session.rollback()
+        row = session.execute(
+            select(Consent.status, Consent.valid_from, Consent.expires_at).where(
+                Consent.id == allowance.consent_id
+            )
+        ).one_or_none()
+    if row is None or row.status != ConsentStatus.active:
+        raise Refused("consent_not_active")
+    if not row.valid_from <= now < row.expires_at:
+        raise Refused("consent_not_valid_now")
+    raise Refused("frequency_limit")

@@ -1,0 +1,267 @@
+"""Consumers' webhooks: the signing secret, registration, the outbox, signing and verifying.
+
+A consumer registers one URL. Every change of one of its consents adds an
+event to ``webhook_deliveries`` in the same transaction as the change (an
+outbox), so an event exists if and only if the change was committed;
+:mod:`consent.delivery` then POSTs it, retrying with backoff.
+
+The database never holds a secret. A consumer's secret is
+HMAC-SHA256(webhook key, consumer id || salt), where the 32-byte webhook key
+lives in a private file beside the other keys and the salt is drawn anew at
+every registration. Registering again is therefore how a consumer rotates its
+secret; a copy of the database alone cannot forge a webhook.
+
+How a consumer verifies a delivery
+----------------------------------
+
+Each POST carries the JSON event as its body and two headers::
+
+    Cornerstore-Event-Id: <the event's id, also "event_id" in the body>
+    Cornerstore-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>
+
+The secret is shown once, as ``whsec_`` followed by the base64url of 32
+bytes (no padding); those 32 bytes are the HMAC key (:func:`decode_secret`).
+To verify, a receiver:
+
+1. takes ``t`` and every ``v1`` from the signature header;
+2. computes HMAC-SHA256(key, ``f"{t}."`` followed by the raw body bytes, exactly
+   as received, before any JSON parsing) and compares its hex digest with each
+   ``v1`` in constant time (``hmac.compare_digest``);
+3. refuses the request unless ``t`` is within a few minutes of its own clock,
+   so a captured request cannot be replayed later.
+
+:func:`verify` does all three. The timestamp only bounds how late a replay can
+come: within the tolerance the same signed request can still be sent twice,
+and the hub itself delivers at least once (a delivery whose answer was lost
+is sent again). A receiver should therefore also remember the event ids it
+has processed, for longer than the tolerance, and skip one it has seen.
+Events are delivered independently, so a retried one can arrive after a
+later one; a consent's ``version`` says which change came last.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from consent.models import ConsumerWebhook, WebhookDelivery
+from cornerstore.crypto import KeyMaterialError
+from cornerstore.db import utcnow
+from cornerstore.keys.files import create_private, refuse_if_shared
+
+KEY_BYTES = 32
+SALT_BYTES = 32
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+SIGNATURE_HEADER = "Cornerstore-Signature"
+EVENT_ID_HEADER = "Cornerstore-Event-Id"
+#: How far a signature's timestamp may be from the receiver's clock, in seconds.
+DEFAULT_TOLERANCE = 300
+#: The longest URL the ``consumer_webhooks.url`` column holds.
+MAX_URL_LENGTH = 2000
+
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+
+class WebhookSignatureError(Exception):
+    """A webhook request that must not be trusted: unsigned, forged, tampered or replayed."""
+
+
+# --- the secret -------------------------------------------------------------------------------
+
+
+def load_key(path: Path) -> bytes:
+    """The hub's webhook key, made (32 random bytes, mode 0600) on first use."""
+    create_private(path, secrets.token_bytes(KEY_BYTES))
+    refuse_if_shared(path)
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise KeyMaterialError(f"webhook key file {path} does not hold one 32-byte key")
+    return key
+
+
+def derive_secret(key: bytes, consumer_id: uuid.UUID, salt: bytes) -> bytes:
+    return hmac.new(key, consumer_id.bytes + salt, hashlib.sha256).digest()
+
+
+def encode_secret(secret: bytes) -> str:
+    return SECRET_PREFIX + base64.urlsafe_b64encode(secret).rstrip(b"=").decode("ascii")
+
+
+def decode_secret(text: str) -> bytes:
+    """The HMAC key a ``whsec_...`` secret stands for (what a receiver passes to :func:`verify`)."""
+    if not text.startswith(SECRET_PREFIX):
+        raise ValueError(f"a webhook secret starts with {SECRET_PREFIX}")
+    encoded = text.removeprefix(SECRET_PREFIX)
+    try:
+        secret = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("a webhook secret is base64url after its prefix") from None
+    if len(secret) != KEY_BYTES:
+        raise ValueError("a webhook secret encodes 32 bytes")
+    return secret
+
+
+def secret_of(key: bytes, webhook: ConsumerWebhook) -> bytes:
+    return derive_secret(key, webhook.consumer_id, webhook.secret_salt)
+
+
+# --- registration -----------------------------------------------------------------------------
+
+
+def url_problem(url: str, *, https_only: bool) -> str | None:
+    """Why ``url`` cannot receive webhooks, or None if it can."""
+    if len(url) > MAX_URL_LENGTH:
+        return f"must be at most {MAX_URL_LENGTH} characters"
+    if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
+        return "must be an ASCII URL without spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "must be an absolute http or https URL"
+    allowed = ("https",) if https_only else ("http", "https")
+    if parts.scheme not in allowed:
+        return "must use https" if https_only else "must be an http or https URL"
+    if not parts.hostname:
+        return "must name a host"
+    if port == 0:
+        return "must not name port 0"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry credentials"
+    if parts.fragment:
+        return "must not have a fragment (it is never sent)"
+    return None
+
+
+def register(
+    session: Session, key: bytes, consumer_id: uuid.UUID, url: str, *, now: datetime | None = None
+) -> tuple[ConsumerWebhook, bytes]:
+    """Set the consumer's webhook URL and draw a new secret; return the row and the secret.
+
+    Registering again replaces the URL and the secret (the old one stops
+    verifying at once) and restarts ``created_at``: it is when the current
+    secret was made. Pending deliveries go to the new URL, signed with the
+    new secret. Flushes only.
+    """
+    webhook = session.get(ConsumerWebhook, consumer_id, with_for_update=True)
+    salt = secrets.token_bytes(SALT_BYTES)
+    when = now or utcnow()
+    if webhook is None:
+        webhook = ConsumerWebhook(consumer_id=consumer_id, url=url, secret_salt=salt)
+        session.add(webhook)
+    webhook.url = url
+    webhook.secret_salt = salt
+    webhook.created_at = when
+    session.flush()
+    return webhook, secret_of(key, webhook)
+
+
+# --- the outbox -------------------------------------------------------------------------------
+
+
+def enqueue(
+    session: Session,
+    consumer_id: uuid.UUID,
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime | None = None,
+) -> WebhookDelivery | None:
+    """Add the event to the consumer's outbox in the caller's transaction; None without a webhook.
+
+    The body sent is ``payload`` with ``event_id`` (this delivery's id) and
+    ``type`` set here, so every body names its event. Flushes only: the
+    event is stored if and only if the caller's transaction commits.
+    """
+    if session.get(ConsumerWebhook, consumer_id) is None:
+        return None
+    when = now or utcnow()
+    delivery_id = uuid.uuid4()
+    body = {
+        "event_id": str(delivery_id),
+        "type": event_type,
+        **{k: v for k, v in payload.items() if k not in ("event_id", "type")},
+    }
+    delivery = WebhookDelivery(
+        id=delivery_id,
+        consumer_id=consumer_id,
+        event_type=event_type,
+        payload=body,
+        state=PENDING,
+        attempts=0,
+        next_attempt_at=when,
+        created_at=when,
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+# --- signing and verifying --------------------------------------------------------------------
+
+
+def _digest(secret: bytes, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: bytes, timestamp: int, body: bytes) -> str:
+    """The ``Cornerstore-Signature`` header value for ``body`` sent at ``timestamp``."""
+    return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
+
+
+def _parse(header: str) -> tuple[int, list[str]]:
+    if not header.isascii():
+        raise WebhookSignatureError("malformed signature header")
+    timestamp: int | None = None
+    signatures: list[str] = []
+    for item in header.split(","):
+        name, equals, value = item.strip().partition("=")
+        if not equals:
+            raise WebhookSignatureError("malformed signature header")
+        if name == "t":
+            if timestamp is not None or not (value.isascii() and value.isdigit()):
+                raise WebhookSignatureError("malformed signature timestamp")
+            timestamp = int(value)
+        elif name == "v1":
+            signatures.append(value)
+        # Other schemes (a later v2) are skipped, so receivers keep working as they come.
+    if timestamp is None:
+        raise WebhookSignatureError("the signature header has no timestamp")
+    if not signatures:
+        raise WebhookSignatureError("the signature header has no v1 signature")
+    return timestamp, signatures
+
+
+def verify(
+    secret: bytes, header: str, body: bytes, *, now: int, tolerance: int = DEFAULT_TOLERANCE
+) -> None:
+    """Accept a webhook request, or raise :class:`WebhookSignatureError`.
+
+    ``header`` is the ``Cornerstore-Signature`` value, ``body`` the raw bytes
+    received and ``now`` the receiver's clock in unix seconds. The request is
+    refused unless a ``v1`` signature matches and its timestamp is within
+    ``tolerance`` seconds of ``now`` (either way: a clock ahead is as suspect
+    as one behind).
+    """
+    timestamp, signatures = _parse(header)
+    expected = _digest(secret, timestamp, body).encode()
+    # Compare every candidate, so the time taken says nothing about which one matched.
+    matched = False
+    for candidate in signatures:
+        matched |= hmac.compare_digest(expected, candidate.encode())
+    if not matched:
+        raise WebhookSignatureError("no signature matches the body")
+    if abs(now - timestamp) > tolerance:
+        raise WebhookSignatureError("the signature's timestamp is outside the tolerance")
