@@ -1,4 +1,5 @@
-"""``python -m bench {all,ingest,authz,read,decrypt,rotation,appends,proofs,verify} [--smoke]``."""
+"""``python -m bench {all,ingest,authz,read,decrypt,rotation,appends,proofs,verify,propagation,
+consent_writes,consent_checks} [--smoke]``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import json
 import sys
 
-from bench import audit, authz, ingest, keys, read
+from bench import audit, authz, consent, ingest, keys, read
 from bench.common import Size
 
 BENCHMARKS = {
@@ -18,6 +19,9 @@ BENCHMARKS = {
     "appends": audit.run_appends,
     "proofs": audit.run_proofs,
     "verify": audit.run_verify,
+    "propagation": consent.run_propagation,
+    "consent_writes": consent.run_writes,
+    "consent_checks": consent.run_checks,
 }
 
 

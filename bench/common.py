@@ -58,7 +58,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def hub_server(database_url: str, data_dir: Path) -> Iterator[str]:
+def hub_server(database_url: str, data_dir: Path, *, workers: int = WORKERS) -> Iterator[str]:
     """Run the bench app (the hub plus an ungoverned baseline route) in its own process."""
     port = _free_port()
     env = dict(
@@ -83,7 +83,7 @@ def hub_server(database_url: str, data_dir: Path) -> Iterator[str]:
             "warning",
             "--no-access-log",
             "--workers",
-            str(WORKERS),
+            str(workers),
         ],
         env=env,
         stdout=log,

@@ -1,0 +1,148 @@
+"""Revocation and pause reach every API worker at once.
+
+Four hub processes serve the same PostgreSQL database, as four API workers
+would. A consumer reads through all four, without pause, while the shopkeeper
+revokes (or pauses) the consent through one of them. Every read that starts
+after the change's answer arrived (so after its commit) must be refused, in
+every worker: the issue allows a second, and the hub needs none because no
+worker caches consent.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import httpx2 as httpx
+import pytest
+
+from cornerstore.hub import Hub
+from tests.factories import World, sale
+
+WORKERS = 4
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def _worker(hub: Hub) -> Iterator[str]:
+    """One hub process (``uvicorn cornerstore.app:serve_app``) on this test's database and keys."""
+    port = _free_port()
+    settings = hub.settings
+    env = dict(
+        os.environ,
+        CORNERSTORE_ENVIRONMENT="test",
+        CORNERSTORE_DATABASE_URL=settings.sqlalchemy_url,
+        CORNERSTORE_DATA_DIR=str(settings.data_dir),
+        CORNERSTORE_TRACE_EXPORTER="none",
+    )
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "cornerstore.app:serve_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"worker exited:\n{log.read().decode(errors='replace')}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("worker did not start within 60 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@dataclass(frozen=True)
+class _Read:
+    worker: int
+    started: float
+    status: int
+
+
+@pytest.mark.parametrize("change", ["revoke", "pause"])
+def test_a_change_is_enforced_by_every_worker_from_its_commit(
+    world: World, hub: Hub, change: str
+) -> None:
+    if hub.engine.dialect.name != "postgresql":
+        pytest.skip("several worker processes on one database: the PostgreSQL deployment")
+    shop, consumer = world.shop(), world.consumer()
+    world.ingest(shop, "sales", [sale(i) for i in range(3)])
+    consent = world.grant(shop, consumer, "replenishment", ["sales"])
+    read_path = f"/v1/shops/{shop.id}/sales?purpose=replenishment"
+
+    with ExitStack() as stack:
+        bases = [stack.enter_context(_worker(hub)) for _ in range(WORKERS)]
+        clients = [
+            stack.enter_context(httpx.Client(base_url=b, headers=consumer.headers, timeout=10))
+            for b in bases
+        ]
+        assert [c.get(read_path).status_code for c in clients] == [200] * WORKERS
+
+        reads: list[_Read] = []
+        stop = threading.Event()
+
+        def hammer(number: int) -> None:
+            while not stop.is_set():
+                started = time.monotonic()
+                status = clients[number].get(read_path).status_code
+                reads.append(_Read(number, started, status))
+
+        threads = [threading.Thread(target=hammer, args=(n,)) for n in range(WORKERS)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        with httpx.Client(base_url=bases[0], headers=shop.keeper.headers, timeout=10) as keeper:
+            sent = time.monotonic()
+            answer = keeper.post(f"/v1/shops/{shop.id}/consents/{consent['id']}/{change}")
+        committed = time.monotonic()
+        time.sleep(0.5)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=20)
+
+    assert answer.status_code == 200, answer.text
+    before = [r for r in reads if r.started < sent]
+    after = [r for r in reads if r.started > committed]
+    # Control: every worker answered before the change, so "refused after" means something.
+    assert {r.worker for r in before if r.status == 200} == set(range(WORKERS))
+    assert {r.worker for r in after} == set(range(WORKERS))
+    assert [r for r in after if r.status != 404] == []
