@@ -328,7 +328,7 @@ def run_checks(size: Size) -> dict[str, float]:
                     until=None,
                     now=now,
                 )
-                enforcement.count_use(hub.sessions, allowance, now)
+                hub.use_counter.count(allowance, now)
                 done = time.perf_counter()
                 if found != allowance.consent_id:
                     raise RuntimeError("the switch and the artefact check disagree")

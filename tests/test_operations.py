@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from audit.signing import SignerSource
 from audit.writer import AuditWriter
+from consent.enforcement import UseCounter
 from consent.receipts import ReceiptSigner
 from cornerstore import cli
 from cornerstore.app import create_app, serve_app
@@ -374,6 +375,7 @@ def test_a_wrong_master_key_fails_closed(tmp_path: Path) -> None:
         audit_writer=AuditWriter(sessions),
         signer=SignerSource(settings.audit_signing_key_path, settings.audit_log_origin),
         receipt_signer=ReceiptSigner(settings.receipt_signing_key_path),
+        use_counter=UseCounter(settings.sqlalchemy_url),
         authorizer=Authorizer(settings.policy_dir),
         keyring=KeyRing(
             LocalKeyProvider(

@@ -190,7 +190,7 @@ class AccessGate:
                     until=request.until,
                     now=now,
                 )
-                enforcement.count_use(self._hub.sessions, allowance, now)
+                self._hub.use_counter.count(allowance, now)
             except enforcement.Refused as refused:
                 span.set_attribute("cornerstore.consent", refused.reason)
                 raise

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from audit import signing
 from audit.writer import AuditWriter
 from consent import receipts
+from consent.enforcement import UseCounter
 from cornerstore.authz import Authorizer
 from cornerstore.db import make_engine, make_sessionmaker
 from cornerstore.keys.bootstrap import open_keyring
@@ -29,6 +30,7 @@ class Hub:
     audit_writer: AuditWriter
     signer: signing.SignerSource
     receipt_signer: receipts.ReceiptSigner
+    use_counter: UseCounter
 
     @classmethod
     def open(cls, settings: Settings, *, engine: Engine | None = None) -> Hub:
@@ -59,9 +61,11 @@ class Hub:
             audit_writer=AuditWriter(sessions),
             signer=signer,
             receipt_signer=receipt_signer,
+            use_counter=UseCounter(engine.url.render_as_string(hide_password=False)),
         )
 
     def close(self) -> None:
         self.audit_writer.close()
+        self.use_counter.close()
         self.keyring.provider.close()
         self.engine.dispose()
