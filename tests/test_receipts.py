@@ -31,9 +31,11 @@ from sqlalchemy import select
 
 from consent import receipts
 from consent.models import ReceiptKey
+from cornerstore.cli import main
 from cornerstore.crypto import KeyMaterialError
 from cornerstore.hub import Hub
-from cornerstore.settings import Environment, Settings
+from cornerstore.settings import Environment, Settings, get_settings
+from tests.factories import World
 from tests.keyed import migrate
 
 RECEIPT_TYPE = "consent-receipt+jwt"
@@ -392,3 +394,31 @@ def test_a_hub_publishes_its_key_when_it_opens_and_keeps_the_old_one_after_a_rot
     assert jwcrypto_claims(old, published)["iss"] == "hub.test"
     new = issue(second, artefact())
     assert jwcrypto_claims(new, published)["iss"] == "hub.test"
+
+
+def test_the_rotate_command_publishes_a_new_key_and_old_receipts_still_verify(
+    world: World, hub: Hub, cli_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop, consumer = world.shop(), world.consumer()
+    consent = world.grant(shop, consumer, "replenishment", ["sales"])
+    url = f"/v1/shops/{shop.id}/consents/{consent['id']}/receipt"
+    granted = shop.keeper.get(url).text
+    old_kid = hub.receipt_signer.kid
+    cli_env.setenv("CORNERSTORE_DATABASE_URL", hub.settings.sqlalchemy_url)
+    cli_env.setenv("CORNERSTORE_DATA_DIR", str(hub.settings.data_dir))
+    cli_env.setenv("CORNERSTORE_ENVIRONMENT", "test")
+    get_settings.cache_clear()
+
+    assert main(["keys", "rotate-receipt-key"]) == 0
+
+    new_kid = hub.receipt_signer.kid
+    assert new_kid != old_kid
+    assert new_kid in capsys.readouterr().out
+    revoked = shop.keeper.post(f"/v1/shops/{shop.id}/consents/{consent['id']}/revoke")
+    assert revoked.status_code == 200, revoked.text
+    published = fetch_jwks(world.client)
+    assert [k["kid"] for k in json.loads(published)["keys"]][:2] == [new_kid, old_kid]
+    assert jwcrypto_claims(granted, published)["consentStatus"] == "active"
+    latest = shop.keeper.get(url).text
+    assert json.loads(unb64url(latest.split(".")[0]))["kid"] == new_kid
+    assert jwcrypto_claims(latest, published)["consentStatus"] == "revoked"

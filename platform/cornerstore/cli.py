@@ -313,6 +313,23 @@ def cmd_audit_rotate_signing_key(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_rotate_receipt_key(_args: argparse.Namespace) -> int:
+    from consent import receipts
+    from cornerstore.hub import Hub
+
+    settings = get_settings()
+    receipts.rotate(settings.receipt_signing_key_path)
+    # Opening the hub publishes the new key, and retires the old one in the JWKS.
+    hub = Hub.open(settings)
+    try:
+        kid = hub.receipt_signer.kid
+    finally:
+        hub.close()
+    _print(f"new consent-receipt signing key: kid {kid}")
+    _print("older receipts still verify with the earlier keys at /v1/keys/receipts")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from cornerstore.demo import run_demo
 
@@ -402,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate_shop.add_argument("--batch-size", type=int, default=500)
     rotate_shop.set_defaults(func=cmd_keys_rotate_shop)
+    keys.add_parser(
+        "rotate-receipt-key", help="start signing consent receipts with a new key"
+    ).set_defaults(func=cmd_keys_rotate_receipt_key)
     keys.add_parser("status", help="master keys, what they wrap, pending erasures").set_defaults(
         func=cmd_keys_status
     )
