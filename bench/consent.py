@@ -80,7 +80,11 @@ def run_propagation(size: Size) -> dict[str, float]:
             ]
             path = f"/v1/shops/{shop.shop_id}/sales"
             params = {"purpose": "analytics", "limit": "5"}
-            consumer_id = _consumer_of(setup, shop.shop_id, keeper)
+            consumer_id, first = _consumer_of(setup, shop.shop_id, keeper)
+            # Each round's consent must be the only one that lets the reader in.
+            setup.post(
+                f"/v1/shops/{shop.shop_id}/consents/{first}/revoke", headers=keeper
+            ).raise_for_status()
             for _ in range(rounds):
                 grant = setup.post(
                     f"/v1/shops/{shop.shop_id}/consents",
@@ -137,44 +141,61 @@ def _revoke_while_reading(
     consent_id: str,
 ) -> tuple[list[float], int]:
     """Revoke while every worker is read; each worker's delay to its first refusal, and leaks."""
-    answered = threading.Event()
-    answered_at: list[float] = []
-    firsts: dict[int, float] = {}
-    bad: list[int] = []
+    stop = threading.Event()
+    # Per worker: (started, ended, status) of every read; status -1 for a transport error.
+    reads: list[list[tuple[float, float, int]]] = [[] for _ in clients]
 
     def hammer(number: int) -> None:
-        while True:
+        while not stop.is_set():
             started = time.monotonic()
-            status = clients[number].get(path, params=params).status_code
-            ended = time.monotonic()
-            if answered.is_set() and started > answered_at[0] and status != 404:
-                bad.append(status)
-            if status == 404 and answered.is_set():
-                firsts[number] = ended
-                return
+            try:
+                status = clients[number].get(path, params=params).status_code
+            except httpx.TransportError:
+                status = -1
+            reads[number].append((started, time.monotonic(), status))
 
     threads = [threading.Thread(target=hammer, args=(n,)) for n in range(len(clients))]
     for thread in threads:
         thread.start()
     time.sleep(0.05)
     revoked = setup.post(f"/v1/shops/{shop_id}/consents/{consent_id}/revoke", headers=keeper)
-    answered_at.append(time.monotonic())
-    answered.set()
-    revoked.raise_for_status()
+    answered = time.monotonic()
+    time.sleep(0.3)
+    stop.set()
     for thread in threads:
-        thread.join(timeout=30)
-    return [firsts[n] - answered_at[0] for n in range(len(clients))], len(bad)
+        thread.join()
+    revoked.raise_for_status()
+    errors = sum(1 for worker in reads for _, _, status in worker if status == -1)
+    if errors:
+        raise RuntimeError(f"{errors} reads failed in transport")
+    delays = []
+    for number, worker in enumerate(reads):
+        refused = [ended for _, ended, status in worker if status == 404 and ended >= answered]
+        if not refused:
+            tail = [
+                (round(s - answered, 3), round(e - answered, 3), st) for s, e, st in worker[-5:]
+            ]
+            raise RuntimeError(f"worker {number} never refused a read after the revocation: {tail}")
+        delays.append(min(refused) - answered)
+    leaks = sum(
+        1
+        for worker in reads
+        for started, _, status in worker
+        if started > answered and status != 404
+    )
+    return delays, leaks
 
 
 def httpx_json(doc: object) -> bytes:
     return json.dumps(doc).encode()
 
 
-def _consumer_of(client: httpx.Client, shop_id: str, keeper: dict[str, str]) -> str:
+def _consumer_of(client: httpx.Client, shop_id: str, keeper: dict[str, str]) -> tuple[str, str]:
+    """The bench shop's consumer and the consent it was first given."""
     listed = client.get(f"/v1/shops/{shop_id}/consents", headers=keeper)
     listed.raise_for_status()
-    consumer_id: str = listed.json()["consents"][0]["consumer_id"]
-    return consumer_id
+    (consent,) = listed.json()["consents"]
+    return str(consent["consumer_id"]), str(consent["id"])
 
 
 # --- writes with a million shops ---------------------------------------------------------------

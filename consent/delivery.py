@@ -45,7 +45,7 @@ import cornerstore
 from consent import webhooks
 from consent.models import ConsumerWebhook, WebhookDelivery
 from cornerstore.db import session_scope, utcnow
-from cornerstore.settings import Settings
+from cornerstore.settings import Environment, Settings
 
 _log = logging.getLogger(__name__)
 
@@ -254,6 +254,7 @@ def deliver_due(
     key = webhooks.load_key(settings.webhook_key_path)
     lease = lease_for(settings)
     timeout = settings.webhook_timeout_seconds
+    public_only = settings.environment is Environment.production
     attempted = 0
     for _ in range(limit):
         if stopping is not None and stopping.is_set():
@@ -271,7 +272,11 @@ def deliver_due(
             outcome = _Outcome(None, "Interrupted")
             _record(session_factory, settings, claim, outcome, clock.now())
             continue
-        outcome = _send(claim, claim.url, claim.secret, clock.now(), timeout)
+        host = urlsplit(claim.url).hostname or ""
+        if public_only and not webhooks.resolves_publicly(host):
+            outcome = _Outcome(None, "PrivateAddress")
+        else:
+            outcome = _send(claim, claim.url, claim.secret, clock.now(), timeout)
         attempted += 1
         _record(session_factory, settings, claim, outcome, clock.now())
         _log.info(

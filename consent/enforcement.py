@@ -134,7 +134,9 @@ def check(
             furthest = max(furthest, 5)
             continue
         limit = row.max_reads_per_day
-        if limit is not None and row.use_day == day and row.day_uses >= limit:
+        # A worker whose clock is behind counts into the later day it finds.
+        spent = row.day_uses if row.use_day is not None and row.use_day >= day else 0
+        if limit is not None and spent >= limit:
             furthest = max(furthest, 6)
             continue
         return Allowance(row.id, window[0], window[1], limit)
@@ -154,15 +156,23 @@ def _use_statement() -> Any:
             or_(
                 Consent.max_reads_per_day.is_(None),
                 Consent.use_day.is_(None),
-                Consent.use_day != day,
+                Consent.use_day < day,
                 Consent.day_uses < Consent.max_reads_per_day,
             ),
         )
         .values(
             uses=Consent.uses + 1,
             last_used_at=at,
-            day_uses=case((Consent.use_day == day, Consent.day_uses + 1), else_=1),
-            use_day=day,
+            # Days only move forward: a worker with a clock behind the others'
+            # counts into the later day rather than starting the count again.
+            day_uses=case(
+                (or_(Consent.use_day.is_(None), Consent.use_day < day), 1),
+                else_=Consent.day_uses + 1,
+            ),
+            use_day=case(
+                (or_(Consent.use_day.is_(None), Consent.use_day < day), day),
+                else_=Consent.use_day,
+            ),
         )
         .execution_options(synchronize_session=False)
     )
@@ -178,9 +188,10 @@ class UseCounter:
     never wait on each other's requests, and it is a single autocommitted
     statement: a transaction of its own on the request's pool cost five
     round trips. On PostgreSQL these connections commit without waiting for
-    the disk (``synchronous_commit=off``): the audit log, which every allowed
-    read is in before its answer leaves, is the durable record, and the
-    counts can be rebuilt from it; a crash loses at most the last few counts.
+    the disk (``synchronous_commit=off``): a crash of the database may lose
+    the counts of its last moments, so a consumer could read a few times more
+    that day than its limit allows. Every one of those reads is still in the
+    audit log, which is durable before any answer leaves.
     """
 
     def __init__(self, url: str) -> None:

@@ -40,14 +40,6 @@ class DataRange(BaseModel):
             raise ValueError("until must be after from")
         return self
 
-    @property
-    def span(self) -> timedelta:
-        if self.last_days is not None:
-            return timedelta(days=self.last_days)
-        assert self.from_ is not None
-        assert self.until is not None
-        return self.until - self.from_
-
 
 class _Terms(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -286,7 +286,9 @@ def approve(
     if consent.status != ConsentStatus.requested:
         raise Conflict(f"consent {request_id} is {consent.status}, not a pending request")
     asked = terms.Terms.of(consent)
-    approved = terms.narrow(asked, body, now=now) if body is not None else asked
+    approved = terms.narrow(asked, body) if body is not None else asked
+    # A request may wait for days: it is valid from its approval at the earliest.
+    approved = replace(approved, valid_from=max(approved.valid_from, now))
     terms.check(
         _purpose(ctx, consent.purpose),
         approved,
@@ -367,10 +369,16 @@ def revoke(session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.
 def pause_sharing(session: Session, ctx: Context, shop_id: uuid.UUID) -> list[ConsentOut]:
     """One action pauses every active consent of the shop; resume-sharing undoes exactly that."""
     now = utcnow()
+    # Locked, so that a resume or approval racing this cannot leave one active.
     active = session.scalars(
         select(Consent)
-        .where(Consent.shop_id == shop_id, Consent.status == ConsentStatus.active)
+        .where(
+            Consent.shop_id == shop_id,
+            Consent.status == ConsentStatus.active,
+            Consent.expires_at > now,
+        )
         .order_by(Consent.created_at, Consent.id)
+        .with_for_update()
     ).all()
     return [
         _transition(
@@ -379,7 +387,7 @@ def pause_sharing(session: Session, ctx: Context, shop_id: uuid.UUID) -> list[Co
             consent,
             to=ConsentStatus.paused,
             change="paused",
-            allowed_from=[ConsentStatus.active, ConsentStatus.expired],
+            allowed_from=[ConsentStatus.active],
             now=now,
             values={"paused_by_shop": True},
         )
@@ -395,8 +403,10 @@ def resume_sharing(session: Session, ctx: Context, shop_id: uuid.UUID) -> list[C
             Consent.shop_id == shop_id,
             Consent.status == ConsentStatus.paused,
             Consent.paused_by_shop.is_(True),
+            Consent.expires_at > now,
         )
         .order_by(Consent.created_at, Consent.id)
+        .with_for_update()
     ).all()
     return [
         _transition(
@@ -405,7 +415,7 @@ def resume_sharing(session: Session, ctx: Context, shop_id: uuid.UUID) -> list[C
             consent,
             to=ConsentStatus.active,
             change="resumed",
-            allowed_from=[ConsentStatus.paused, ConsentStatus.expired],
+            allowed_from=[ConsentStatus.paused],
             now=now,
             values={"paused_by_shop": False},
         )

@@ -12,6 +12,9 @@ from consent.schemas import DataRange, NarrowingIn
 from cornerstore.authz import Purpose
 from cornerstore.errors import FieldError, ValidationFailed
 
+#: How far in the past a stated valid_from may lie: clocks differ a little.
+VALID_FROM_SLACK = timedelta(minutes=5)
+
 
 @dataclass(frozen=True)
 class Terms:
@@ -137,6 +140,10 @@ def check(
                 f"{iso_duration(purpose.max_data_range)} of data",
             )
         )
+    if terms.valid_from < now - VALID_FROM_SLACK:
+        problems.append(
+            FieldError(field="body.valid_from", reason="must not lie in the past (omit it for now)")
+        )
     if terms.valid_until <= now:
         problems.append(FieldError(field="body.expires_at", reason="must be in the future"))
     elif terms.valid_until <= terms.valid_from:
@@ -149,8 +156,12 @@ def check(
                 f"{iso_duration(purpose.max_validity)} of validity",
             )
         )
-    if terms.data_life <= timedelta(0):
-        problems.append(FieldError(field="body.data_life", reason="must be positive"))
+    if terms.data_life < timedelta(seconds=1) or terms.data_life.microseconds:
+        problems.append(
+            FieldError(
+                field="body.data_life", reason="must be a whole number of seconds, at least 1"
+            )
+        )
     elif terms.data_life > purpose.max_data_life:
         problems.append(
             FieldError(
@@ -163,7 +174,7 @@ def check(
         raise ValidationFailed("the consent cannot be given as asked", problems)
 
 
-def narrow(requested: Terms, body: NarrowingIn, *, now: datetime) -> Terms:
+def narrow(requested: Terms, body: NarrowingIn) -> Terms:
     """The requested terms, narrowed as the shopkeeper asks; widening any of them is refused."""
     problems: list[FieldError] = []
     terms = requested
@@ -182,7 +193,7 @@ def narrow(requested: Terms, body: NarrowingIn, *, now: datetime) -> Terms:
             )
         terms = replace(terms, access_mode=body.access_mode)
     if body.data_range is not None:
-        if not _range_within(body.data_range, requested, now):
+        if not _range_within(body.data_range, requested):
             problems.append(
                 FieldError(field="body.data_range", reason="must lie within the range asked")
             )
@@ -216,20 +227,21 @@ def narrow(requested: Terms, body: NarrowingIn, *, now: datetime) -> Terms:
     return terms
 
 
-def _range_within(narrowed: DataRange, requested: Terms, now: datetime) -> bool:
+def _range_within(narrowed: DataRange, requested: Terms) -> bool:
     if requested.range_last_days is not None:
-        if narrowed.last_days is not None:
-            return narrowed.last_days <= requested.range_last_days
-        # Fixed dates within a rolling window stay within it only while the window covers them.
-        assert narrowed.from_ is not None
-        return narrowed.from_ >= now - timedelta(days=requested.range_last_days)
+        # A rolling window stays narrowed only by a shorter rolling window: fixed
+        # dates would keep covering days the window has long moved past.
+        return narrowed.last_days is not None and narrowed.last_days <= requested.range_last_days
     if narrowed.last_days is not None:
         return False
-    assert requested.range_from is not None
-    assert requested.range_until is not None
-    assert narrowed.from_ is not None
-    assert narrowed.until is not None
-    return requested.range_from <= narrowed.from_ and narrowed.until <= requested.range_until
+    return (
+        requested.range_from is not None
+        and requested.range_until is not None
+        and narrowed.from_ is not None
+        and narrowed.until is not None
+        and requested.range_from <= narrowed.from_
+        and narrowed.until <= requested.range_until
+    )
 
 
 def artefact(

@@ -45,7 +45,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import secrets
+import socket
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -120,7 +122,30 @@ def secret_of(key: bytes, webhook: ConsumerWebhook) -> bytes:
 # --- registration -----------------------------------------------------------------------------
 
 
-def url_problem(url: str, *, https_only: bool) -> str | None:
+def is_public_address(host: str) -> bool:
+    """Whether an IP address is one the public internet routes (not loopback, private, ...)."""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_global
+    except ValueError:
+        return False
+
+
+def resolves_publicly(host: str) -> bool:
+    """Whether every address ``host`` resolves to is public; False when it does not resolve.
+
+    Delivery asks this before each send in production, so a consumer cannot
+    aim the hub at hosts inside its network and read their answers off the
+    delivery log. (A name that resolves differently between this check and
+    the connection could still slip through; the check narrows, not closes, it.)
+    """
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    return bool(infos) and all(is_public_address(str(info[4][0])) for info in infos)
+
+
+def url_problem(url: str, *, https_only: bool, public_only: bool = False) -> str | None:
     """Why ``url`` cannot receive webhooks, or None if it can."""
     if len(url) > MAX_URL_LENGTH:
         return f"must be at most {MAX_URL_LENGTH} characters"
@@ -142,6 +167,13 @@ def url_problem(url: str, *, https_only: bool) -> str | None:
         return "must not carry credentials"
     if parts.fragment:
         return "must not have a fragment (it is never sent)"
+    if public_only:
+        try:
+            ipaddress.ip_address(parts.hostname.split("%", 1)[0])
+        except ValueError:
+            return None  # A name: checked against what it resolves to at each send.
+        if not is_public_address(parts.hostname):
+            return "must not point at a loopback, private or reserved address"
     return None
 
 

@@ -46,8 +46,9 @@ def register_webhook(
     # Plain http would let anyone on the path read events and replay them
     # within the tolerance; it is allowed only outside production, for local
     # receivers and tests.
-    https_only = hub.settings.environment is Environment.production
-    problem = webhooks.url_problem(body.url, https_only=https_only)
+    # Likewise, in production a webhook may only reach the public internet.
+    production = hub.settings.environment is Environment.production
+    problem = webhooks.url_problem(body.url, https_only=production, public_only=production)
     if problem is not None:
         raise ValidationFailed(f"url {problem}", [FieldError(field="body.url", reason=problem)])
     key = webhooks.load_key(hub.settings.webhook_key_path)

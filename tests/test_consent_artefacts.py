@@ -3,9 +3,13 @@ request/approve/refuse flow, pauses, and one test per constraint a read must mee
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
+import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +17,7 @@ import pytest
 from sqlalchemy import select, update
 
 from audit.models import AuditEntry
+from consent import enforcement
 from consent.models import Consent
 from cornerstore.hub import Hub
 from tests.factories import T0, Actor, ShopSetup, World, audit_log, rfc3339, sale
@@ -57,6 +62,14 @@ def _read(consumer: Actor, shop: ShopSetup, category: str = SALES, **params: Any
 
 def _change(shop: ShopSetup, consent_id: str, what: str) -> Any:
     return shop.keeper.post(f"/v1/shops/{shop.id}/consents/{consent_id}/{what}")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _refusal_reasons(world: World, shop: ShopSetup) -> list[str]:
@@ -395,8 +408,13 @@ def test_every_change_is_a_new_version_with_its_own_receipt(
 
     assert [r.status_code for r in receipts] == [200, 200, 200]
     assert all(r.headers["content-type"].startswith("application/jose") for r in receipts)
-    assert len({r.text for r in receipts}) == 3
-    assert all(r.text.count(".") == 2 for r in receipts)
+    claims = [json.loads(_b64url_decode(r.text.split(".")[1])) for r in receipts]
+    assert [c["consentStatus"] for c in claims] == ["requested", "active", "paused"]
+    assert [c["artefact"]["version"] for c in claims] == [1, 2, 3]
+    assert claims[0]["previous"] is None
+    for earlier, later in zip(receipts, claims[1:], strict=False):
+        digest = hashlib.sha256(earlier.text.encode()).digest()
+        assert later["previous"]["receipt_sha256"] == _b64url(digest)
     assert shop.keeper.get(url).text == receipts[2].text
     assert stranger.get(url).status_code == 404
     assert consumer.get(url, version=4).status_code == 404
@@ -458,3 +476,140 @@ def test_every_change_is_in_the_audit_log(
             )
         ]
     assert actions == [("consent.request", 1), ("consent.approve", 2), ("consent.pause", 3)]
+
+
+# --- edges a review asked for ----------------------------------------------------------------
+
+
+def _allowance(hub: Hub, shop: ShopSetup, consumer: Actor, now: datetime) -> Any:
+    with hub.sessions() as session:
+        return enforcement.check(
+            session,
+            shop_id=uuid.UUID(shop.id),
+            consumer_id=uuid.UUID(consumer.id),
+            purpose="replenishment",
+            category=SALES,
+            since=None,
+            until=None,
+            now=now,
+        )
+
+
+def test_a_revocation_between_the_check_and_the_count_stops_the_read(
+    world: World, hub: Hub
+) -> None:
+    shop, consumer = world.shop(), world.consumer()
+    consent = _grant(shop, consumer)
+    now = datetime.now(UTC)
+    allowance = _allowance(hub, shop, consumer, now)
+    _change(shop, consent["id"], "revoke")
+
+    with pytest.raises(enforcement.Refused) as refused:
+        hub.use_counter.count(allowance, now)
+    assert refused.value.reason == "consent_not_active"
+
+
+def test_concurrent_reads_never_pass_the_daily_limit(world: World, hub: Hub) -> None:
+    shop, consumer = world.shop(), world.consumer()
+    _grant(shop, consumer, max_reads_per_day=3)
+    now = datetime.now(UTC)
+    allowance = _allowance(hub, shop, consumer, now)
+
+    def use() -> bool:
+        try:
+            hub.use_counter.count(allowance, now)
+        except enforcement.Refused:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: use(), range(16)))
+    assert outcomes.count(True) == 3
+
+
+def test_validity_boundaries_are_inclusive_from_and_exclusive_until(world: World, hub: Hub) -> None:
+    shop, consumer = world.shop(), world.consumer()
+    consent = _grant(shop, consumer)
+    with hub.sessions() as session:
+        row = session.get(Consent, uuid.UUID(consent["id"]))
+        assert row is not None
+        valid_from, expires_at = row.valid_from, row.expires_at
+    assert _allowance(hub, shop, consumer, valid_from).consent_id == row.id
+    with pytest.raises(enforcement.Refused):
+        _allowance(hub, shop, consumer, valid_from - timedelta(microseconds=1))
+    assert _allowance(hub, shop, consumer, expires_at - timedelta(microseconds=1))
+    with pytest.raises(enforcement.Refused):
+        _allowance(hub, shop, consumer, expires_at)
+
+
+def test_a_rolling_window_cannot_be_narrowed_to_fixed_dates(world: World) -> None:
+    shop, consumer = world.shop(), world.consumer()
+    asked = _request(consumer, shop, data_range={"last_days": 30})
+    now = datetime.now(UTC)
+    response = shop.keeper.post(
+        f"/v1/shops/{shop.id}/consent-requests/{asked['id']}/approve",
+        {
+            "data_range": {
+                "from": rfc3339(now - timedelta(days=29)),
+                "until": rfc3339(now + timedelta(days=150)),
+            }
+        },
+    )
+    assert response.status_code == 422, response.text
+    assert [f["field"] for f in response.json()["fields"]] == ["body.data_range"]
+    shorter = shop.keeper.post(
+        f"/v1/shops/{shop.id}/consent-requests/{asked['id']}/approve",
+        {"data_range": {"last_days": 7}},
+    )
+    assert shorter.json()["data_range"] == {"last_days": 7}
+
+
+def test_pause_sharing_leaves_expired_consents_alone(
+    world: World, hub: Hub, shop_with_sales: ShopSetup
+) -> None:
+    shop = shop_with_sales
+    live, lapsed = _grant(shop, world.consumer()), _grant(shop, world.consumer())
+    with hub.sessions() as session:
+        session.execute(
+            update(Consent)
+            .where(Consent.id == uuid.UUID(lapsed["id"]))
+            .values(expires_at=datetime.now(UTC))
+        )
+        session.commit()
+
+    paused = shop.keeper.post(f"/v1/shops/{shop.id}/pause-sharing").json()["consents"]
+    resumed = shop.keeper.post(f"/v1/shops/{shop.id}/resume-sharing").json()["consents"]
+
+    assert [c["id"] for c in paused] == [live["id"]]
+    assert [c["id"] for c in resumed] == [live["id"]]
+    history = shop.keeper.get(f"/v1/shops/{shop.id}/consent-history").json()["versions"]
+    assert [v["version"] for v in history if v["consent_id"] == lapsed["id"]] == [1]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"data_life": "PT0.5S"}, "body.data_life"),
+        ({"valid_from": "2000-01-01T00:00:00Z"}, "body.valid_from"),
+        ({"max_reads_per_day": 10**12}, "body.max_reads_per_day"),
+        ({"data_range": {"last_days": 0}}, "body.data_range.last_days"),
+        ({"data_range": {"last_days": 7, "from": "2026-01-01T00:00:00Z"}}, "body.data_range"),
+    ],
+)
+def test_odd_terms_are_refused_naming_the_field(
+    world: World, overrides: dict[str, Any], field: str
+) -> None:
+    shop, consumer = world.shop(), world.consumer()
+    response = consumer.post(f"/v1/shops/{shop.id}/consent-requests", _terms(**overrides))
+    assert response.status_code == 422, response.text
+    assert [f["field"] for f in response.json()["fields"]] == [field]
+
+
+def test_an_empty_read_window_is_refused_naming_until(
+    world: World, shop_with_sales: ShopSetup
+) -> None:
+    shop, consumer = shop_with_sales, world.consumer()
+    _grant(shop, consumer)
+    response = _read(consumer, shop, since=rfc3339(T0), until=rfc3339(T0))
+    assert response.status_code == 422, response.text
+    assert [f["field"] for f in response.json()["fields"]] == ["query.until"]

@@ -186,7 +186,7 @@ def test_a_read_returns_data_exactly_when_a_consent_allows_it(world: World, hub:
             response = self.shop.keeper.post(f"/v1/shops/{self.shop.id}/pause-sharing")
             assert response.status_code == 200, response.text
             for model in self.model.values():
-                if model.status == "active":
+                if model.status == "active" and not model.expired:
                     model.status, model.paused_by_shop = "paused", True
 
         @rule()
@@ -194,7 +194,7 @@ def test_a_read_returns_data_exactly_when_a_consent_allows_it(world: World, hub:
             response = self.shop.keeper.post(f"/v1/shops/{self.shop.id}/resume-sharing")
             assert response.status_code == 200, response.text
             for model in self.model.values():
-                if model.status == "paused" and model.paused_by_shop:
+                if model.status == "paused" and model.paused_by_shop and not model.expired:
                     model.status, model.paused_by_shop = "active", False
 
         @rule(consent=consents)

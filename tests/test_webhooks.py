@@ -740,3 +740,47 @@ def test_a_malformed_cursor_or_limit_is_refused_by_field(world: World) -> None:
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "validation_failed"
     assert sorted(f["field"] for f in response.json()["fields"]) == ["query.after", "query.limit"]
+
+
+def _production(hub: Hub) -> Settings:
+    return Settings(
+        environment=Environment.production,
+        database_url=hub.settings.sqlalchemy_url,
+        master_key_file=hub.settings.master_key_path,
+        data_dir=hub.settings.data_dir,
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/hook",
+        "https://10.0.0.5/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]:8443/hook",
+        "https://192.168.1.20:5432/",
+    ],
+)
+def test_production_refuses_webhooks_into_private_networks(
+    hub: Hub, world: World, url: str
+) -> None:
+    consumer = world.consumer()
+    with TestClient(create_app(dataclasses.replace(hub, settings=_production(hub)))) as client:
+        response = client.put(WEBHOOK, json={"url": url}, headers=consumer.headers)
+    assert response.status_code == 422, response.text
+    assert [f["field"] for f in response.json()["fields"]] == ["body.url"]
+
+
+def test_production_never_sends_to_a_name_that_resolves_privately(
+    world: World, hub: Hub, receiver: Receiver
+) -> None:
+    consumer = world.consumer()
+    # Registered outside production, as "localhost": a name, resolving to loopback.
+    register(consumer, receiver.url.replace("127.0.0.1", "localhost"))
+    enqueue(hub, consumer)
+
+    assert deliver_due(hub.sessions, _production(hub)) == 1
+
+    assert receiver.requests == []
+    [logged] = deliveries(consumer)["deliveries"]
+    assert (logged["state"], logged["last_error"]) == ("pending", "PrivateAddress")

@@ -41,6 +41,11 @@ def _route(category: Category) -> None:
         limit: Annotated[int | None, Query(ge=1)] = None,
     ) -> RecordsPage:
         settings = hub.settings
+        if since is not None and until is not None and until <= since:
+            raise ValidationFailed(
+                "an empty window",
+                [FieldError(field="query.until", reason="must be after since")],
+            )
         if limit is not None and limit > settings.page_size_max:
             raise ValidationFailed(
                 "limit too large",
