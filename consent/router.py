@@ -30,6 +30,7 @@ from consent.schemas import (
     PurposesOut,
 )
 from cornerstore.access import Permit, authorize
+from cornerstore.db import hold_snapshot
 from cornerstore.deps import CurrentCaller, DbSession, HubDep
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, Conflict, NotFound, error_responses
 from cornerstore.hub import Hub
@@ -262,7 +263,7 @@ _CSV_COLUMNS = (
 )
 
 
-def _csv(versions: list[ConsentVersionOut]) -> Iterator[str]:
+def _csv(versions: Iterator[ConsentVersionOut]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(_CSV_COLUMNS)
@@ -294,19 +295,35 @@ def _csv(versions: list[ConsentVersionOut]) -> Iterator[str]:
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
-    yield buffer.getvalue()
+
+
+def _json(versions: Iterator[ConsentVersionOut]) -> Iterator[str]:
+    """The same document as ``ConsentHistoryOut``, written a version at a time."""
+    yield '{"versions":['
+    for n, version in enumerate(versions):
+        yield ("," if n else "") + version.model_dump_json()
+    yield "]}"
 
 
 def _history_response(
-    versions: list[ConsentVersionOut], fmt: HistoryFormat, name: str
-) -> ConsentHistoryOut | StreamingResponse:
+    hub: Hub, shop_id: uuid.UUID | None, fmt: HistoryFormat, name: str
+) -> StreamingResponse:
+    """Streamed from a session of its own (the request's closes when the response starts),
+    from one snapshot, so memory stays flat however long the history is."""
+
+    def stream() -> Iterator[str]:
+        with hub.sessions() as session:
+            hold_snapshot(session)
+            versions = service.history(session, shop_id=shop_id)
+            yield from _csv(versions) if fmt is HistoryFormat.csv else _json(versions)
+
     if fmt is HistoryFormat.csv:
         return StreamingResponse(
-            _csv(versions),
+            stream(),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
-    return ConsentHistoryOut(versions=versions)
+    return StreamingResponse(stream(), media_type="application/json")
 
 
 _HISTORY_DOC: dict[int | str, dict[str, Any]] = {
@@ -329,10 +346,9 @@ def shop_consent_history(
     caller: CurrentCaller,
     shop_id: uuid.UUID,
     format: Annotated[HistoryFormat, Query()] = HistoryFormat.json,
-) -> ConsentHistoryOut | StreamingResponse:
+) -> StreamingResponse:
     authorize(hub, session, caller, resource="consent-history", action="read", shop_id=shop_id)
-    versions = service.history(session, shop_id=shop_id)
-    return _history_response(versions, format, f"consent-history-{shop_id}")
+    return _history_response(hub, shop_id, format, f"consent-history-{shop_id}")
 
 
 @router.get(
@@ -346,9 +362,9 @@ def consent_history(
     session: DbSession,
     caller: CurrentCaller,
     format: Annotated[HistoryFormat, Query()] = HistoryFormat.json,
-) -> ConsentHistoryOut | StreamingResponse:
+) -> StreamingResponse:
     authorize(hub, session, caller, resource="consent-history", action="read")
-    return _history_response(service.history(session, shop_id=None), format, "consent-history")
+    return _history_response(hub, None, format, "consent-history")
 
 
 router.include_router(shop_router)

@@ -10,12 +10,12 @@ other: it applies only to the version it read (compare-and-set on
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from audit import service as audit
@@ -32,10 +32,12 @@ from consent.schemas import (
 from cornerstore.authz import Purpose
 from cornerstore.db import utcnow
 from cornerstore.errors import Conflict, FieldError, NotFound, ValidationFailed
-from cornerstore.hub import Hub
 from cornerstore.principals.auth import Caller
 from cornerstore.principals.models import Principal, Role
 from cornerstore.records.models import Category
+
+if TYPE_CHECKING:
+    from cornerstore.hub import Hub
 
 #: Audit actions for each kind of change (grant and revoke as the foundation named them).
 AUDIT_ACTIONS = {
@@ -47,7 +49,6 @@ AUDIT_ACTIONS = {
     "resumed": "consent.resume",
     "revoked": "consent.revoke",
 }
-STATUS_EVENT = "consent.status_changed"
 
 
 @dataclass(frozen=True)
@@ -481,7 +482,7 @@ def _record_version(
     webhooks.enqueue(
         session,
         consent.consumer_id,
-        STATUS_EVENT,
+        webhooks.STATUS_EVENT,
         {
             "consent_id": str(consent.id),
             "shop_id": str(consent.shop_id),
@@ -493,28 +494,36 @@ def _record_version(
     )
 
 
-def history(session: Session, *, shop_id: uuid.UUID | None) -> list[ConsentVersionOut]:
-    """Versions in the order they happened, for one shop or every shop."""
-    stmt = select(ConsentVersion)
-    if shop_id is not None:
-        stmt = stmt.where(ConsentVersion.shop_id == shop_id)
-    rows = session.scalars(
-        stmt.order_by(ConsentVersion.changed_at, ConsentVersion.consent_id, ConsentVersion.version)
-    )
-    return [
-        ConsentVersionOut(
-            consent_id=row.consent_id,
-            version=row.version,
-            status=row.status,
-            change=row.change,
-            changed_by=row.changed_by,
-            changed_by_role=row.changed_by_role,
-            changed_at=row.changed_at,
-            artefact=row.artefact,
-            receipt=row.receipt,
-        )
-        for row in rows
-    ]
+def history(
+    session: Session, *, shop_id: uuid.UUID | None, page: int = 1000
+) -> Iterator[ConsentVersionOut]:
+    """Versions in the order they happened, for one shop or every shop, a page at a time."""
+    order = (ConsentVersion.changed_at, ConsentVersion.consent_id, ConsentVersion.version)
+    after: tuple[datetime, uuid.UUID, int] | None = None
+    while True:
+        stmt = select(ConsentVersion)
+        if shop_id is not None:
+            stmt = stmt.where(ConsentVersion.shop_id == shop_id)
+        if after is not None:
+            stmt = stmt.where(tuple_(*order) > tuple_(*after))
+        rows = session.scalars(stmt.order_by(*order).limit(page)).all()
+        for row in rows:
+            yield ConsentVersionOut(
+                consent_id=row.consent_id,
+                version=row.version,
+                status=row.status,
+                change=row.change,
+                changed_by=row.changed_by,
+                changed_by_role=row.changed_by_role,
+                changed_at=row.changed_at,
+                artefact=row.artefact,
+                receipt=row.receipt,
+            )
+        if len(rows) < page:
+            return
+        last = rows[-1]
+        after = (last.changed_at, last.consent_id, last.version)
+        session.expunge_all()
 
 
 def receipt(

@@ -76,6 +76,10 @@ DELIVERED = "delivered"
 FAILED = "failed"
 
 
+#: The one kind of event there is: a consent's status changed.
+STATUS_EVENT = "consent.status_changed"
+
+
 class WebhookSignatureError(Exception):
     """A webhook request that must not be trusted: unsigned, forged, tampered or replayed."""
 

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 
 from audit.models import AuditEntry
 from consent import enforcement
+from consent import service as consent_service
 from consent.models import Consent
 from cornerstore.hub import Hub
 from tests.factories import T0, Actor, ShopSetup, World, audit_log, rfc3339, sale
@@ -613,3 +614,23 @@ def test_an_empty_read_window_is_refused_naming_until(
     response = _read(consumer, shop, since=rfc3339(T0), until=rfc3339(T0))
     assert response.status_code == 422, response.text
     assert [f["field"] for f in response.json()["fields"]] == ["query.until"]
+
+
+def test_history_pages_through_every_version_in_order(world: World, hub: Hub) -> None:
+    shop, consumer = world.shop(), world.consumer()
+    consent = _grant(shop, consumer)
+    for change in ("pause", "resume", "pause", "revoke"):
+        assert _change(shop, consent["id"], change).status_code == 200
+
+    with hub.sessions() as session:
+        paged = list(consent_service.history(session, shop_id=uuid.UUID(shop.id), page=2))
+
+    assert [(v.version, v.change) for v in paged] == [
+        (1, "granted"),
+        (2, "paused"),
+        (3, "resumed"),
+        (4, "paused"),
+        (5, "revoked"),
+    ]
+    whole = shop.keeper.get(f"/v1/shops/{shop.id}/consent-history").json()["versions"]
+    assert [v["version"] for v in whole] == [1, 2, 3, 4, 5]

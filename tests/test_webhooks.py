@@ -784,3 +784,35 @@ def test_production_never_sends_to_a_name_that_resolves_privately(
     assert receiver.requests == []
     [logged] = deliveries(consumer)["deliveries"]
     assert (logged["state"], logged["last_error"]) == ("pending", "PrivateAddress")
+
+
+def test_erasing_a_shop_tells_the_consumers_whose_consents_it_ends(world: World) -> None:
+    shop = world.shop()
+    reader, paused_reader, asker = world.consumer(), world.consumer(), world.consumer()
+    for consumer in (reader, paused_reader, asker):
+        register(consumer, "http://127.0.0.1:9/hook")
+    active = world.grant(shop, reader, "replenishment", ["sales"])
+    paused = world.grant(shop, paused_reader, "replenishment", ["sales"])
+    shop.keeper.post(f"/v1/shops/{shop.id}/consents/{paused['id']}/pause")
+    asked = asker.post(
+        f"/v1/shops/{shop.id}/consent-requests",
+        {
+            "purpose": "analytics",
+            "categories": ["sales"],
+            "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        },
+    )
+    assert asked.status_code == 201, asked.text
+
+    erased = shop.keeper.post(f"/v1/shops/{shop.id}/erasure")
+
+    assert erased.status_code in (200, 202), erased.text
+    for consumer, consent in ((reader, active), (paused_reader, paused)):
+        latest = deliveries(consumer)["deliveries"][0]["payload"]
+        assert (latest["consent_id"], latest["status"], latest["change"]) == (
+            consent["id"],
+            "revoked",
+            "erased",
+        )
+    # A request never granted ends without news: its consumer was never let in.
+    assert [d["payload"]["change"] for d in deliveries(asker)["deliveries"]] == ["requested"]

@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit import service as audit
 from audit.schemas import AuditDraft, Decision
+from consent import webhooks
 from consent.models import Consent, ConsentStatus
+from consent.terms import iso
 from cornerstore.db import utcnow
 from cornerstore.keys.models import ShopKey
 from cornerstore.keys.ring import KeyRing
@@ -50,13 +52,34 @@ def delete_rows(
     """Step 1, in the caller's transaction (flushed, not committed). None if no such shop."""
     if session.get(Shop, shop_id, with_for_update=True) is None:
         return None
-    ended = list(
-        session.scalars(
-            select(Consent.id)
-            .where(Consent.shop_id == shop_id, Consent.status == ConsentStatus.active)
-            .order_by(Consent.granted_at, Consent.id)
+    # Granted consents end with the shop (paused ones too); their consumers are told.
+    granted = session.execute(
+        select(Consent.id, Consent.consumer_id, Consent.version)
+        .where(
+            Consent.shop_id == shop_id,
+            Consent.status.in_([ConsentStatus.active, ConsentStatus.paused]),
         )
-    )
+        .order_by(Consent.granted_at, Consent.id)
+    ).all()
+    ended = [row.id for row in granted]
+    now = utcnow()
+    for row in granted:
+        webhooks.enqueue(
+            session,
+            row.consumer_id,
+            webhooks.STATUS_EVENT,
+            {
+                "consent_id": str(row.id),
+                "shop_id": str(shop_id),
+                # The version the consent would have had: the shop, and its
+                # consents' history, are gone with the erasure.
+                "version": row.version + 1,
+                "status": ConsentStatus.revoked.value,
+                "change": "erased",
+                "changed_at": iso(now),
+            },
+            now=now,
+        )
     counts, quarantined = repository.delete_shop(session, shop_id)
     for table in (Consent, ShopKey):
         session.execute(delete(table).where(table.shop_id == shop_id))
