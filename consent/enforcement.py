@@ -118,7 +118,8 @@ def check(
     day = _day(now)
     for row in rows:
         if row.status != ConsentStatus.active:
-            furthest = max(furthest, 1)
+            # A lapse the hub has recorded reads the same as one it has not yet.
+            furthest = max(furthest, 2 if row.status == ConsentStatus.expired else 1)
             continue
         if not row.valid_from <= now < row.expires_at:
             furthest = max(furthest, 2)

@@ -38,7 +38,8 @@ class ConsentStatus(StrEnum):
     paused = "paused"
     revoked = "revoked"
     refused = "refused"
-    #: Never stored: a consent past its validity reads as expired, at that instant.
+    #: A consent past its validity reads as expired at that instant; the hub
+    #: also stores it shortly after, as a version of its own (consent.expiry).
     expired = "expired"
 
 

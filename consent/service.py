@@ -48,6 +48,7 @@ AUDIT_ACTIONS = {
     "paused": "consent.pause",
     "resumed": "consent.resume",
     "revoked": "consent.revoke",
+    "expired": "consent.expire",
 }
 
 
@@ -364,6 +365,22 @@ def revoke(session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.
         allowed_from=[ConsentStatus.active, ConsentStatus.paused, ConsentStatus.expired],
         now=now,
         values={"revoked_by": ctx.caller.id, "revoked_at": now, "paused_by_shop": False},
+    )
+
+
+def record_expiry(
+    session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.UUID, *, now: datetime
+) -> ConsentOut:
+    """Write down that a consent lapsed (see :mod:`consent.expiry`); reads stopped already."""
+    return _transition(
+        session,
+        ctx,
+        _load(session, shop_id, consent_id),
+        to=ConsentStatus.expired,
+        change="expired",
+        allowed_from=[ConsentStatus.expired],
+        now=now,
+        values={"paused_by_shop": False},
     )
 
 

@@ -74,6 +74,9 @@ def make_settings(database_url: str, data_dir: Path) -> Settings:
         environment=Environment.test,
         database_url=database_url,  # type: ignore[arg-type]
         data_dir=data_dir,
+        # Tests record expiries when they mean to (consent.expiry.record_expiries),
+        # so that no background change races the versions they count.
+        expiry_record_interval_seconds=None,
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from audit.models import AuditEntry
 from consent import enforcement
 from consent import service as consent_service
+from consent.expiry import record_expiries
 from consent.models import Consent
 from cornerstore.hub import Hub
 from tests.factories import T0, Actor, ShopSetup, World, audit_log, rfc3339, sale
@@ -634,3 +635,47 @@ def test_history_pages_through_every_version_in_order(world: World, hub: Hub) ->
     ]
     whole = shop.keeper.get(f"/v1/shops/{shop.id}/consent-history").json()["versions"]
     assert [v["version"] for v in whole] == [1, 2, 3, 4, 5]
+
+
+def test_a_lapse_is_recorded_once_as_a_version_with_a_receipt_and_an_event(
+    world: World, hub: Hub, shop_with_sales: ShopSetup
+) -> None:
+    shop, consumer = shop_with_sales, world.consumer()
+    hooked = consumer.client.put(
+        "/v1/consumers/me/webhook",
+        json={"url": "http://127.0.0.1:9/hook"},
+        headers=consumer.headers,
+    )
+    assert hooked.status_code == 200, hooked.text
+    lapsing, revoked = _grant(shop, consumer), _grant(shop, consumer)
+    _change(shop, revoked["id"], "revoke")
+    now = datetime.now(UTC)
+    with hub.sessions() as session:
+        session.execute(
+            update(Consent)
+            .where(Consent.id.in_([uuid.UUID(lapsing["id"]), uuid.UUID(revoked["id"])]))
+            .values(expires_at=now - timedelta(seconds=1))
+        )
+        session.commit()
+    assert _read(consumer, shop).status_code == 404  # refused before anything is recorded
+
+    assert record_expiries(hub) == 1
+    assert record_expiries(hub) == 0
+
+    history = shop.keeper.get(f"/v1/shops/{shop.id}/consent-history").json()["versions"]
+    lapsed = [v for v in history if v["consent_id"] == lapsing["id"]]
+    assert [(v["version"], v["change"], v["status"]) for v in lapsed] == [
+        (1, "granted", "active"),
+        (2, "expired", "expired"),
+    ]
+    assert lapsed[1]["changed_by_role"] == "hub"
+    receipt = shop.keeper.get(f"/v1/shops/{shop.id}/consents/{lapsing['id']}/receipt").text
+    assert json.loads(_b64url_decode(receipt.split(".")[1]))["consentStatus"] == "expired"
+    events = consumer.get("/v1/consumers/me/webhook/deliveries").json()["deliveries"]
+    assert (events[0]["payload"]["consent_id"], events[0]["payload"]["change"]) == (
+        lapsing["id"],
+        "expired",
+    )
+    assert _read(consumer, shop).status_code == 404
+    assert _refusal_reasons(world, shop) == ["consent_not_valid_now", "consent_not_valid_now"]
+    assert _change(shop, lapsing["id"], "revoke").status_code == 200

@@ -16,6 +16,7 @@ from audit.transparency import router as transparency_router
 from connectors.router import document_record_schemas
 from connectors.router import router as ingestion_router
 from consent.delivery import Deliverer
+from consent.expiry import ExpiryRecorder
 from consent.receipts_router import router as receipt_keys_router
 from consent.router import router as consent_router
 from consent.webhooks_router import router as webhooks_router
@@ -44,12 +45,18 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
     )
 
     deliverer = Deliverer(hub.sessions, hub.settings)
+    interval = hub.settings.expiry_record_interval_seconds
+    expiries = ExpiryRecorder(hub, interval=interval) if interval else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         checkpointer.start()
         deliverer.start()
+        if expiries:
+            expiries.start()
         yield
+        if expiries:
+            expiries.stop()
         deliverer.stop()
         checkpointer.stop()
         if close_hub_on_shutdown:

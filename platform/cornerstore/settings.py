@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="The first retry's delay; each later one doubles it."
     )
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    expiry_record_interval_seconds: float | None = Field(
+        default=1.0,
+        gt=0,
+        description="How often lapsed consents are recorded as versions and told to their "
+        "consumers (reads stop at the instant regardless); unset to leave it to another process.",
+    )
     checkpoint_interval_seconds: float = Field(
         default=0.25, gt=0, description="How often a grown audit log gets a signed checkpoint."
     )
