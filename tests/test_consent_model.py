@@ -1,7 +1,9 @@
 """A stateful property test: random sequences of requests, grants, approvals,
-refusals, pauses, revocations, expiries and reads. After every step a read
-returns data if and only if some consent allowed it at that moment, by a model
-of the rules written here independently of the hub."""
+refusals, pauses, revocations, expiries and reads, for two purposes, with data
+ranges that do or do not hold the shop's records. A read is answered if and
+only if some consent allowed it at that moment, by a model of the rules written
+here independently of the hub, and then holds records exactly when that
+consent's range does; every listed status matches the model's."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from cornerstore.hub import Hub
 from tests.factories import Actor, World, rfc3339, sale
 
 CATEGORIES = ("sales", "inventory")
-PURPOSE = "replenishment"
+PURPOSES = ("replenishment", "analytics")
 
 
 @dataclass
@@ -36,17 +38,22 @@ class _Model:
 
     number: int
     consumer: int
+    purpose: str
     categories: frozenset[str]
     mode: str
     limit: int | None
+    #: Whether its data range holds the shop's records (they are a day old);
+    #: a read under one that does not is allowed and answers no records.
+    covers: bool
     status: str
     expired: bool = False
     paused_by_shop: bool = False
     uses_today: int = 0
 
-    def allows(self, consumer: int, category: str) -> bool:
+    def allows(self, consumer: int, purpose: str, category: str) -> bool:
         return (
             self.consumer == consumer
+            and self.purpose == purpose
             and self.status == "active"
             and not self.expired
             and category in self.categories
@@ -73,15 +80,26 @@ def test_a_read_returns_data_exactly_when_a_consent_allows_it(world: World, hub:
             self.model: dict[str, _Model] = {}
 
         def _terms(
-            self, categories: frozenset[str], mode: str, limit: int | None
+            self,
+            purpose: str,
+            categories: frozenset[str],
+            mode: str,
+            limit: int | None,
+            covers: bool = True,
         ) -> dict[str, Any]:
-            return {
-                "purpose": PURPOSE,
+            terms: dict[str, Any] = {
+                "purpose": purpose,
                 "categories": sorted(categories),
                 "access_mode": mode,
                 "max_reads_per_day": limit,
                 "expires_at": rfc3339(datetime.now(UTC) + timedelta(days=30)),
             }
+            if not covers:  # An hour of data that holds none of the shop's records.
+                terms["data_range"] = {
+                    "from": rfc3339(recent + timedelta(hours=1)),
+                    "until": rfc3339(recent + timedelta(hours=2)),
+                }
+            return terms
 
         def _add(self, consent_id: str, consumer: int, status: str, **terms: Any) -> str:
             self.model[consent_id] = _Model(
@@ -92,18 +110,26 @@ def test_a_read_returns_data_exactly_when_a_consent_allows_it(world: World, hub:
         @rule(
             target=consents,
             consumer=st.integers(0, 1),
+            purpose=st.sampled_from(PURPOSES),
             categories=st.frozensets(st.sampled_from(CATEGORIES), min_size=1),
             mode=st.sampled_from(["rows", "rows", "aggregate-only"]),
             limit=st.none() | st.integers(1, 2),
+            covers=st.sampled_from([True, True, False]),
         )
         def grant(
-            self, consumer: int, categories: frozenset[str], mode: str, limit: int | None
+            self,
+            consumer: int,
+            purpose: str,
+            categories: frozenset[str],
+            mode: str,
+            limit: int | None,
+            covers: bool,
         ) -> str:
             response = self.shop.keeper.post(
                 f"/v1/shops/{self.shop.id}/consents",
                 {
                     "consumer_id": self.consumers[consumer].id,
-                    **self._terms(categories, mode, limit),
+                    **self._terms(purpose, categories, mode, limit, covers),
                 },
             )
             assert response.status_code == 201, response.text
@@ -111,9 +137,11 @@ def test_a_read_returns_data_exactly_when_a_consent_allows_it(world: World, hub:
                 response.json()["id"],
                 consumer,
                 "active",
+                purpose=purpose,
                 categories=categories,
                 mode=mode,
                 limit=limit,
+                covers=covers,
             )
 
         @rule(
@@ -125,16 +153,18 @@ def test_a_read_returns_data_exactly_when_a_consent_allows_it(world: World, hub:
         def request(self, consumer: int, categories: frozenset[str], limit: int | None) -> str:
             response = self.consumers[consumer].post(
                 f"/v1/shops/{self.shop.id}/consent-requests",
-                self._terms(categories, "rows", limit),
+                self._terms("replenishment", categories, "rows", limit),
             )
             assert response.status_code == 201, response.text
             return self._add(
                 response.json()["id"],
                 consumer,
                 "requested",
+                purpose="replenishment",
                 categories=categories,
                 mode="rows",
                 limit=limit,
+                covers=True,
             )
 
         @rule(target=consents, request=consumes(requests), narrow=st.booleans())
@@ -209,18 +239,24 @@ def test_a_read_returns_data_exactly_when_a_consent_allows_it(world: World, hub:
                 session.commit()
             self.model[consent].expired = True
 
-        @rule(consumer=st.integers(0, 1), category=st.sampled_from(CATEGORIES))
-        def read(self, consumer: int, category: str) -> None:
+        @rule(
+            consumer=st.integers(0, 1),
+            purpose=st.sampled_from(PURPOSES),
+            category=st.sampled_from(CATEGORIES),
+        )
+        def read(self, consumer: int, purpose: str, category: str) -> None:
             allowing = sorted(
-                (m for m in self.model.values() if m.allows(consumer, category)),
+                (m for m in self.model.values() if m.allows(consumer, purpose, category)),
                 key=lambda m: m.number,
             )
             response = self.consumers[consumer].get(
-                f"/v1/shops/{self.shop.id}/{category}", purpose=PURPOSE
+                f"/v1/shops/{self.shop.id}/{category}", purpose=purpose
             )
             if allowing:
+                # The oldest consent that allows the read is the one it is under:
+                # it answers exactly the records inside that consent's data range.
                 assert response.status_code == 200, response.text
-                assert response.json()["records"], "an allowed read came back empty"
+                assert bool(response.json()["records"]) == allowing[0].covers, response.text
                 allowing[0].uses_today += 1
             else:
                 assert response.status_code == 404, response.text
