@@ -8,10 +8,8 @@ sign the same size are harmless: the size is the key, the first one stays.
 
 from __future__ import annotations
 
-import logging
 import threading
 
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,8 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from audit import note, service, signing, tree
 from audit.models import AuditCheckpoint, AuditHead
 from cornerstore.db import utcnow
-
-_log = logging.getLogger(__name__)
+from cornerstore.poller import Poller
 
 
 def latest(session: Session) -> AuditCheckpoint | None:
@@ -54,35 +51,13 @@ def sign_latest(session: Session, signer: note.Signer) -> int:
     return int(size)
 
 
-class Checkpointer:
+def checkpointer(
+    sessions: sessionmaker[Session], signer: signing.SignerSource, *, interval: float
+) -> Poller:
     """Signs a checkpoint whenever the tree grew, every ``interval`` seconds."""
 
-    def __init__(
-        self, sessions: sessionmaker[Session], signer: signing.SignerSource, *, interval: float
-    ) -> None:
-        self._sessions = sessions
-        self._signer = signer
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    def sign(_stopping: threading.Event) -> None:
+        with sessions() as session:
+            sign_latest(session, signer.current())
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                # A poll four times a second would bury requests' traces in
-                # root spans of its own; a failure is logged below instead.
-                with suppress_instrumentation(), self._sessions() as session:
-                    sign_latest(session, self._signer.current())
-            except Exception as exc:
-                _log.error("checkpoint signing failed: %s", type(exc).__name__)
+    return Poller("checkpointer", sign, interval=interval)

@@ -37,7 +37,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,6 +44,7 @@ import cornerstore
 from consent import webhooks
 from consent.models import ConsumerWebhook, WebhookDelivery
 from cornerstore.db import session_scope, utcnow
+from cornerstore.poller import Poller
 from cornerstore.settings import Environment, Settings
 
 _log = logging.getLogger(__name__)
@@ -288,35 +288,15 @@ def deliver_due(
     return attempted
 
 
-class Deliverer:
-    """Delivers due webhook events every :data:`INTERVAL_SECONDS`, in a daemon thread."""
+def deliverer(sessions: sessionmaker[Session], settings: Settings) -> Poller:
+    """Delivers due webhook events every :data:`INTERVAL_SECONDS`, in the background.
 
-    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
-        self._sessions = sessions
-        self._settings = settings
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="webhook-deliverer", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the send in progress, if any; an unrecorded one is sent again later."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10 + 2 * self._settings.webhook_timeout_seconds)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(INTERVAL_SECONDS):
-            try:
-                # A poll twice a second would bury requests' traces in root
-                # spans of its own; a failed round is logged below instead.
-                with suppress_instrumentation():
-                    deliver_due(self._sessions, self._settings, stopping=self._stop)
-            except Exception as exc:
-                # Type name only: a database error's text can hold statement parameters.
-                _log.error("webhook delivery round failed: %s", type(exc).__name__)
+    Stopping waits for the send in progress, if any; one whose outcome was not
+    recorded is sent again once its lease runs out.
+    """
+    return Poller(
+        "webhook-deliverer",
+        lambda stopping: deliver_due(sessions, settings, stopping=stopping),
+        interval=INTERVAL_SECONDS,
+        join_timeout=10 + 2 * settings.webhook_timeout_seconds,
+    )

@@ -9,12 +9,9 @@ it at once: each consent is changed by compare-and-set, and a loser moves on.
 
 from __future__ import annotations
 
-import logging
-import threading
 import uuid
 from datetime import datetime
 
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import select
 
 from consent import service
@@ -22,9 +19,8 @@ from consent.models import Consent, ConsentStatus
 from cornerstore.db import utcnow
 from cornerstore.errors import Conflict
 from cornerstore.hub import Hub
+from cornerstore.poller import Poller
 from cornerstore.principals.auth import Caller
-
-_log = logging.getLogger(__name__)
 
 #: Who the versions say made the change: the hub itself, not a person.
 HUB = Caller(uuid.UUID(int=0), "hub", "hub", frozenset())
@@ -56,31 +52,6 @@ def record_expiries(hub: Hub, *, now: datetime | None = None, limit: int = 500) 
     return recorded
 
 
-class ExpiryRecorder:
+def expiry_recorder(hub: Hub, *, interval: float) -> Poller:
     """Records lapsed consents every ``interval`` seconds, in the background."""
-
-    def __init__(self, hub: Hub, *, interval: float) -> None:
-        self._hub = hub
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="expiry-recorder", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                # A poll of its own would bury requests' traces in root spans.
-                with suppress_instrumentation():
-                    record_expiries(self._hub)
-            except Exception as exc:
-                _log.error("recording consent expiries failed: %s", type(exc).__name__)
+    return Poller("expiry-recorder", lambda _stopping: record_expiries(hub), interval=interval)

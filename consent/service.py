@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, select, tuple_, update
+from sqlalchemy import ColumnElement, CursorResult, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from audit import service as audit
@@ -386,58 +386,61 @@ def record_expiry(
 
 def pause_sharing(session: Session, ctx: Context, shop_id: uuid.UUID) -> list[ConsentOut]:
     """One action pauses every active consent of the shop; resume-sharing undoes exactly that."""
-    now = utcnow()
-    # Locked, so that a resume or approval racing this cannot leave one active.
-    active = session.scalars(
-        select(Consent)
-        .where(
-            Consent.shop_id == shop_id,
-            Consent.status == ConsentStatus.active,
-            Consent.expires_at > now,
-        )
-        .order_by(Consent.created_at, Consent.id)
-        .with_for_update()
-    ).all()
-    return [
-        _transition(
-            session,
-            ctx,
-            consent,
-            to=ConsentStatus.paused,
-            change="paused",
-            allowed_from=[ConsentStatus.active],
-            now=now,
-            values={"paused_by_shop": True},
-        )
-        for consent in active
-    ]
+    return _change_shop(
+        session,
+        ctx,
+        shop_id,
+        Consent.status == ConsentStatus.active,
+        to=ConsentStatus.paused,
+        change="paused",
+        paused_by_shop=True,
+    )
 
 
 def resume_sharing(session: Session, ctx: Context, shop_id: uuid.UUID) -> list[ConsentOut]:
+    return _change_shop(
+        session,
+        ctx,
+        shop_id,
+        (Consent.status == ConsentStatus.paused) & Consent.paused_by_shop.is_(True),
+        to=ConsentStatus.active,
+        change="resumed",
+        paused_by_shop=False,
+    )
+
+
+def _change_shop(
+    session: Session,
+    ctx: Context,
+    shop_id: uuid.UUID,
+    which: ColumnElement[bool],
+    *,
+    to: ConsentStatus,
+    change: str,
+    paused_by_shop: bool,
+) -> list[ConsentOut]:
+    """Change every unexpired consent of the shop that ``which`` picks."""
     now = utcnow()
-    paused = session.scalars(
+    # Locked, so that a resume or approval racing this cannot slip past it.
+    picked = session.scalars(
         select(Consent)
-        .where(
-            Consent.shop_id == shop_id,
-            Consent.status == ConsentStatus.paused,
-            Consent.paused_by_shop.is_(True),
-            Consent.expires_at > now,
-        )
+        .where(Consent.shop_id == shop_id, which, Consent.expires_at > now)
         .order_by(Consent.created_at, Consent.id)
         .with_for_update()
     ).all()
+    source = ConsentStatus.paused if to is ConsentStatus.active else ConsentStatus.active
     return [
         _transition(
             session,
             ctx,
             consent,
-            to=ConsentStatus.active,
-            change="resumed",
-            allowed_from=[ConsentStatus.paused],
+            to=to,
+            change=change,
+            allowed_from=[source],
             now=now,
-            values={"paused_by_shop": False},
+            values={"paused_by_shop": paused_by_shop},
         )
-        for consent in paused
+        for consent in picked
     ]
 
 

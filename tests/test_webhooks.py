@@ -2,7 +2,7 @@
 
 The consumer's endpoint is a real HTTP server on 127.0.0.1. The app runs
 without its lifespan here, so no background deliverer races the tests' own
-:func:`deliver_due` calls; one test runs a :class:`Deliverer` of its own.
+:func:`deliver_due` calls; one test runs a :func:`deliverer` of its own.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from consent import webhooks
-from consent.delivery import Deliverer, deliver_due, lease_for, retry_delay
+from consent.delivery import deliver_due, deliverer, lease_for, retry_delay
 from consent.models import WebhookDelivery
 from cornerstore.app import create_app
 from cornerstore.db import session_scope
@@ -676,15 +676,15 @@ def test_the_deliverer_thread_delivers_in_the_background(
     consumer = world.consumer()
     register(consumer, receiver.url)
     delivery_id = enqueued(hub, consumer)
-    deliverer = Deliverer(hub.sessions, hub.settings)
+    poller = deliverer(hub.sessions, hub.settings)
 
-    deliverer.start()
+    poller.start()
     try:
         deadline = time.monotonic() + 10
         while not receiver.requests and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        deliverer.stop()
+        poller.stop()
 
     assert [r.headers["cornerstore-event-id"] for r in receiver.requests] == [str(delivery_id)]
     assert stored(hub, delivery_id).state == "delivered"

@@ -10,13 +10,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import cornerstore
-from audit.checkpoints import Checkpointer
+from audit.checkpoints import checkpointer as make_checkpointer
 from audit.router import router as audit_router
 from audit.transparency import router as transparency_router
 from connectors.router import document_record_schemas
 from connectors.router import router as ingestion_router
-from consent.delivery import Deliverer
-from consent.expiry import ExpiryRecorder
+from consent.delivery import deliverer as make_deliverer
+from consent.expiry import expiry_recorder
 from consent.receipts_router import router as receipt_keys_router
 from consent.router import router as consent_router
 from consent.webhooks_router import router as webhooks_router
@@ -40,13 +40,13 @@ and for validation errors one entry per offending field in `fields`.
 
 
 def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
-    checkpointer = Checkpointer(
+    checkpointer = make_checkpointer(
         hub.sessions, hub.signer, interval=hub.settings.checkpoint_interval_seconds
     )
 
-    deliverer = Deliverer(hub.sessions, hub.settings)
+    deliverer = make_deliverer(hub.sessions, hub.settings)
     interval = hub.settings.expiry_record_interval_seconds
-    expiries = ExpiryRecorder(hub, interval=interval) if interval else None
+    expiries = expiry_recorder(hub, interval=interval) if interval else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
