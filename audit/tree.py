@@ -8,8 +8,10 @@ is kept in the head row, so an append reads nothing but that row.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select, text, tuple_
+import psycopg
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from audit import merkle, store
@@ -40,10 +42,12 @@ def root_of_frontier(frontier: bytes | None) -> bytes:
 
 
 #: PostgreSQL: the node ids travel as two arrays, so the statement text is the
-#: same for every proof and is prepared once (a tuple IN list is not).
-_NODES_BY_ARRAYS = text(
-    "SELECT level, idx, hash FROM unnest(CAST(:levels AS int2[]), CAST(:idxs AS int8[])) "
-    "AS wanted(level, idx) JOIN audit_nodes USING (level, idx)"
+#: same for every proof and is prepared once per connection (a tuple IN list is
+#: not). It runs on the driver, prepared from the first call: SQLAlchemy's own
+#: execution and the unprepared planning were 40% of a proof's time.
+_NODES_BY_ARRAYS = (
+    "SELECT level, idx, hash FROM unnest(%s::int2[], %s::int8[]) AS wanted(level, idx) "
+    "JOIN audit_nodes USING (level, idx)"
 )
 
 
@@ -54,11 +58,13 @@ def node_getter(session: Session) -> merkle.NodeGetter:
     def get(ids: Sequence[merkle.NodeId]) -> list[bytes]:
         if not ids:
             return []
+        rows: Sequence[Any]
         if postgres:
-            rows = session.execute(
-                _NODES_BY_ARRAYS,
-                {"levels": [n[0] for n in ids], "idxs": [n[1] for n in ids]},
-            ).all()
+            driver = session.connection().connection.driver_connection
+            assert isinstance(driver, psycopg.Connection)
+            rows = driver.execute(
+                _NODES_BY_ARRAYS, ([n[0] for n in ids], [n[1] for n in ids]), prepare=True
+            ).fetchall()
         else:
             rows = session.execute(
                 select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
