@@ -208,7 +208,11 @@ class UseCounter:
             if postgres
             else {}
         )
-        self._engine = make_engine(url, **extra).execution_options(isolation_level="AUTOCOMMIT")
+        # Autocommit for the engine's life, and nothing to reset when a
+        # connection goes back to the pool: no round trip but the statement's.
+        self._engine = make_engine(
+            url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **extra
+        )
 
     def close(self) -> None:
         self._engine.dispose()
