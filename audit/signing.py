@@ -11,44 +11,26 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit import note
 from audit.models import AuditSigningKey
-from cornerstore.crypto import KeyMaterialError
 from cornerstore.db import utcnow
-from cornerstore.keys.files import create_private, refuse_if_shared, write_private
+from cornerstore.keys import seeds
 
-SEED_BYTES = 32
-
-
-def _seeds(path: Path) -> list[bytes]:
-    refuse_if_shared(path)
-    raw = path.read_bytes()
-    if not raw or len(raw) % SEED_BYTES:
-        raise KeyMaterialError(f"audit signing key file {path} does not hold 32-byte keys")
-    return [raw[i : i + SEED_BYTES] for i in range(0, len(raw), SEED_BYTES)]
-
-
-def _seed_bytes(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+KEY_FILE = "audit signing key"
 
 
 def load_signer(path: Path, origin: str) -> note.Signer:
     """The signer of new checkpoints, made (mode 0600) on first use."""
-    create_private(path, _seed_bytes(Ed25519PrivateKey.generate()))
-    seeds = _seeds(path)
-    return note.Signer(origin, Ed25519PrivateKey.from_private_bytes(seeds[-1]))
+    return note.Signer(origin, seeds.current(path, KEY_FILE))
 
 
 def rotate(path: Path, origin: str) -> note.Signer:
     """Append a new signing key; the old ones stay in the file only as long as you keep them."""
-    seeds = _seeds(path)
-    write_private(path, b"".join([*seeds, _seed_bytes(Ed25519PrivateKey.generate())]))
+    seeds.rotate(path, KEY_FILE)
     return load_signer(path, origin)
 
 
@@ -92,11 +74,11 @@ class SignerSource:
         self._path = path
         self._origin = origin
         self._signer = load_signer(path, origin)
-        self._stamp = self._path.stat().st_mtime_ns
+        self._stamp = seeds.stamp(self._path)
         self._lock = threading.Lock()
 
     def current(self) -> note.Signer:
-        stamp = self._path.stat().st_mtime_ns
+        stamp = seeds.stamp(self._path)
         with self._lock:
             if stamp != self._stamp:
                 self._signer, self._stamp = load_signer(self._path, self._origin), stamp

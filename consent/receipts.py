@@ -82,7 +82,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwa import EdDSAAlgorithm, JWSAlgModel
@@ -93,11 +92,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from consent.models import ReceiptKey
-from cornerstore.crypto import KeyMaterialError
 from cornerstore.db import utcnow
-from cornerstore.keys.files import create_private, refuse_if_shared, write_private
+from cornerstore.keys import seeds
 
-SEED_BYTES = 32
+KEY_FILE = "receipt signing key"
 ALGORITHM = "EdDSA"
 RECEIPT_TYPE = "consent-receipt+jwt"
 SCHEMA_VERSION = "cornerstore-cr-1"
@@ -138,32 +136,11 @@ class _SigningKey:
     jwk: dict[str, str]
 
     @classmethod
-    def from_seed(cls, seed: bytes) -> _SigningKey:
-        key = OKPKey.import_key(Ed25519PrivateKey.from_private_bytes(seed))
+    def of(cls, private: Ed25519PrivateKey) -> _SigningKey:
+        key = OKPKey.import_key(private)
         public = {str(k): str(v) for k, v in key.as_dict(private=False).items()}
         kid = key.thumbprint()
         return cls(key, kid, {**public, "kid": kid, "alg": ALGORITHM, "use": "sig"})
-
-
-def _seeds(path: Path) -> list[bytes]:
-    refuse_if_shared(path)
-    raw = path.read_bytes()
-    if not raw or len(raw) % SEED_BYTES:
-        raise KeyMaterialError(f"receipt signing key file {path} does not hold 32-byte keys")
-    return [raw[i : i + SEED_BYTES] for i in range(0, len(raw), SEED_BYTES)]
-
-
-def _new_seed() -> bytes:
-    return Ed25519PrivateKey.generate().private_bytes(
-        Encoding.Raw, PrivateFormat.Raw, NoEncryption()
-    )
-
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    # Size and inode too: a rotation within the file system's timestamp
-    # granularity can leave the mtime as it was, never the size.
-    stat = path.stat()
-    return stat.st_mtime_ns, stat.st_ino, stat.st_size
 
 
 class ReceiptSigner:
@@ -174,17 +151,16 @@ class ReceiptSigner:
     """
 
     def __init__(self, path: Path) -> None:
-        create_private(path, _new_seed())
         self._path = path
         self._lock = threading.Lock()
-        self._stamp = _stamp(path)
-        self._key = _SigningKey.from_seed(_seeds(path)[-1])
+        self._key = _SigningKey.of(seeds.current(path, KEY_FILE))
+        self._stamp = seeds.stamp(path)
 
     def _current(self) -> _SigningKey:
-        stamp = _stamp(self._path)
+        stamp = seeds.stamp(self._path)
         with self._lock:
             if stamp != self._stamp:
-                self._key, self._stamp = _SigningKey.from_seed(_seeds(self._path)[-1]), stamp
+                self._key, self._stamp = _SigningKey.of(seeds.current(self._path, KEY_FILE)), stamp
             return self._key
 
     @property
@@ -210,7 +186,7 @@ class ReceiptSigner:
 
 def rotate(path: Path) -> None:
     """Append a new signing key; the old ones stay in the file only as long as you keep them."""
-    write_private(path, b"".join([*_seeds(path), _new_seed()]))
+    seeds.rotate(path, KEY_FILE)
 
 
 def publish(session: Session, signer: ReceiptSigner) -> None:
