@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit import note, service, signing, tree
-from audit.models import AuditCheckpoint, AuditHead
+from audit import service, signing, tree
+from audit_verifier import note
 from cornerstore.db import utcnow
+from cornerstore.models.audit import AuditCheckpoint, AuditHead
 from cornerstore.poller import Poller
 
 

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from audit import service
-from audit.models import AuditEntry
-from audit.schemas import AuditEventOut, AuditEventsOut, Decision
+from audit.schemas import AuditEventOut, AuditEventsOut
 from cornerstore.access import authorize
-from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.deps import CoreDep, CurrentCaller, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS
 from cornerstore.fieldtypes import Timestamp
-from cornerstore.principals import service as principals
+from cornerstore.identity import names_of
+from cornerstore.models.audit import AuditEntry
+from cornerstore.ports import Decision
 
 router = APIRouter(tags=["audit"])
 
@@ -33,7 +34,7 @@ After = Annotated[
 def _page(session: Session, entries: list[AuditEntry], limit: int) -> AuditEventsOut:
     # Names are looked up now, not chained into the log: an entry names its
     # principal by id, and the id is what the chain protects.
-    names = principals.names_of(session, {e.principal_id for e in entries if e.principal_id})
+    names = names_of(session, {e.principal_id for e in entries if e.principal_id})
     return AuditEventsOut(
         events=[
             AuditEventOut.model_validate(e).model_copy(
@@ -52,7 +53,7 @@ def _page(session: Session, entries: list[AuditEntry], limit: int) -> AuditEvent
     summary="Query the audit log",
 )
 def audit_events(
-    hub: HubDep,
+    hub: CoreDep,
     session: DbSession,
     caller: CurrentCaller,
     shop_id: uuid.UUID | None = None,
@@ -77,7 +78,7 @@ def audit_events(
     summary="Who accessed this shop's data, when, for what purpose, and what was refused",
 )
 def access_log(
-    hub: HubDep,
+    hub: CoreDep,
     session: DbSession,
     caller: CurrentCaller,
     shop_id: uuid.UUID,

@@ -2,32 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class Decision(StrEnum):
-    allow = "allow"
-    deny = "deny"
-
-
-class AuditDraft(BaseModel):
-    """What a caller hands the audit writer; the writer adds seq, time and hashes."""
-
-    model_config = ConfigDict(frozen=True)
-
-    action: str
-    decision: Decision
-    reason: str
-    principal_id: uuid.UUID | None = None
-    principal_role: str | None = None
-    shop_id: uuid.UUID | None = None
-    category: str | None = None
-    purpose: str | None = None
-    policy_version: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
+from cornerstore.ports import Decision
 
 
 class AuditEventOut(BaseModel):

@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from audit import chain, merkle, note, signing, store, tree
-from audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
-from audit.schemas import AuditDraft, Decision
+from audit import signing, store, tree
+from audit_verifier import chain, merkle, note
 from cornerstore.db import utcnow
+from cornerstore.models.audit import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
+from cornerstore.ports import AuditDraft, Decision
 
 HEAD_ID = 1
 

@@ -15,10 +15,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from audit import note
-from audit.models import AuditSigningKey
+from audit_verifier import note
 from cornerstore.db import utcnow
 from cornerstore.keys import seeds
+from cornerstore.models.audit import AuditSigningKey
 
 KEY_FILE = "audit signing key"
 

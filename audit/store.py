@@ -15,7 +15,7 @@ from psycopg.types.json import Json
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from audit.models import AuditEntry, AuditNode
+from cornerstore.models.audit import AuditEntry, AuditNode
 
 _ENTRY_COLUMNS = (
     ("seq", "int8"),

@@ -18,15 +18,17 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from audit import checkpoints, merkle, service, signing, tree
-from audit.models import AuditEntry
+from audit import checkpoints, service, signing, tree
+from audit.deps import AuditCoreDep
+from audit_verifier import merkle
 from cornerstore.access import authorize
 from cornerstore.db import hold_snapshot
-from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.deps import CurrentCaller, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, FieldError, ValidationFailed
-from cornerstore.hub import Hub
-from cornerstore.principals.auth import Caller
-from cornerstore.principals.models import Role
+from cornerstore.identity import Caller
+from cornerstore.models.audit import AuditEntry
+from cornerstore.models.principals import Role
+from cornerstore.ports import Core
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -64,7 +66,7 @@ class ConsistencyProofOut(BaseModel):
     proof: list[str] = Field(description="Base64 hashes, in RFC 9162 §2.1.4.1 order")
 
 
-def _read_log(hub: Hub, session: DbSession, caller: Caller) -> None:
+def _read_log(hub: Core, session: DbSession, caller: Caller) -> None:
     if caller.role == Role.shopkeeper:
         authorize(hub, session, caller, resource="audit-proof", action="read")
     else:
@@ -84,7 +86,7 @@ def _too_large(field: str, size: int) -> ValidationFailed:
     summary="The newest signed checkpoint (C2SP tlog-checkpoint in a signed note)",
     responses=GLOBAL_ERRORS,
 )
-def checkpoint(hub: HubDep, session: DbSession, caller: CurrentCaller) -> PlainTextResponse:
+def checkpoint(hub: AuditCoreDep, session: DbSession, caller: CurrentCaller) -> PlainTextResponse:
     _read_log(hub, session, caller)
     # The background signer keeps up within a quarter second; signing here too
     # means the answer covers every entry committed before the request.
@@ -102,7 +104,7 @@ def checkpoint(hub: HubDep, session: DbSession, caller: CurrentCaller) -> PlainT
     responses=GLOBAL_ERRORS,
 )
 def entries(
-    hub: HubDep,
+    hub: AuditCoreDep,
     session: DbSession,
     caller: CurrentCaller,
     shop_id: uuid.UUID | None = None,
@@ -136,7 +138,7 @@ def entries(
     responses=GLOBAL_ERRORS,
 )
 def inclusion_proof(
-    hub: HubDep, session: DbSession, caller: CurrentCaller, index: Size, tree_size: Size
+    hub: AuditCoreDep, session: DbSession, caller: CurrentCaller, index: Size, tree_size: Size
 ) -> InclusionProofOut:
     _read_log(hub, session, caller)
     size = service.head_seq(session)
@@ -160,7 +162,7 @@ def inclusion_proof(
     responses=GLOBAL_ERRORS,
 )
 def consistency_proof(
-    hub: HubDep, session: DbSession, caller: CurrentCaller, old_size: Size, new_size: Size
+    hub: AuditCoreDep, session: DbSession, caller: CurrentCaller, old_size: Size, new_size: Size
 ) -> ConsistencyProofOut:
     _read_log(hub, session, caller)
     size = service.head_seq(session)
@@ -184,12 +186,12 @@ def consistency_proof(
         200: {"content": {"application/x-ndjson": {}}, "description": "One entry per line"},
     },
 )
-def export(hub: HubDep, session: DbSession, caller: CurrentCaller) -> StreamingResponse:
+def export(hub: AuditCoreDep, session: DbSession, caller: CurrentCaller) -> StreamingResponse:
     authorize(hub, session, caller, resource="audit", action="read")
     return StreamingResponse(_export_lines(hub), media_type="application/x-ndjson")
 
 
-def _export_lines(hub: Hub, batch: int = 5000) -> Iterator[bytes]:
+def _export_lines(hub: Core, batch: int = 5000) -> Iterator[bytes]:
     with hub.sessions() as session:
         hold_snapshot(session)
         size = service.head_seq(session)

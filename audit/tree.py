@@ -1,6 +1,6 @@
 """The Merkle tree's storage: extending it as entries are appended, and reading proofs from it.
 
-Every perfect subtree's root is stored (:class:`audit.models.AuditNode`), so a
+Every perfect subtree's root is stored (:class:`cornerstore.models.audit.AuditNode`), so a
 proof is one indexed read of O(log n) nodes. The right frontier of the tree
 is kept in the head row, so an append reads nothing but that row.
 """
@@ -14,8 +14,9 @@ import psycopg
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from audit import merkle, store
-from audit.models import AuditNode
+from audit import store
+from audit_verifier import merkle
+from cornerstore.models.audit import AuditNode
 
 
 def split_frontier(frontier: bytes | None) -> list[bytes]:

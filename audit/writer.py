@@ -19,13 +19,9 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit import service
-from audit.schemas import AuditDraft
+from cornerstore.ports import AuditDraft, AuditUnavailable
 
 _log = logging.getLogger(__name__)
-
-
-class AuditUnavailable(Exception):
-    """The entry could not be made durable in time; the caller must fail closed."""
 
 
 class _Pending:

@@ -16,7 +16,7 @@ the head's tree root, the root read from the stored nodes and every stored
 node equal those recomputed from the entries' canonical bytes.
 
 ``proofs``: a tree of 10M leaves is built without 10M entries: leaf hashes of
-synthetic entry bytes go through :class:`audit.merkle.TreeBuilder`, the nodes
+synthetic entry bytes go through :class:`audit_verifier.merkle.TreeBuilder`, the nodes
 it reports are COPYed into ``audit_nodes`` (about 20M rows) and the head gets
 the size and frontier. Then inclusion proofs for random leaves are read as
 ``GET /v1/audit/proofs/inclusion`` reads them, in a session that has already
@@ -27,7 +27,7 @@ baseline computes the same proofs from every node held in a Python dict.
 
 ``verify``: a 1M-line export in the API's format (``{"index", "entry":
 base64(canonical bytes)}``) of gate-like entries is written with a
-signed checkpoint, then ``audit.verifier.verify_export`` reads it, streamed
+signed checkpoint, then ``audit_verifier.verify.verify_export`` reads it, streamed
 from the file opened in binary. The baseline only reads and JSON-parses the
 same lines.
 """
@@ -60,15 +60,16 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit import chain, merkle, service, tree
-from audit.models import AuditEntry, AuditHead, AuditNode
-from audit.note import Checkpoint, Signer
-from audit.schemas import AuditDraft, Decision
-from audit.verifier import verify_export
+from audit import service, tree
 from audit.writer import AuditWriter
+from audit_verifier import chain, merkle
+from audit_verifier.note import Checkpoint, Signer
+from audit_verifier.verify import verify_export
 from bench.common import Size, percentile, report, rss_mib, scratch_postgres
 from cornerstore.db import make_engine, make_sessionmaker
 from cornerstore.migrations import upgrade
+from cornerstore.models.audit import AuditEntry, AuditHead, AuditNode
+from cornerstore.ports import AuditDraft, Decision
 
 APPEND_GOAL = 20_000
 PROOF_GOAL_MS = 1.0
@@ -753,7 +754,7 @@ def run_verify(size: Size) -> dict[str, float]:
         f"written in {write_seconds:.1f} s) against a signed checkpoint",
         [
             (
-                "audit.verifier.verify_export",
+                "audit_verifier.verify.verify_export",
                 f"{verify_seconds:6.2f} s  ({count / verify_seconds:9,.0f} entries/s)",
             ),
             (

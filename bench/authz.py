@@ -25,7 +25,7 @@ import casbin
 from bench.common import Size, percentile, report, rss_mib, scratch_postgres
 from cornerstore.access import relation_of
 from cornerstore.authz import Authorizer, DecisionRequest
-from cornerstore.principals.auth import Caller
+from cornerstore.identity import Caller
 from cornerstore.settings import Settings
 
 GOAL_P50_US = 20.0

@@ -13,13 +13,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from cornerstore.app import serve_app
-from cornerstore.deps import DbSession, HubDep
+from cornerstore.deps import CoreDep, DbSession
 from cornerstore.gate import decode_cursor, encode_cursor
+from cornerstore.models.records import Category
 from cornerstore.reads import RecordsPage
 from cornerstore.records import repository
 from cornerstore.records.codec import VALUES_FIELD, decode_values
-from cornerstore.records.models import Category
+from hub.app import serve_app
 
 
 def create() -> FastAPI:
@@ -27,7 +27,7 @@ def create() -> FastAPI:
 
     @app.get("/bench/raw/{shop_id}/sales", response_model=RecordsPage)
     def raw_sales(
-        hub: HubDep,
+        hub: CoreDep,
         session: DbSession,
         shop_id: uuid.UUID,
         limit: int = 500,

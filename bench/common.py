@@ -9,14 +9,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2 as httpx
-from sqlalchemy import create_engine, text
+
+from cornerstore.db import scratch_database
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CORNERSTORE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -38,16 +38,8 @@ class Size:
 @contextmanager
 def scratch_postgres() -> Iterator[str]:
     """A new, empty PostgreSQL database for one benchmark, dropped afterwards."""
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"cornerstore_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(POSTGRES_ADMIN_URL, "cornerstore_bench") as url:
+        yield url
 
 
 def _free_port() -> int:

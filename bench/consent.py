@@ -44,11 +44,11 @@ from consent import service as consents
 from consent.schemas import ConsentIn
 from cornerstore.authz import PurposeName
 from cornerstore.db import make_engine, session_scope, utcnow
-from cornerstore.hub import Hub
-from cornerstore.principals.auth import Caller
-from cornerstore.principals.models import Role
-from cornerstore.records.models import Category
+from cornerstore.identity import Caller
+from cornerstore.models.principals import Role
+from cornerstore.models.records import Category
 from cornerstore.settings import Environment, Settings
+from hub.runtime import Hub
 
 PROPAGATION_GOAL_S = 1.0
 WORKERS = 4
@@ -349,7 +349,7 @@ def run_checks(size: Size) -> dict[str, float]:
                     until=None,
                     now=now,
                 )
-                hub.use_counter.count(allowance, now)
+                hub.consent_check.count(allowance, now)
                 done = time.perf_counter()
                 if found != allowance.consent_id:
                     raise RuntimeError("the switch and the artefact check disagree")

@@ -42,23 +42,23 @@ from connectors.service import ingest
 from cornerstore.crypto import new_data_key, sealed_key_version
 from cornerstore.db import UTCDateTime, make_engine, session_scope
 from cornerstore.gate import minimise
-from cornerstore.hub import Hub
+from cornerstore.identity import Caller
 from cornerstore.keys import rotation
 from cornerstore.keys.localfile import LocalKeyProvider
-from cornerstore.keys.models import ShopKey
 from cornerstore.keys.ring import WRAP_FORMAT, KeyRing
 from cornerstore.migrations import upgrade
-from cornerstore.principals import service as principals
-from cornerstore.principals.auth import Caller
-from cornerstore.principals.models import Role
-from cornerstore.principals.schemas import PrincipalIn
+from cornerstore.models.keys import ShopKey
+from cornerstore.models.principals import Role
+from cornerstore.models.records import Category
+from cornerstore.models.shops import Shop
 from cornerstore.records import repository
 from cornerstore.records.codec import VALUES_FIELD, decode_values
-from cornerstore.records.models import Category
 from cornerstore.settings import Environment, Settings
-from cornerstore.shops import service as shops
-from cornerstore.shops.models import Shop
-from cornerstore.shops.schemas import ShopIn
+from hub.principals import service as principals
+from hub.principals.schemas import PrincipalIn
+from hub.runtime import Hub
+from hub.shops import service as shops
+from hub.shops.schemas import ShopIn
 
 DECRYPT_GOAL = 0.8
 PAGE = 500

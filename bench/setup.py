@@ -10,12 +10,12 @@ from typing import Any
 import httpx2 as httpx
 
 from cornerstore.db import make_engine, session_scope
-from cornerstore.hub import Hub
 from cornerstore.migrations import upgrade
-from cornerstore.principals import service as principals
-from cornerstore.principals.models import Role
-from cornerstore.principals.schemas import PrincipalIn
+from cornerstore.models.principals import Role
 from cornerstore.settings import Environment, Settings
+from hub.principals import service as principals
+from hub.principals.schemas import PrincipalIn
+from hub.runtime import Hub
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 

@@ -11,16 +11,16 @@ from pydantic.json_schema import models_json_schema
 from connectors import pos_csv, service
 from connectors.schemas import BatchIn, BatchResult
 from cornerstore.access import authorize
-from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.deps import CoreDep, CurrentCaller, DbSession
 from cornerstore.errors import SHOP_ERRORS, PayloadTooLarge, error_responses
-from cornerstore.records.models import Category
+from cornerstore.models.records import Category
 
 INGEST_ERRORS = SHOP_ERRORS | error_responses(PayloadTooLarge)
 router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["ingestion"], responses=INGEST_ERRORS)
 
 
 def _ingest(
-    hub: HubDep,
+    hub: CoreDep,
     session: DbSession,
     caller: CurrentCaller,
     shop_id: uuid.UUID,
@@ -36,7 +36,7 @@ def _ingest(
 
 
 def _ingest_csv(
-    hub: HubDep,
+    hub: CoreDep,
     session: DbSession,
     caller: CurrentCaller,
     shop_id: uuid.UUID,
@@ -60,7 +60,7 @@ def _ingest_csv(
     return result.model_copy(update={"rejected": rejected})
 
 
-def _check_size(hub: HubDep, count: int) -> None:
+def _check_size(hub: CoreDep, count: int) -> None:
     if count > hub.settings.ingest_max_records:
         raise PayloadTooLarge(
             f"a batch holds at most {hub.settings.ingest_max_records} records; "
@@ -77,7 +77,7 @@ RawBody = Annotated[bytes, Depends(_raw_body)]
 
 def _route(category: Category) -> None:
     def endpoint(
-        hub: HubDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID, batch: BatchIn
+        hub: CoreDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID, batch: BatchIn
     ) -> BatchResult:
         return _ingest(hub, session, caller, shop_id, category, batch)
 
@@ -98,7 +98,7 @@ def _route(category: Category) -> None:
     )
 
     def upload(
-        hub: HubDep,
+        hub: CoreDep,
         session: DbSession,
         caller: CurrentCaller,
         shop_id: uuid.UUID,

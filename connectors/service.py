@@ -12,10 +12,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from audit import service as audit
-from audit.schemas import AuditDraft, Decision
 from connectors.schemas import BatchResult, InventoryIn, PaymentIn, RejectedRecord, SaleIn
 from cornerstore.crypto import ShopCipher
-from cornerstore.principals.auth import Caller
+from cornerstore.identity import Caller
+from cornerstore.models.records import Category
+from cornerstore.ports import AuditDraft, Decision
 from cornerstore.records import repository
 from cornerstore.records.codec import (
     QUARANTINE_KIND,
@@ -24,7 +25,6 @@ from cornerstore.records.codec import (
     VALUES_FIELD,
     quarantine_record_key,
 )
-from cornerstore.records.models import Category
 
 SCHEMAS: Mapping[Category, type[BaseModel]] = {
     Category.sales: SaleIn,

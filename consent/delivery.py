@@ -42,8 +42,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import cornerstore
 from consent import webhooks
-from consent.models import ConsumerWebhook, WebhookDelivery
 from cornerstore.db import session_scope, utcnow
+from cornerstore.models.consent import ConsumerWebhook, WebhookDelivery
 from cornerstore.poller import Poller
 from cornerstore.settings import Environment, Settings
 

@@ -11,7 +11,6 @@ check and the count still stops the read.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -20,8 +19,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from consent.models import AccessMode, Consent, ConsentStatus
 from cornerstore.db import UTCDateTime, make_engine
+from cornerstore.models.consent import AccessMode, Consent, ConsentStatus
+from cornerstore.ports import Allowance, ConsentRefused
 
 #: Reasons a read is refused, as the audit log records them (checked in this order).
 REASONS = (
@@ -33,21 +33,6 @@ REASONS = (
     "outside_data_range",
     "frequency_limit",
 )
-
-
-class Refused(Exception):
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class Allowance:
-    """A consent that allows the read, and the window of data it may see."""
-
-    consent_id: uuid.UUID
-    since: datetime | None
-    until: datetime | None
-    max_reads_per_day: int | None
 
 
 #: Built once: the gate runs this on every governed read.
@@ -110,7 +95,7 @@ def check(
     until: datetime | None,
     now: datetime,
 ) -> Allowance:
-    """The consent that allows this row read now, or :class:`Refused` with the furthest reason."""
+    """The consent that allows this read now; else :class:`ConsentRefused`, the furthest reason."""
     rows = session.execute(
         _CANDIDATES, {"shop_id": shop_id, "consumer_id": consumer_id, "purpose": purpose}
     ).all()
@@ -141,7 +126,7 @@ def check(
             furthest = max(furthest, 6)
             continue
         return Allowance(row.id, window[0], window[1], limit)
-    raise Refused(REASONS[furthest])
+    raise ConsentRefused(REASONS[furthest])
 
 
 def _use_statement() -> Any:
@@ -182,8 +167,10 @@ def _use_statement() -> Any:
 _USE = _use_statement()
 
 
-class UseCounter:
-    """Counts uses of consents, one statement a read, on connections of its own.
+class ConsentEnforcer:
+    """The gate's consent step (:class:`cornerstore.ports.ConsentCheck`).
+
+    It counts uses of consents, one statement a read, on connections of its own.
 
     The count commits on its own so that concurrent reads under one consent
     never wait on each other's requests, and it is a single autocommitted
@@ -217,6 +204,29 @@ class UseCounter:
     def close(self) -> None:
         self._engine.dispose()
 
+    def check(
+        self,
+        session: Session,
+        *,
+        shop_id: uuid.UUID,
+        consumer_id: uuid.UUID,
+        purpose: str,
+        category: str,
+        since: datetime | None,
+        until: datetime | None,
+        now: datetime,
+    ) -> Allowance:
+        return check(
+            session,
+            shop_id=shop_id,
+            consumer_id=consumer_id,
+            purpose=purpose,
+            category=category,
+            since=since,
+            until=until,
+            now=now,
+        )
+
     def count(self, allowance: Allowance, now: datetime) -> None:
         """Count one use of the consent, or refuse the read if the consent no longer allows it."""
         params = {"consent_id": allowance.consent_id, "now": now, "day": _day(now)}
@@ -236,7 +246,7 @@ class UseCounter:
                 if attempt == 2 or not exc.connection_invalidated:
                     raise
         if row is None or row.status != ConsentStatus.active:
-            raise Refused("consent_not_active")
+            raise ConsentRefused("consent_not_active")
         if not row.valid_from <= now < row.expires_at:
-            raise Refused("consent_not_valid_now")
-        raise Refused("frequency_limit")
+            raise ConsentRefused("consent_not_valid_now")
+        raise ConsentRefused("frequency_limit")

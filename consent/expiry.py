@@ -15,18 +15,18 @@ from datetime import datetime
 from sqlalchemy import select
 
 from consent import service
-from consent.models import Consent, ConsentStatus
+from consent.deps import ConsentCore
 from cornerstore.db import utcnow
 from cornerstore.errors import Conflict
-from cornerstore.hub import Hub
+from cornerstore.identity import Caller
+from cornerstore.models.consent import Consent, ConsentStatus
 from cornerstore.poller import Poller
-from cornerstore.principals.auth import Caller
 
 #: Who the versions say made the change: the hub itself, not a person.
 HUB = Caller(uuid.UUID(int=0), "hub", "hub", frozenset())
 
 
-def record_expiries(hub: Hub, *, now: datetime | None = None, limit: int = 500) -> int:
+def record_expiries(hub: ConsentCore, *, now: datetime | None = None, limit: int = 500) -> int:
     """Record every consent that lapsed by ``now`` (up to ``limit``); return how many."""
     now = now or utcnow()
     with hub.sessions() as session:
@@ -52,6 +52,6 @@ def record_expiries(hub: Hub, *, now: datetime | None = None, limit: int = 500) 
     return recorded
 
 
-def expiry_recorder(hub: Hub, *, interval: float) -> Poller:
+def expiry_recorder(hub: ConsentCore, *, interval: float) -> Poller:
     """Records lapsed consents every ``interval`` seconds, in the background."""
     return Poller("expiry-recorder", lambda _stopping: record_expiries(hub), interval=interval)

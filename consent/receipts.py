@@ -91,9 +91,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from consent.models import ReceiptKey
 from cornerstore.db import utcnow
 from cornerstore.keys import seeds
+from cornerstore.models.consent import ReceiptKey
 
 KEY_FILE = "receipt signing key"
 ALGORITHM = "EdDSA"

@@ -12,7 +12,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from consent import receipts
-from cornerstore.deps import DbSession, HubDep
+from consent.deps import ConsentCoreDep
+from cornerstore.deps import DbSession
 
 router = APIRouter(prefix="/v1/keys", tags=["consent"])
 
@@ -27,7 +28,7 @@ JWK_SET_TYPE = "application/jwk-set+json"
     "before a rotation stay listed, after the current one, so older receipts still verify.",
     responses={200: {"content": {JWK_SET_TYPE: {}}, "description": "The JWK Set"}},
 )
-def receipt_keys(hub: HubDep, session: DbSession) -> JSONResponse:
+def receipt_keys(hub: ConsentCoreDep, session: DbSession) -> JSONResponse:
     # The signer follows its key file, so after a rotation it may sign with a
     # key no process has published yet; publishing it here (a no-op when it is
     # already current) means the set a verifier fetches covers every receipt

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from consent import service
+from consent.deps import ConsentCore, ConsentCoreDep
 from consent.schemas import (
     ConsentHistoryOut,
     ConsentIn,
@@ -31,11 +32,11 @@ from consent.schemas import (
 )
 from cornerstore.access import Permit, authorize
 from cornerstore.db import hold_snapshot
-from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.deps import CurrentCaller, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, Conflict, NotFound, error_responses
-from cornerstore.hub import Hub
-from cornerstore.principals.auth import Caller
-from cornerstore.shops.models import Shop
+from cornerstore.identity import Caller
+from cornerstore.models.shops import Shop
+from cornerstore.ports import Core
 
 router = APIRouter(tags=["consent"])
 shop_router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["consent"], responses=SHOP_ERRORS)
@@ -43,12 +44,12 @@ shop_router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["consent"], response
 CHANGE_ERRORS = error_responses(Conflict)
 
 
-def _context(hub: Hub, caller: Caller, permit: Permit) -> service.Context:
+def _context(hub: ConsentCore, caller: Caller, permit: Permit) -> service.Context:
     return service.context(hub, caller, permit.policy_version)
 
 
 @router.get("/v1/purposes", response_model=PurposesOut, summary="The purpose catalogue")
-def list_purposes(hub: HubDep) -> PurposesOut:
+def list_purposes(hub: ConsentCoreDep) -> PurposesOut:
     """Public: what each purpose is, in English and Chinese, what it may see and its limits."""
     return PurposesOut(
         purposes=[
@@ -69,7 +70,7 @@ def list_purposes(hub: HubDep) -> PurposesOut:
 
 @shop_router.get("/consents", response_model=ConsentsOut, summary="List the shop's consents")
 def list_consents(
-    hub: HubDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID
+    hub: ConsentCoreDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID
 ) -> ConsentsOut:
     authorize(hub, session, caller, resource="consent", action="read", shop_id=shop_id)
     return ConsentsOut(consents=service.list_for_shop(session, shop_id))
@@ -82,7 +83,11 @@ def list_consents(
     summary="Grant a consumer consent directly (active at once)",
 )
 def grant_consent(
-    hub: HubDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID, body: ConsentIn
+    hub: ConsentCoreDep,
+    session: DbSession,
+    caller: CurrentCaller,
+    shop_id: uuid.UUID,
+    body: ConsentIn,
 ) -> ConsentOut:
     permit = authorize(hub, session, caller, resource="consent", action="write", shop_id=shop_id)
     return service.grant(session, _context(hub, caller, permit), shop_id, body)
@@ -95,7 +100,7 @@ def grant_consent(
     summary="A consumer asks the shop for consent; it waits for the shopkeeper",
 )
 def request_consent(
-    hub: HubDep,
+    hub: ConsentCoreDep,
     session: DbSession,
     caller: CurrentCaller,
     shop_id: uuid.UUID,
@@ -116,7 +121,7 @@ def request_consent(
     summary="Approve a request as asked, or narrowed",
 )
 def approve_request(
-    hub: HubDep,
+    hub: ConsentCoreDep,
     session: DbSession,
     caller: CurrentCaller,
     shop_id: uuid.UUID,
@@ -134,7 +139,7 @@ def approve_request(
     summary="Refuse a request",
 )
 def refuse_request(
-    hub: HubDep,
+    hub: ConsentCoreDep,
     session: DbSession,
     caller: CurrentCaller,
     shop_id: uuid.UUID,
@@ -148,7 +153,7 @@ def _change_route(name: str, summary: str) -> None:
     change = getattr(service, name)
 
     def endpoint(
-        hub: HubDep,
+        hub: ConsentCoreDep,
         session: DbSession,
         caller: CurrentCaller,
         shop_id: uuid.UUID,
@@ -180,7 +185,7 @@ def _sharing_route(name: str, summary: str) -> None:
     change = getattr(service, name.replace("-", "_"))
 
     def endpoint(
-        hub: HubDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID
+        hub: ConsentCoreDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID
     ) -> ConsentsOut:
         permit = authorize(
             hub, session, caller, resource="consent", action="write", shop_id=shop_id
@@ -213,7 +218,7 @@ _sharing_route("resume-sharing", "Resume the consents pause-sharing paused (and 
     summary="A consent version's signed receipt (JWS compact), the newest by default",
 )
 def consent_receipt(
-    hub: HubDep,
+    hub: ConsentCoreDep,
     session: DbSession,
     caller: CurrentCaller,
     shop_id: uuid.UUID,
@@ -231,7 +236,7 @@ def consent_receipt(
     responses=GLOBAL_ERRORS,
     summary="The calling consumer's consents and requests, in every shop",
 )
-def my_consents(hub: HubDep, session: DbSession, caller: CurrentCaller) -> ConsentsOut:
+def my_consents(hub: ConsentCoreDep, session: DbSession, caller: CurrentCaller) -> ConsentsOut:
     authorize(hub, session, caller, resource="consent", action="list")
     return ConsentsOut(consents=service.list_for_consumer(session, caller.id))
 
@@ -306,7 +311,7 @@ def _json(versions: Iterator[ConsentVersionOut]) -> Iterator[str]:
 
 
 def _history_response(
-    hub: Hub, shop_id: uuid.UUID | None, fmt: HistoryFormat, name: str
+    hub: Core, shop_id: uuid.UUID | None, fmt: HistoryFormat, name: str
 ) -> StreamingResponse:
     """Streamed from a session of its own (the request's closes when the response starts),
     from one snapshot, so memory stays flat however long the history is."""
@@ -341,7 +346,7 @@ _HISTORY_DOC: dict[int | str, dict[str, Any]] = {
     summary="Who changed which consent of the shop, when, and to what",
 )
 def shop_consent_history(
-    hub: HubDep,
+    hub: ConsentCoreDep,
     session: DbSession,
     caller: CurrentCaller,
     shop_id: uuid.UUID,
@@ -358,7 +363,7 @@ def shop_consent_history(
     summary="Every consent change in the hub, for auditors",
 )
 def consent_history(
-    hub: HubDep,
+    hub: ConsentCoreDep,
     session: DbSession,
     caller: CurrentCaller,
     format: Annotated[HistoryFormat, Query()] = HistoryFormat.json,

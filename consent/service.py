@@ -19,9 +19,7 @@ from sqlalchemy import ColumnElement, CursorResult, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from audit import service as audit
-from audit.schemas import AuditDraft, Decision
 from consent import receipts, terms, webhooks
-from consent.models import AccessMode, Consent, ConsentStatus, ConsentVersion
 from consent.schemas import (
     ConsentIn,
     ConsentOut,
@@ -32,12 +30,14 @@ from consent.schemas import (
 from cornerstore.authz import Purpose
 from cornerstore.db import utcnow
 from cornerstore.errors import Conflict, FieldError, NotFound, ValidationFailed
-from cornerstore.principals.auth import Caller
-from cornerstore.principals.models import Principal, Role
-from cornerstore.records.models import Category
+from cornerstore.identity import Caller
+from cornerstore.models.consent import AccessMode, Consent, ConsentStatus, ConsentVersion
+from cornerstore.models.principals import Principal, Role
+from cornerstore.models.records import Category
+from cornerstore.ports import AuditDraft, Decision
 
 if TYPE_CHECKING:
-    from cornerstore.hub import Hub
+    from consent.deps import ConsentCore
 
 #: Audit actions for each kind of change (grant and revoke as the foundation named them).
 AUDIT_ACTIONS = {
@@ -68,7 +68,7 @@ class Context:
         return frozenset(c.value for c in Category if self.purpose_allows(purpose, c.value))
 
 
-def context(hub: Hub, caller: Caller, policy_version: str) -> Context:
+def context(hub: ConsentCore, caller: Caller, policy_version: str) -> Context:
     """The context of a change made by ``caller`` on ``hub``."""
     return Context(
         caller=caller,

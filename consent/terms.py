@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from consent.models import AccessMode, Consent
 from consent.schemas import DataRange, NarrowingIn
 from cornerstore.authz import Purpose
 from cornerstore.errors import FieldError, ValidationFailed
+from cornerstore.models.consent import AccessMode, Consent
 
 #: How far in the past a stated valid_from may lie: clocks differ a little.
 VALID_FROM_SLACK = timedelta(minutes=5)

@@ -56,10 +56,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from consent.models import ConsumerWebhook, WebhookDelivery
 from cornerstore.crypto import KeyMaterialError
 from cornerstore.db import utcnow
 from cornerstore.keys.files import create_private, refuse_if_shared
+from cornerstore.models.consent import ConsumerWebhook, WebhookDelivery
 
 KEY_BYTES = 32
 SALT_BYTES = 32

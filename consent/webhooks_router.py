@@ -10,7 +10,6 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from consent import webhooks
-from consent.models import ConsumerWebhook, WebhookDelivery
 from consent.webhook_schemas import (
     DeliveriesOut,
     DeliveryOut,
@@ -19,7 +18,7 @@ from consent.webhook_schemas import (
     WebhookOut,
 )
 from cornerstore.access import authorize
-from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.deps import CoreDep, CurrentCaller, DbSession
 from cornerstore.errors import (
     GLOBAL_ERRORS,
     FieldError,
@@ -27,6 +26,7 @@ from cornerstore.errors import (
     ValidationFailed,
     error_responses,
 )
+from cornerstore.models.consent import ConsumerWebhook, WebhookDelivery
 from cornerstore.settings import Environment
 
 router = APIRouter(prefix="/v1/consumers/me/webhook", tags=["consent"], responses=GLOBAL_ERRORS)
@@ -40,7 +40,7 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
     summary="Register (or replace) the caller's webhook; the new secret is shown once",
 )
 def register_webhook(
-    hub: HubDep, session: DbSession, caller: CurrentCaller, body: WebhookIn
+    hub: CoreDep, session: DbSession, caller: CurrentCaller, body: WebhookIn
 ) -> WebhookCreated:
     authorize(hub, session, caller, resource="webhook", action="write")
     # Plain http would let anyone on the path read events and replay them
@@ -64,7 +64,7 @@ def register_webhook(
     responses=error_responses(NotFound),
     summary="The caller's webhook URL (never its secret)",
 )
-def get_webhook(hub: HubDep, session: DbSession, caller: CurrentCaller) -> WebhookOut:
+def get_webhook(hub: CoreDep, session: DbSession, caller: CurrentCaller) -> WebhookOut:
     authorize(hub, session, caller, resource="webhook", action="read")
     webhook = session.get(ConsumerWebhook, caller.id)
     if webhook is None:
@@ -92,7 +92,7 @@ def _older_than(session: Session, consumer_id: uuid.UUID, after: uuid.UUID) -> C
     summary="The caller's webhook events and how delivering each went, newest first",
 )
 def list_deliveries(
-    hub: HubDep,
+    hub: CoreDep,
     session: DbSession,
     caller: CurrentCaller,
     after: Annotated[

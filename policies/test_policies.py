@@ -27,8 +27,8 @@ from cornerstore.authz import (
     PurposeName,
 )
 from cornerstore.gate import PSEUDONYMS
+from cornerstore.models.records import Category
 from cornerstore.records.codec import FIELDS
-from cornerstore.records.models import Category
 
 POLICY_DIR = Path(__file__).resolve().parent
 

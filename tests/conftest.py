@@ -8,7 +8,6 @@ reason in the summary, except under ``CI=true``, where that is a failure.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,45 +16,20 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, text
 
-from cornerstore.app import create_app
 from cornerstore.db import make_engine
-from cornerstore.hub import Hub
 from cornerstore.migrations import upgrade
+from cornerstore.models import metadata
 from cornerstore.settings import Environment, Settings, get_settings
-from cornerstore.tables import metadata
+from hub.app import create_app
+from hub.runtime import Hub
 from tests.factories import World
 from tests.keyed import fresh_database, keyed, keyed_hub, keyed_world  # noqa: F401 (fixtures)
+from tests.postgres import postgres_database
 from tests.softhsm import softhsm  # noqa: F401 (a fixture)
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "CORNERSTORE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 BACKENDS = ("sqlite", "postgresql")
-
-
-def _postgres_database(worker: str) -> Iterator[str]:
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except OperationalError as exc:
-        admin.dispose()
-        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {type(exc).__name__}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (CI=true: the PostgreSQL half may not be skipped)")
-        pytest.skip(message)
-    name = f"cornerstore_test_{worker}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -66,7 +40,7 @@ def database_url(
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'cornerstore.db'}"
     else:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        yield from _postgres_database(worker)
+        yield from postgres_database(worker)
 
 
 def make_settings(database_url: str, data_dir: Path) -> Settings:

@@ -16,14 +16,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from audit import merkle, tree
 from audit import service as audit
-from audit.models import AuditEntry, AuditHead, AuditNode
+from audit import tree
+from audit_verifier import merkle
 from cornerstore.db import session_scope
-from cornerstore.hub import Hub
-from cornerstore.principals import service as principals
-from cornerstore.principals.models import Role
-from cornerstore.principals.schemas import PrincipalIn
+from cornerstore.models.audit import AuditEntry, AuditHead, AuditNode
+from cornerstore.models.principals import Role
+from hub.principals import service as principals
+from hub.principals.schemas import PrincipalIn
+from hub.runtime import Hub
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

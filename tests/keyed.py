@@ -21,12 +21,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from cornerstore.app import create_app
 from cornerstore.db import make_engine
-from cornerstore.hub import Hub
 from cornerstore.migrations import upgrade
 from cornerstore.settings import Environment, KeyProviderKind, Settings
+from hub.app import create_app
+from hub.runtime import Hub
 from tests.factories import World
+from tests.postgres import postgres_database
 
 PROVIDERS = ("file", "pkcs11")
 
@@ -126,14 +127,12 @@ def migrate(url: str) -> None:
 @pytest.fixture
 def fresh_database(database_url: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
     """Makes empty databases of the session's backend; PostgreSQL ones are dropped afterwards."""
-    from tests.conftest import _postgres_database
-
     made: list[Iterator[str]] = []
 
     def make() -> str:
         if database_url.startswith("sqlite"):
             return f"sqlite:///{tmp_path / f'db-{uuid.uuid4().hex[:8]}.db'}"
-        databases = _postgres_database(os.environ.get("PYTEST_XDIST_WORKER", "main"))
+        databases = postgres_database(os.environ.get("PYTEST_XDIST_WORKER", "main"))
         made.append(databases)
         return next(databases)
 

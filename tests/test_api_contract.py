@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind
 
 from consent import enforcement
 from cornerstore import telemetry
-from cornerstore.hub import Hub
+from hub.runtime import Hub
 from tests.factories import World, payment, sale
 
 ERROR_KEYS = {"error", "detail", "fields"}

@@ -1,25 +1,56 @@
-"""Rules of the codebase's shape that a reviewer would otherwise have to remember."""
+"""Rules of the codebase's shape that a reviewer would otherwise have to remember.
+
+The layers, from the bottom up (docs/architecture.md draws them):
+
+    audit_verifier        the auditor's offline verifier: the standard library and cryptography
+    cornerstore           the core: settings, db, errors, keys, policy, tables, records, the gate
+    audit                 the audit log as the hub stores and serves it
+    consent, connectors   consent artefacts; ingestion (neither imports the other)
+    hub                   the app, the CLI, the demo, principals, shops and exports
+    bench, tests          may import anything; nothing imports them
+
+A module may import its own package and any package in a layer below its own;
+never one above, nor a sibling in its own layer. Every import counts: those
+inside functions, under ``TYPE_CHECKING`` and in migrations too.
+"""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Bottom first. Packages in one tuple share a layer and may not import each other.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("audit_verifier",),
+    ("cornerstore",),
+    ("audit",),
+    ("consent", "connectors"),
+    ("hub",),
+    ("bench", "tests", "policies"),
+)
 PACKAGE_DIRS = {
+    "audit_verifier": ROOT / "audit_verifier",
     "cornerstore": ROOT / "platform" / "cornerstore",
-    "consent": ROOT / "consent",
     "audit": ROOT / "audit",
+    "consent": ROOT / "consent",
     "connectors": ROOT / "connectors",
+    "hub": ROOT / "hub",
+    "bench": ROOT / "bench",
+    "tests": ROOT / "tests",
+    "policies": ROOT / "policies",
 }
+LAYER_OF = {package: level for level, layer in enumerate(LAYERS) for package in layer}
 
 
 def _modules() -> dict[str, Path]:
     modules: dict[str, Path] = {}
     for package, directory in PACKAGE_DIRS.items():
         for path in directory.rglob("*.py"):
-            if "versions" in path.parts:
-                continue
             parts = [package, *path.relative_to(directory).with_suffix("").parts]
             if parts[-1] == "__init__":
                 parts.pop()
@@ -27,28 +58,51 @@ def _modules() -> dict[str, Path]:
     return modules
 
 
-def _top_level_imports(path: Path, known: set[str]) -> set[str]:
-    """Imports executed at import time (not those inside functions)."""
-    found: set[str] = set()
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        names: list[str] = []
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """Every module named by an import anywhere in the file, with its line."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        found.update(name for name in names if name in known)
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            found.extend((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
     return found
 
 
-def test_platform_folder_is_not_a_package() -> None:
-    assert not (ROOT / "platform" / "__init__.py").exists()
+def _project_imports(modules: dict[str, Path]) -> dict[str, set[str]]:
+    return {
+        name: {target for _, target in _imports(path) if target in modules} - {name}
+        for name, path in modules.items()
+    }
+
+
+def test_every_project_module_is_in_a_layer() -> None:
+    # A package missing from LAYERS would escape every rule below.
+    roots = {
+        path.name
+        for path in [*ROOT.iterdir(), *(ROOT / "platform").iterdir()]
+        if (path / "__init__.py").is_file()
+    }
+    assert roots <= set(LAYER_OF)
+
+
+def test_no_import_runs_against_the_layers() -> None:
+    modules = _modules()
+    offences = []
+    for name, path in modules.items():
+        own = name.split(".")[0]
+        for line, target in _imports(path):
+            other = target.split(".")[0]
+            if other == own or other not in LAYER_OF:
+                continue
+            if LAYER_OF[other] >= LAYER_OF[own]:
+                offences.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
+    assert offences == []
 
 
 def test_modules_never_import_each_other_in_a_cycle() -> None:
-    modules = _modules()
-    graph = {
-        name: _top_level_imports(path, set(modules)) - {name} for name, path in modules.items()
-    }
+    graph = _project_imports(_modules())
     visiting: list[str] = []
     done: set[str] = set()
     cycles: list[list[str]] = []
@@ -70,12 +124,81 @@ def test_modules_never_import_each_other_in_a_cycle() -> None:
     assert cycles == []
 
 
+def test_platform_folder_is_not_a_package() -> None:
+    assert not (ROOT / "platform" / "__init__.py").exists()
+
+
+def test_the_verifier_imports_only_the_standard_library_and_cryptography() -> None:
+    """An auditor runs it with nothing of the hub installed: prove it in a fresh interpreter."""
+    # _openssl is the OpenSSL binding that cryptography's compiled core registers.
+    allowed = {"audit_verifier", "cryptography", "_cffi_backend", "_openssl"}
+    program = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+
+        before = set(sys.modules)
+        allowed = {sorted(allowed)!r}
+
+        class Guard(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in allowed:
+                    return None
+                raise ImportError(f"the verifier imported {{name}}")
+
+        sys.meta_path.insert(0, Guard())
+        import audit_verifier.chain, audit_verifier.merkle, audit_verifier.note
+        import audit_verifier.verify, audit_verifier.__main__
+        outside = sorted(
+            m for m in set(sys.modules) - before
+            if m.split(".")[0] not in sys.stdlib_module_names
+            and m.split(".")[0] not in allowed
+        )
+        print(outside)
+        """
+    )
+    result = subprocess.run(  # noqa: S603 (our own interpreter and program)
+        [sys.executable, "-c", program],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_guard_of_the_verifier_test_would_catch_a_stray_import() -> None:
+    # The test above is only worth something if its guard refuses a project module.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import importlib.abc, sys\n"
+            "class G(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] not in sys.stdlib_module_names:\n"
+            "            raise ImportError(name)\n"
+            "sys.meta_path.insert(0, G())\n"
+            "import cornerstore.db\n",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "ImportError: cornerstore" in result.stderr
+
+
 def test_shop_data_tables_are_queried_only_by_the_records_repository() -> None:
-    allowed = {"cornerstore.records.models", "cornerstore.records.repository", "cornerstore.tables"}
+    allowed = {"cornerstore.models.records", "cornerstore.records.repository", "cornerstore.models"}
     offenders = [
         name
         for name, path in _modules().items()
-        if name not in allowed
+        if name.split(".")[0] not in ("tests", "bench")
+        and name not in allowed
+        and "migrations" not in name
         and any(
             table in path.read_text(encoding="utf-8")
             for table in ("ShopRecord", "QuarantinedRecord", "shop_records")
@@ -88,7 +211,8 @@ def test_records_are_read_only_through_the_gate() -> None:
     readers = [
         name
         for name, path in _modules().items()
-        if "read_window" in path.read_text(encoding="utf-8")
+        if name.split(".")[0] not in ("tests", "bench")
+        and "read_window" in path.read_text(encoding="utf-8")
         and name not in ("cornerstore.gate", "cornerstore.records.repository")
     ]
     assert readers == []

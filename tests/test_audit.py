@@ -20,7 +20,7 @@ from sqlalchemy.orm import ORMExecuteState
 
 from audit import service as audit
 from audit import tree
-from audit.chain import (
+from audit_verifier.chain import (
     CHAINED_FIELDS,
     GENESIS_HASH,
     ChainHead,
@@ -29,11 +29,11 @@ from audit.chain import (
     entry_hash,
     verify_chain,
 )
-from audit.models import AuditCheckpoint, AuditEntry, AuditHead
-from audit.schemas import AuditDraft, Decision
-from cornerstore.cli import main
 from cornerstore.db import session_scope
+from cornerstore.models.audit import AuditCheckpoint, AuditEntry, AuditHead
+from cornerstore.ports import AuditDraft, Decision
 from cornerstore.settings import get_settings
+from hub.cli import main
 from tests.factories import (
     Actor,
     ShopSetup,
@@ -932,7 +932,7 @@ def test_upgrading_a_log_from_before_the_tree_builds_the_tree(
 ) -> None:
     from sqlalchemy import insert as sql_insert
 
-    from audit import merkle
+    from audit_verifier import merkle
     from cornerstore.db import make_engine, make_sessionmaker
     from cornerstore.migrations import upgrade
 

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit.chain import canonical_bytes, encode_unsequenced, splice, timestamp
+from audit_verifier.chain import canonical_bytes, encode_unsequenced, splice, timestamp
 
 _text = st.text(max_size=30)
 _json_leaf = st.none() | st.booleans() | st.integers() | _text

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from consent.models import Consent
-from cornerstore.hub import Hub
+from cornerstore.models.consent import Consent
+from hub.runtime import Hub
 from tests.factories import Actor, ShopSetup, World, payment, rfc3339, sale
 
 

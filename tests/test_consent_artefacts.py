@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from audit.models import AuditEntry
 from consent import enforcement
 from consent import service as consent_service
 from consent.expiry import record_expiries
-from consent.models import Consent
-from cornerstore.hub import Hub
+from cornerstore.models.audit import AuditEntry
+from cornerstore.models.consent import Consent
+from cornerstore.ports import ConsentRefused
+from hub.runtime import Hub
 from tests.factories import T0, Actor, ShopSetup, World, audit_log, rfc3339, sale
 
 SALES = "sales"
@@ -506,8 +507,8 @@ def test_a_revocation_between_the_check_and_the_count_stops_the_read(
     allowance = _allowance(hub, shop, consumer, now)
     _change(shop, consent["id"], "revoke")
 
-    with pytest.raises(enforcement.Refused) as refused:
-        hub.use_counter.count(allowance, now)
+    with pytest.raises(ConsentRefused) as refused:
+        hub.consent_check.count(allowance, now)
     assert refused.value.reason == "consent_not_active"
 
 
@@ -519,8 +520,8 @@ def test_concurrent_reads_never_pass_the_daily_limit(world: World, hub: Hub) -> 
 
     def use() -> bool:
         try:
-            hub.use_counter.count(allowance, now)
-        except enforcement.Refused:
+            hub.consent_check.count(allowance, now)
+        except ConsentRefused:
             return False
         return True
 
@@ -537,10 +538,10 @@ def test_validity_boundaries_are_inclusive_from_and_exclusive_until(world: World
         assert row is not None
         valid_from, expires_at = row.valid_from, row.expires_at
     assert _allowance(hub, shop, consumer, valid_from).consent_id == row.id
-    with pytest.raises(enforcement.Refused):
+    with pytest.raises(ConsentRefused):
         _allowance(hub, shop, consumer, valid_from - timedelta(microseconds=1))
     assert _allowance(hub, shop, consumer, expires_at - timedelta(microseconds=1))
-    with pytest.raises(enforcement.Refused):
+    with pytest.raises(ConsentRefused):
         _allowance(hub, shop, consumer, expires_at)
 
 

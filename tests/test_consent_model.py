@@ -24,8 +24,8 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import update
 
-from consent.models import Consent
-from cornerstore.hub import Hub
+from cornerstore.models.consent import Consent
+from hub.runtime import Hub
 from tests.factories import Actor, World, rfc3339, sale
 
 CATEGORIES = ("sales", "inventory")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import httpx2 as httpx
 import pytest
 
-from cornerstore.hub import Hub
+from hub.runtime import Hub
 from tests.factories import World, sale
 
 WORKERS = 4
@@ -39,7 +39,7 @@ def _free_port() -> int:
 
 @contextmanager
 def _worker(hub: Hub) -> Iterator[str]:
-    """One hub process (``uvicorn cornerstore.app:serve_app``) on this test's database and keys."""
+    """One hub process (``uvicorn hub.app:serve_app``) on this test's database and keys."""
     port = _free_port()
     settings = hub.settings
     env = dict(
@@ -55,7 +55,7 @@ def _worker(hub: Hub) -> Iterator[str]:
             sys.executable,
             "-m",
             "uvicorn",
-            "cornerstore.app:serve_app",
+            "hub.app:serve_app",
             "--factory",
             "--host",
             "127.0.0.1",

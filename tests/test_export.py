@@ -11,9 +11,9 @@ import uuid
 import zipfile
 from typing import Any
 
-from cornerstore.export.router import _stream
 from cornerstore.gate import ShopExport
-from cornerstore.hub import Hub
+from hub.export.router import _stream
+from hub.runtime import Hub
 from tests.factories import World, audit_log, count, payment, sale
 
 DATA_FILES = ("sales", "inventory", "payments", "quarantine", "consents", "access-log")
@@ -151,7 +151,7 @@ def test_an_export_reads_one_snapshot_while_the_shop_keeps_writing(world: World,
     from sqlalchemy import func, select
 
     from cornerstore.db import hold_snapshot
-    from cornerstore.records.models import ShopRecord
+    from cornerstore.models.records import ShopRecord
 
     shop = world.shop()
     world.ingest(shop, "sales", [sale(n) for n in range(5)])

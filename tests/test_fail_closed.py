@@ -12,7 +12,7 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import Engine, select, text, update
 
-from cornerstore.records.models import ShopRecord
+from cornerstore.models.records import ShopRecord
 from tests.factories import Actor, ShopSetup, World, audit_log, payment, sale
 
 UNAVAILABLE = {

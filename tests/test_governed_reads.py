@@ -17,7 +17,7 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import update
 
-from consent.models import Consent
+from cornerstore.models.consent import Consent
 from tests.factories import T0, Actor, ShopSetup, World, count, payment, rfc3339, sale
 
 # What each purpose may see of each category (policies/purposes.toml), written

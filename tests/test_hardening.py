@@ -28,10 +28,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from starlette.types import Message
 
-from cornerstore import cli, telemetry
-from cornerstore.app import create_app
-from cornerstore.hub import Hub
+from cornerstore import telemetry
 from cornerstore.settings import Settings, get_settings
+from hub import cli
+from hub.app import create_app
+from hub.runtime import Hub
 from tests.conftest import wipe
 from tests.factories import World, sale
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from cornerstore.hub import Hub
-from cornerstore.records.models import QuarantinedRecord
+from cornerstore.models.records import QuarantinedRecord
+from hub.runtime import Hub
 from tests.factories import T0, ShopSetup, World, count, payment, rfc3339, sale
 
 

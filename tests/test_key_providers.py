@@ -26,9 +26,10 @@ from pkcs11.exceptions import AttributeSensitive
 from pydantic import SecretStr
 
 from cornerstore.crypto import KeyMaterialError
+from cornerstore.keys.bootstrap import open_provider
 from cornerstore.keys.hsm import MASTER_LABEL, SHOP_LABEL, Pkcs11KeyProvider
 from cornerstore.keys.localfile import LocalKeyProvider
-from cornerstore.keys.provider import ShopKeyDestroyed, UnknownMasterKey, open_provider
+from cornerstore.keys.provider import ShopKeyDestroyed, UnknownMasterKey
 from cornerstore.settings import Environment, KeyProviderKind, Settings
 from tests.softhsm import Pkcs11Token, SoftHsm
 

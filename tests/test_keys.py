@@ -20,18 +20,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from cornerstore import cli
-from cornerstore.app import create_app
 from cornerstore.crypto import KeyMaterialError
 from cornerstore.db import session_scope
-from cornerstore.hub import Hub
 from cornerstore.keys import rotation
-from cornerstore.keys.models import MasterKeyRecord, ShopKey
 from cornerstore.keys.ring import KeyRing, _legacy_aad
+from cornerstore.models.keys import MasterKeyRecord, ShopKey
+from cornerstore.models.records import QuarantinedRecord, ShopRecord
+from cornerstore.models.shops import ShopErasure
 from cornerstore.records import repository
-from cornerstore.records.models import QuarantinedRecord, ShopRecord
 from cornerstore.settings import get_settings
-from cornerstore.shops.models import ShopErasure
+from hub import cli
+from hub.app import create_app
+from hub.runtime import Hub
 from tests.factories import World, payment, sale
 from tests.keyed import Keyed, backup, restore
 
@@ -282,7 +282,7 @@ def test_a_killed_master_rotation_resumes(
     with keyed_hub.sessions() as session:
         old_master = keyed_hub.keyring.active_master_id(session)
 
-    command = [sys.executable, "-m", "cornerstore.cli", "keys", "rotate-master"]
+    command = [sys.executable, "-m", "hub.cli", "keys", "rotate-master"]
     child = subprocess.Popen(  # noqa: S603 (our own CLI)
         [*command, "--batch-size", "4", "--pause", "0.2"],
         env={**os.environ, **keyed.env()},

@@ -1,4 +1,4 @@
-"""The Merkle tree (audit.merkle) against RFC 6962/9162 reference vectors and a naive reference.
+"""The Merkle tree (audit_verifier.merkle) against RFC 6962/9162 vectors and a naive reference.
 
 The vectors are transcribed byte for byte from transparency-dev/merkle
 (https://github.com/transparency-dev/merkle), Apache-2.0:
@@ -28,8 +28,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit import merkle
-from audit.merkle import (
+from audit_verifier import merkle
+from audit_verifier.merkle import (
     EMPTY_ROOT,
     NodeId,
     ProofError,

@@ -1,4 +1,4 @@
-"""Signed notes and checkpoints (audit.note) against published vectors and an independent reader.
+"""Signed notes and checkpoints (audit_verifier.note): published vectors, an independent reader.
 
 Vectors, transcribed byte for byte:
 
@@ -14,7 +14,7 @@ Vectors, transcribed byte for byte:
   ``tlog-checkpoint.md`` (their keys are not published: form only).
 
 At the end, an implementation of signed-note verification written here from
-the C2SP text alone (it does not import audit.note) checks notes audit.note made.
+the C2SP text alone (it does not import audit_verifier.note) checks notes audit_verifier.note made.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.note import (
+from audit_verifier.note import (
     Checkpoint,
     NoteError,
     Signer,
@@ -487,7 +487,7 @@ def test_independent_reader_verifies_audit_note_output(lines: list[str], names: 
 def test_independent_reader_verifies_checkpoints() -> None:
     private = Ed25519PrivateKey.generate()
     signer = Signer("cornerstore.example/audit", private)
-    # the verifier key, built by hand from the spec rather than taken from audit.note
+    # the verifier key, built by hand from the spec rather than taken from audit_verifier.note
     public = raw_public(private)
     kid = hashlib.sha256(b"cornerstore.example/audit\n\x01" + public).digest()[:4]
     encoded = base64.b64encode(b"\x01" + public).decode()

@@ -1,7 +1,7 @@
 """What an operator notices: the CLI, start-up refusals, the master key, settings,
 migrations that match the models, and the demo.
 
-CLI commands run in-process through ``cornerstore.cli.main`` with the
+CLI commands run in-process through ``hub.cli.main`` with the
 environment an operator would set. ``uvicorn.run`` is replaced by a guard in
 every CLI test, so a refusal that fails to happen shows up as a failing test
 rather than as a server that never returns.
@@ -29,19 +29,19 @@ from pydantic import ValidationError
 
 from audit.signing import SignerSource
 from audit.writer import AuditWriter
-from consent.enforcement import UseCounter
+from consent.enforcement import ConsentEnforcer
 from consent.receipts import ReceiptSigner
-from cornerstore import cli
-from cornerstore.app import create_app, serve_app
 from cornerstore.authz import Authorizer
 from cornerstore.crypto import KeyMaterialError
 from cornerstore.db import make_engine, make_sessionmaker
-from cornerstore.hub import Hub
 from cornerstore.keys.localfile import LocalKeyProvider
 from cornerstore.keys.ring import KeyRing
 from cornerstore.migrations import SCRIPT_LOCATION, NotMigrated, current_revisions, upgrade
+from cornerstore.models import metadata
 from cornerstore.settings import Environment, Settings, TraceExporter, get_settings
-from cornerstore.tables import metadata
+from hub import cli
+from hub.app import create_app, serve_app
+from hub.runtime import Hub
 from tests.factories import ShopSetup, World, sale
 
 API_KEY = re.compile(r"cs_[A-Za-z0-9_-]{20,}")
@@ -243,7 +243,7 @@ def test_serve_refuses_an_unmigrated_database_then_db_upgrade_makes_it_start(
     assert served.err == ""
     assert len(started) == 1
     args, kwargs = started[0]
-    assert args == ("cornerstore.app:serve_app",)
+    assert args == ("hub.app:serve_app",)
     assert kwargs["factory"] is True
     assert kwargs["port"] == 8123
 
@@ -375,7 +375,7 @@ def test_a_wrong_master_key_fails_closed(tmp_path: Path) -> None:
         audit_writer=AuditWriter(sessions),
         signer=SignerSource(settings.audit_signing_key_path, settings.audit_log_origin),
         receipt_signer=ReceiptSigner(settings.receipt_signing_key_path),
-        use_counter=UseCounter(settings.sqlalchemy_url),
+        consent_check=ConsentEnforcer(settings.sqlalchemy_url),
         authorizer=Authorizer(settings.policy_dir),
         keyring=KeyRing(
             LocalKeyProvider(

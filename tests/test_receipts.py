@@ -30,11 +30,11 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from consent import receipts
-from consent.models import ReceiptKey
-from cornerstore.cli import main
 from cornerstore.crypto import KeyMaterialError
-from cornerstore.hub import Hub
+from cornerstore.models.consent import ReceiptKey
 from cornerstore.settings import Environment, Settings, get_settings
+from hub.cli import main
+from hub.runtime import Hub
 from tests.factories import World
 from tests.keyed import migrate
 

@@ -16,15 +16,17 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from audit import merkle, note, tree, verifier
 from audit import service as audit
-from audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
-from audit.schemas import AuditDraft, Decision
-from audit.writer import AuditUnavailable, AuditWriter
-from cornerstore.cli import main
+from audit import tree
+from audit.writer import AuditWriter
+from audit_verifier import merkle, note
+from audit_verifier import verify as verifier
 from cornerstore.db import session_scope
-from cornerstore.hub import Hub
+from cornerstore.models.audit import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
+from cornerstore.ports import AuditDraft, AuditUnavailable, Decision
 from cornerstore.settings import get_settings
+from hub.cli import main
+from hub.runtime import Hub
 from tests.factories import Actor, World, rebuild_audit_tree, sale
 
 Run = Callable[..., tuple[int, str]]
@@ -338,9 +340,9 @@ def test_every_entry_is_covered_by_a_signed_checkpoint_within_a_second_under_loa
 _APPENDER = """
 import sys, threading
 from cornerstore.db import make_engine, make_sessionmaker
-from audit.schemas import AuditDraft, Decision
+from cornerstore.ports import AuditDraft, Decision
 from audit.writer import AuditWriter
-import cornerstore.tables
+import cornerstore.models
 engine = make_engine(sys.argv[1])
 writer = AuditWriter(make_sessionmaker(engine))
 def work(n):

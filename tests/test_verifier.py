@@ -1,4 +1,4 @@
-"""Offline verification (audit.verifier): exports against checkpoints, consistency, inclusion."""
+"""Offline verification (audit_verifier.verify): exports, consistency, inclusion."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from audit import merkle
-from audit.note import Checkpoint, Signer, Verifier
-from audit.verifier import (
+from audit_verifier import merkle
+from audit_verifier.note import Checkpoint, Signer, Verifier
+from audit_verifier.verify import (
     ExportReport,
     ProofFile,
     VerificationError,

@@ -32,11 +32,11 @@ from sqlalchemy.exc import OperationalError
 
 from consent import webhooks
 from consent.delivery import deliver_due, deliverer, lease_for, retry_delay
-from consent.models import WebhookDelivery
-from cornerstore.app import create_app
 from cornerstore.db import session_scope
-from cornerstore.hub import Hub
+from cornerstore.models.consent import WebhookDelivery
 from cornerstore.settings import Environment, Settings
+from hub.app import create_app
+from hub.runtime import Hub
 from tests.factories import Actor, World
 
 WEBHOOK = "/v1/consumers/me/webhook"

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from opentelemetry import trace
 from sqlalchemy.orm import Session
 
-from audit.schemas import AuditDraft, Decision
 from cornerstore.authz import OTHER, OWN, DecisionRequest
 from cornerstore.errors import Forbidden, NotFound
-from cornerstore.hub import Hub
-from cornerstore.principals.auth import Caller
-from cornerstore.records.models import Category
+from cornerstore.identity import Caller
+from cornerstore.models.records import Category
+from cornerstore.ports import AuditDraft, Core, Decision
 
 NO_PURPOSE = "none"
 DATA_CATEGORIES = frozenset(c.value for c in Category)
@@ -43,7 +42,7 @@ def relation_of(caller: Caller, shop_id: uuid.UUID | None) -> str:
 
 
 def authorize(
-    hub: Hub,
+    hub: Core,
     session: Session,
     caller: Caller,
     *,
@@ -87,7 +86,7 @@ def authorize(
 
 
 def record_refusal(
-    hub: Hub,
+    hub: Core,
     session: Session,
     caller: Caller,
     *,

@@ -1,27 +1,36 @@
-"""FastAPI dependencies shared by every router: the hub, the request's session, the caller."""
+"""FastAPI dependencies every router shares: the hub's core parts, the session, the caller."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from cornerstore.hub import Hub
-from cornerstore.principals.auth import Caller, caller_from_api_key
+from cornerstore.identity import Caller, caller_from_api_key
+from cornerstore.ports import Core
 
 
-def get_hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
+def hub_of(request: Request) -> Any:
+    """The running hub the app was assembled around (:class:`hub.runtime.Hub`).
+
+    Typed by each caller as the protocol of the parts it uses; the hub is
+    checked against every one of them where it is defined.
+    """
+    return request.app.state.hub
 
 
-HubDep = Annotated[Hub, Depends(get_hub)]
+def get_core(request: Request) -> Core:
+    core: Core = hub_of(request)
+    return core
 
 
-def get_session(hub: HubDep) -> Iterator[Session]:
+CoreDep = Annotated[Core, Depends(get_core)]
+
+
+def get_session(hub: CoreDep) -> Iterator[Session]:
     """One transaction per request, committed after the endpoint returns and
     before the response is sent (``scope="function"``), rolled back on error.
 

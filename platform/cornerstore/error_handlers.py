@@ -12,7 +12,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from audit.writer import AuditUnavailable
 from cornerstore.crypto import KeyMaterialError
 from cornerstore.errors import (
     Conflict,
@@ -23,6 +22,7 @@ from cornerstore.errors import (
     ValidationFailed,
 )
 from cornerstore.keys.ring import UnknownShopKey
+from cornerstore.ports import AuditUnavailable
 
 _log = logging.getLogger(__name__)
 

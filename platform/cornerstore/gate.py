@@ -25,8 +25,6 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 from sqlalchemy.orm import Session
 
-from audit.schemas import AuditDraft, Decision
-from consent import enforcement
 from cornerstore.access import NO_PURPOSE, Permit, authorize, record_refusal
 from cornerstore.authz import OWN, OWNER_PURPOSE
 from cornerstore.crypto import ShopCipher, sealed_key_version
@@ -37,9 +35,10 @@ from cornerstore.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from cornerstore.hub import Hub
-from cornerstore.principals.auth import Caller
-from cornerstore.principals.models import Role
+from cornerstore.identity import Caller
+from cornerstore.models.principals import Role
+from cornerstore.models.records import Category
+from cornerstore.ports import Allowance, AuditDraft, ConsentRefused, Core, Decision
 from cornerstore.records import repository
 from cornerstore.records.codec import (
     FIELDS,
@@ -50,7 +49,6 @@ from cornerstore.records.codec import (
     format_time,
     quarantine_record_key,
 )
-from cornerstore.records.models import Category
 
 _log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("cornerstore.gate")
@@ -82,7 +80,7 @@ class _Refused(Exception):
 
 
 class AccessGate:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Core) -> None:
         self._hub = hub
 
     def read(self, session: Session, caller: Caller, request: ReadRequest) -> Page:
@@ -104,7 +102,7 @@ class AccessGate:
             try:
                 allowance = self._check_consent(session, permit, request)
                 page, fields = self._fetch(session, permit, request, after, allowance)
-            except (_Refused, enforcement.Refused) as refused:
+            except (_Refused, ConsentRefused) as refused:
                 self._refuse(session, caller, request, purpose, refused.reason)
                 raise NotFound() from None
             except Exception as exc:
@@ -172,7 +170,7 @@ class AccessGate:
 
     def _check_consent(
         self, session: Session, permit: Permit, request: ReadRequest
-    ) -> enforcement.Allowance | None:
+    ) -> Allowance | None:
         """The consent that allows this read, counted as used; None for the shop's own reads."""
         if permit.relation == OWN:
             return None  # The shop reading its own data needs no one's consent.
@@ -180,7 +178,7 @@ class AccessGate:
         with _span("gate.consent") as span:
             now = utcnow()
             try:
-                allowance = enforcement.check(
+                allowance = self._hub.consent_check.check(
                     session,
                     shop_id=permit.shop_id,
                     consumer_id=permit.caller.id,
@@ -190,8 +188,8 @@ class AccessGate:
                     until=request.until,
                     now=now,
                 )
-                self._hub.use_counter.count(allowance, now)
-            except enforcement.Refused as refused:
+                self._hub.consent_check.count(allowance, now)
+            except ConsentRefused as refused:
                 span.set_attribute("cornerstore.consent", refused.reason)
                 raise
             span.set_attribute("cornerstore.consent", "found")
@@ -203,7 +201,7 @@ class AccessGate:
         permit: Permit,
         request: ReadRequest,
         after: tuple[datetime, int] | None,
-        allowance: enforcement.Allowance | None,
+        allowance: Allowance | None,
     ) -> tuple[Page, tuple[str, ...]]:
         category = request.category
         fields = self._allowed_fields(permit, category)
@@ -331,7 +329,7 @@ class ShopExport:
     Memory stays bounded by the page size whatever the shop holds.
     """
 
-    def __init__(self, hub: Hub, shop_id: uuid.UUID, *, page_size: int = 1000) -> None:
+    def __init__(self, hub: Core, shop_id: uuid.UUID, *, page_size: int = 1000) -> None:
         self._hub = hub
         self.shop_id = shop_id
         self._page_size = page_size

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from cornerstore.authz import PurposeName
-from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.deps import CoreDep, CurrentCaller, DbSession
 from cornerstore.errors import SHOP_ERRORS, FieldError, ValidationFailed
 from cornerstore.fieldtypes import Timestamp
 from cornerstore.gate import AccessGate, ReadRequest
-from cornerstore.records.models import Category
+from cornerstore.models.records import Category
 
 router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["governed reads"], responses=SHOP_ERRORS)
 
@@ -27,7 +27,7 @@ class RecordsPage(BaseModel):
 
 def _route(category: Category) -> None:
     def endpoint(
-        hub: HubDep,
+        hub: CoreDep,
         session: DbSession,
         caller: CurrentCaller,
         shop_id: uuid.UUID,

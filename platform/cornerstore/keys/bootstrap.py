@@ -13,10 +13,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cornerstore.crypto import KeyMaterialError
-from cornerstore.keys.models import MasterKeyRecord, MasterKeyState, ShopKey
-from cornerstore.keys.provider import KeyProvider, open_provider
+from cornerstore.keys.hsm import Pkcs11KeyProvider
+from cornerstore.keys.localfile import LocalKeyProvider
+from cornerstore.keys.provider import KeyProvider
 from cornerstore.keys.ring import KeyRing
-from cornerstore.settings import Settings
+from cornerstore.models.keys import MasterKeyRecord, MasterKeyState, ShopKey
+from cornerstore.settings import KeyProviderKind, Settings
 
 
 def master_ids_in_use(session: Session) -> set[str]:
@@ -75,3 +77,16 @@ def _check_masters(session: Session, provider: KeyProvider, in_use: set[str]) ->
         session.commit()
     except IntegrityError:
         session.rollback()  # Another process recorded it first.
+
+
+def open_provider(settings: Settings, *, may_create_master: bool) -> KeyProvider:
+    """The provider the settings name.
+
+    ``may_create_master`` is true only while no wrapped data key exists yet:
+    a missing master key is then made, never once data depend on one.
+    """
+    if settings.key_provider is KeyProviderKind.pkcs11:
+        return Pkcs11KeyProvider.from_settings(settings, may_create_master=may_create_master)
+    return LocalKeyProvider(
+        settings.master_key_path, settings.key_store_path, may_create_master=may_create_master
+    )

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from cornerstore.crypto import KeyMaterialError
-
-if TYPE_CHECKING:
-    from cornerstore.settings import Settings
 
 
 class UnknownMasterKey(KeyMaterialError):
@@ -63,22 +60,3 @@ class KeyProvider(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def open_provider(settings: Settings, *, may_create_master: bool) -> KeyProvider:
-    """The provider the settings name.
-
-    ``may_create_master`` is true only while no wrapped data key exists yet:
-    a missing master key is then made, never once data depend on one.
-    """
-    from cornerstore.settings import KeyProviderKind
-
-    if settings.key_provider is KeyProviderKind.pkcs11:
-        from cornerstore.keys.hsm import Pkcs11KeyProvider
-
-        return Pkcs11KeyProvider.from_settings(settings, may_create_master=may_create_master)
-    from cornerstore.keys.localfile import LocalKeyProvider
-
-    return LocalKeyProvider(
-        settings.master_key_path, settings.key_store_path, may_create_master=may_create_master
-    )

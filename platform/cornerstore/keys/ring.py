@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cornerstore.crypto import KeyMaterialError, ShopCipher, new_data_key
-from cornerstore.keys.models import MasterKeyRecord, MasterKeyState, ShopKey
 from cornerstore.keys.provider import KeyProvider
+from cornerstore.models.keys import MasterKeyRecord, MasterKeyState, ShopKey
 
 WRAP_FORMAT = 2
 _LEGACY_CONTEXT = b"cornerstore/shop-data-key/v1"

@@ -23,8 +23,8 @@ from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cornerstore.crypto import KeyMaterialError
-from cornerstore.keys.models import MasterKeyRecord, MasterKeyState, ShopKey
 from cornerstore.keys.ring import KeyRing
+from cornerstore.models.keys import MasterKeyRecord, MasterKeyState, ShopKey
 from cornerstore.records import repository
 
 #: Called after each batch with (done, total).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from cornerstore.tables import metadata
+from cornerstore.models import metadata
 
 engine = context.config.attributes["engine"]
 

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from cornerstore.records.models import Category
+from cornerstore.models.records import Category
 
 #: A record's values are sealed together, as one field of this name (bound into its AAD).
 VALUES_FIELD = "values"

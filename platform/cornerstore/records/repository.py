@@ -17,13 +17,13 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from cornerstore.db import utcnow
+from cornerstore.models.records import QuarantinedRecord, ShopRecord
 from cornerstore.records.codec import (
     QUARANTINE_KIND,
     RAW_FIELD,
     VALUES_FIELD,
     quarantine_record_key,
 )
-from cornerstore.records.models import QuarantinedRecord, ShopRecord
 
 _tracer = trace.get_tracer("cornerstore.records")
 

@@ -58,10 +58,10 @@ def _build_tree_for_existing_entries(batch: int = 5000) -> None:
     """Hash the entries already stored into the tree, as they were at this revision.
 
     Frozen here with Core tables, not the application's models: only the
-    entry encoding (audit.chain) and the tree (audit.merkle), which are the
+    entry encoding (audit_verifier.chain) and the tree (audit_verifier.merkle), which are the
     log's specification and never change, come from the application.
     """
-    from audit import chain, merkle
+    from audit_verifier import chain, merkle
 
     bind = op.get_bind()
     entries = sa.table(

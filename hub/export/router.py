@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 from audit import service as audit
 from consent import service as consents
 from cornerstore.db import hold_snapshot, utcnow
-from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.deps import CoreDep, CurrentCaller, DbSession
 from cornerstore.errors import SHOP_ERRORS
-from cornerstore.export.archive import DataSet, stream_zip
 from cornerstore.gate import AccessGate, ShopExport
-from cornerstore.hub import Hub
+from cornerstore.models.records import Category
+from cornerstore.ports import Core
 from cornerstore.records.codec import FIELDS, format_time
-from cornerstore.records.models import Category
+from hub.export.archive import DataSet, stream_zip
 
 router = APIRouter(tags=["shopkeeper"])
 _log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ QUARANTINE_COLUMNS = (
     },
 )
 def export_shop(
-    hub: HubDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID
+    hub: CoreDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID
 ) -> StreamingResponse:
     export = AccessGate(hub).export(session, caller, shop_id)
     return StreamingResponse(
@@ -85,7 +85,7 @@ def export_shop(
     )
 
 
-def _stream(hub: Hub, export: ShopExport) -> Iterator[bytes]:
+def _stream(hub: Core, export: ShopExport) -> Iterator[bytes]:
     # Its own session: the request's is closed once the response starts. One
     # snapshot for the whole archive, so its files agree with each other.
     with hub.sessions() as session:

@@ -5,7 +5,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from cornerstore.fieldtypes import Text
-from cornerstore.principals.models import Role
+from cornerstore.models.principals import Role
 
 
 class PrincipalIn(BaseModel):

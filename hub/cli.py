@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from audit_verifier.__main__ import add_consistency_arguments, add_export_arguments
 from cornerstore.authz import PolicyError
 from cornerstore.crypto import KeyMaterialError
 from cornerstore.db import make_engine, session_scope
@@ -28,13 +29,13 @@ def _fail(message: str) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cornerstore.hub import Hub
+    from hub.runtime import Hub
 
     # Open the hub once here so that a refusal (unmigrated database, missing
     # key) is one clear line, not a traceback from every worker.
     Hub.open(get_settings()).close()
     uvicorn.run(
-        "cornerstore.app:serve_app",
+        "hub.app:serve_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -59,9 +60,9 @@ def cmd_principals_create(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from cornerstore.errors import ValidationFailed
-    from cornerstore.hub import Hub
-    from cornerstore.principals import service
-    from cornerstore.principals.schemas import PrincipalIn
+    from hub.principals import service
+    from hub.principals.schemas import PrincipalIn
+    from hub.runtime import Hub
 
     try:
         body = PrincipalIn(name=args.name, role=args.role, shop_ids=args.shop or [])
@@ -124,7 +125,7 @@ class _KeyTools:
     """
 
     def __init__(self) -> None:
-        import cornerstore.tables  # noqa: F401 (every table, so that foreign keys resolve)
+        import cornerstore.models  # noqa: F401 (every table, so that foreign keys resolve)
         from cornerstore.db import make_sessionmaker
         from cornerstore.keys.bootstrap import open_keyring
         from cornerstore.migrations import assert_migrated
@@ -221,8 +222,8 @@ def cmd_keys_rotate_shop(args: argparse.Namespace) -> int:
 def cmd_keys_status(_args: argparse.Namespace) -> int:
     from sqlalchemy import func, select
 
-    from cornerstore.keys.models import MasterKeyRecord, ShopKey
-    from cornerstore.shops.models import ShopErasure
+    from cornerstore.models.keys import MasterKeyRecord, ShopKey
+    from cornerstore.models.shops import ShopErasure
 
     with _KeyTools() as tools, tools.sessions() as session:
         _print(f"key provider: {tools.keyring.provider.describe()}")
@@ -240,7 +241,7 @@ def cmd_keys_status(_args: argparse.Namespace) -> int:
 
 
 def cmd_keys_finish_erasures(_args: argparse.Namespace) -> int:
-    from cornerstore.shops import erasure
+    from hub.shops import erasure
 
     with _KeyTools() as tools:
         left = erasure.finish_pending(tools.sessions, tools.keyring)
@@ -252,53 +253,20 @@ def cmd_keys_finish_erasures(_args: argparse.Namespace) -> int:
 
 def cmd_audit_verify_export(args: argparse.Namespace) -> int:
     """Offline: needs no server and no database, only the files and the public key."""
-    from audit import verifier
+    from audit_verifier.__main__ import run_export
 
-    try:
-        keys = verifier.load_verifier_keys(args.key)
-        with open(args.checkpoint, "rb") as handle:
-            checkpoint_note = handle.read()
-        with open(args.export, "rb") as lines:
-            report = verifier.verify_export(lines, checkpoint_note, keys, origin=args.origin)
-    except (OSError, ValueError) as exc:
-        return _fail(str(exc))
-    size = report.checkpoint.size
-    if not report.ok:
-        where = "" if report.first_bad_index is None else f" at index {report.first_bad_index}"
-        _print(f"export FAILED verification{where}: {report.problem}")
-        return 1
-    _print(
-        f"export verified: {report.entries_checked} entries match the checkpoint of size "
-        f"{size} signed by {', '.join(report.signers)}"
-    )
-    if report.entries_not_covered:
-        _print(f"{report.entries_not_covered} newer entries are not covered by this checkpoint")
-    return 0
+    return run_export(args, "cornerstore")
 
 
 def cmd_audit_verify_consistency(args: argparse.Namespace) -> int:
-    from audit import verifier
+    from audit_verifier.__main__ import run_consistency
 
-    try:
-        keys = verifier.load_verifier_keys(args.key)
-        with open(args.old, "rb") as old, open(args.new, "rb") as new:
-            old_note, new_note = old.read(), new.read()
-        proof = verifier.load_proof_file(args.proof)
-        older, newer = verifier.verify_consistency(
-            old_note, new_note, proof, keys, origin=args.origin
-        )
-    except verifier.VerificationError as exc:
-        _print(f"consistency FAILED: {exc}")
-        return 1
-    except (OSError, ValueError) as exc:
-        return _fail(str(exc))
-    _print(f"consistent: the log of {newer.size} entries extends the log of {older.size}")
-    return 0
+    return run_consistency(args, "cornerstore")
 
 
 def cmd_audit_rotate_signing_key(_args: argparse.Namespace) -> int:
     from audit import checkpoints, signing
-    from cornerstore.hub import Hub
+    from hub.runtime import Hub
 
     settings = get_settings()
     signer = signing.rotate(settings.audit_signing_key_path, settings.audit_log_origin)
@@ -315,7 +283,7 @@ def cmd_audit_rotate_signing_key(_args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate_receipt_key(_args: argparse.Namespace) -> int:
     from consent import receipts
-    from cornerstore.hub import Hub
+    from hub.runtime import Hub
 
     settings = get_settings()
     receipts.rotate(settings.receipt_signing_key_path)
@@ -331,7 +299,7 @@ def cmd_keys_rotate_receipt_key(_args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cornerstore.demo import run_demo
+    from hub.demo import run_demo
 
     return run_demo(get_settings(), args)
 
@@ -372,25 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify_export = audit.add_parser(
         "verify-export", help="offline: check an export against a signed checkpoint"
     )
-    verify_export.add_argument("--export", required=True, help="the JSON Lines export")
-    verify_export.add_argument("--checkpoint", required=True, help="a signed checkpoint")
-    verify_export.add_argument(
-        "--key", required=True, action="append", help="a verifier key, or a file of them"
-    )
-    verify_export.add_argument("--origin", help="the log's name the checkpoint must carry")
+    add_export_arguments(verify_export)
     verify_export.set_defaults(func=cmd_audit_verify_export)
     verify_consistency = audit.add_parser(
         "verify-consistency", help="offline: check that a newer checkpoint extends an older one"
     )
-    verify_consistency.add_argument("old", help="the older signed checkpoint")
-    verify_consistency.add_argument("new", help="the newer signed checkpoint")
-    verify_consistency.add_argument(
-        "--proof", required=True, help="the consistency proof, as the API returns it"
-    )
-    verify_consistency.add_argument(
-        "--key", required=True, action="append", help="a verifier key, or a file of them"
-    )
-    verify_consistency.add_argument("--origin", help="the log's name both must carry")
+    add_consistency_arguments(verify_consistency)
     verify_consistency.set_defaults(func=cmd_audit_verify_consistency)
     audit.add_parser(
         "rotate-signing-key", help="start signing checkpoints with a new key"

@@ -6,12 +6,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit import service as audit
-from audit.schemas import AuditDraft, Decision
 from cornerstore.errors import FieldError, ValidationFailed
-from cornerstore.principals.auth import Caller, hash_api_key, new_api_key
-from cornerstore.principals.models import Principal, PrincipalShop, Role
-from cornerstore.principals.schemas import PrincipalCreated, PrincipalIn
-from cornerstore.shops.models import Shop
+from cornerstore.identity import Caller, hash_api_key, new_api_key
+from cornerstore.models.principals import Principal, PrincipalShop, Role
+from cornerstore.models.shops import Shop
+from cornerstore.ports import AuditDraft, Decision
+from hub.principals.schemas import PrincipalCreated, PrincipalIn
 
 
 def create(
@@ -69,13 +69,6 @@ def create(
 
 #: Who the audit log names when the CLI, not an API principal, made a change.
 OPERATOR = "operator"
-
-
-def names_of(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not ids:
-        return {}
-    rows = session.execute(select(Principal.id, Principal.name).where(Principal.id.in_(ids)))
-    return {principal_id: name for principal_id, name in rows}
 
 
 def _shop_scope_problem(role: Role, count: int) -> str | None:

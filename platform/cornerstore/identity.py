@@ -1,4 +1,4 @@
-"""Authentication: an API key in ``Authorization: Bearer`` becomes a checked :class:`Caller`."""
+"""Who calls the hub: an API key in ``Authorization: Bearer`` becomes a checked :class:`Caller`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cornerstore.errors import Unauthenticated
-from cornerstore.principals.models import Principal, PrincipalShop, Role
+from cornerstore.models.principals import Principal, PrincipalShop, Role
 
 _KEY_PREFIX = "cs_"
 
@@ -54,3 +54,11 @@ def caller_from_api_key(session: Session, api_key: str | None) -> Caller:
         else frozenset()
     )
     return Caller(id=row.id, name=row.name, role=row.role, shop_ids=shop_ids)
+
+
+def names_of(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Principals' names by id, for answers that show people who did what."""
+    if not ids:
+        return {}
+    rows = session.execute(select(Principal.id, Principal.name).where(Principal.id.in_(ids)))
+    return {principal_id: name for principal_id, name in rows}

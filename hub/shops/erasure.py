@@ -24,17 +24,17 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit import service as audit
-from audit.schemas import AuditDraft, Decision
 from consent import webhooks
-from consent.models import Consent, ConsentStatus
 from consent.terms import iso
 from cornerstore.db import utcnow
-from cornerstore.keys.models import ShopKey
+from cornerstore.identity import Caller
 from cornerstore.keys.ring import KeyRing
-from cornerstore.principals.auth import Caller
-from cornerstore.principals.models import PrincipalShop
+from cornerstore.models.consent import Consent, ConsentStatus
+from cornerstore.models.keys import ShopKey
+from cornerstore.models.principals import PrincipalShop
+from cornerstore.models.shops import Shop, ShopErasure
+from cornerstore.ports import AuditDraft, Decision
 from cornerstore.records import repository
-from cornerstore.shops.models import Shop, ShopErasure
 
 _log = logging.getLogger(__name__)
 

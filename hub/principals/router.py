@@ -3,10 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from cornerstore.access import authorize
-from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.deps import CoreDep, CurrentCaller, DbSession
 from cornerstore.errors import GLOBAL_ERRORS
-from cornerstore.principals import service
-from cornerstore.principals.schemas import PrincipalCreated, PrincipalIn
+from hub.principals import service
+from hub.principals.schemas import PrincipalCreated, PrincipalIn
 
 router = APIRouter(prefix="/v1/principals", tags=["admin"], responses=GLOBAL_ERRORS)
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/principals", tags=["admin"], responses=GLOBAL_ERR
     summary="Create a principal and its API key (shown once)",
 )
 def create_principal(
-    hub: HubDep, session: DbSession, caller: CurrentCaller, body: PrincipalIn
+    hub: CoreDep, session: DbSession, caller: CurrentCaller, body: PrincipalIn
 ) -> PrincipalCreated:
     permit = authorize(hub, session, caller, resource="principal", action="create")
     return service.create(session, body, by=caller, policy_version=permit.policy_version)

@@ -18,19 +18,19 @@ from sqlalchemy import make_url, select
 from connectors import service as ingestion
 from consent import service as consents
 from consent.schemas import ConsentIn
-from cornerstore import demo_data
 from cornerstore.authz import PurposeName
 from cornerstore.db import make_engine, session_scope, utcnow
-from cornerstore.hub import Hub
+from cornerstore.identity import Caller
 from cornerstore.migrations import upgrade
-from cornerstore.principals import service as principals
-from cornerstore.principals.auth import Caller
-from cornerstore.principals.models import Principal, Role
-from cornerstore.principals.schemas import PrincipalCreated, PrincipalIn
-from cornerstore.records.models import Category
+from cornerstore.models.principals import Principal, Role
+from cornerstore.models.records import Category
 from cornerstore.settings import Environment, Settings
-from cornerstore.shops import service as shops
-from cornerstore.shops.schemas import ShopIn
+from hub import demo_data
+from hub.principals import service as principals
+from hub.principals.schemas import PrincipalCreated, PrincipalIn
+from hub.runtime import Hub
+from hub.shops import service as shops
+from hub.shops.schemas import ShopIn
 
 #: (consumer name, purpose, categories, share of shops that consent)
 CONSUMERS = (
@@ -250,7 +250,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     import uvicorn
 
-    from cornerstore.app import serve_app
+    from hub.app import serve_app
 
     uvicorn.run(serve_app(), host=args.host, port=args.port, log_level="info")
     return 0

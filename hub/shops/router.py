@@ -5,10 +5,10 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from cornerstore.access import authorize
-from cornerstore.deps import CurrentCaller, DbSession, HubDep
+from cornerstore.deps import CoreDep, CurrentCaller, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, NotFound
-from cornerstore.shops import erasure, service
-from cornerstore.shops.schemas import ErasureOut, ShopIn, ShopOut
+from hub.shops import erasure, service
+from hub.shops.schemas import ErasureOut, ShopIn, ShopOut
 
 router = APIRouter(prefix="/v1/shops", tags=["shops"])
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/shops", tags=["shops"])
     summary="Register a shop",
     responses=GLOBAL_ERRORS,
 )
-def create_shop(hub: HubDep, session: DbSession, caller: CurrentCaller, body: ShopIn) -> ShopOut:
+def create_shop(hub: CoreDep, session: DbSession, caller: CurrentCaller, body: ShopIn) -> ShopOut:
     permit = authorize(hub, session, caller, resource="shop", action="create")
     return service.create(
         session, hub.keyring, body, by=caller, policy_version=permit.policy_version
@@ -41,13 +41,13 @@ def create_shop(hub: HubDep, session: DbSession, caller: CurrentCaller, body: Sh
     responses={**SHOP_ERRORS, 202: {"model": ErasureOut, "description": "Keys pending"}},
 )
 def erase_shop(
-    hub: HubDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID, response: Response
+    hub: CoreDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID, response: Response
 ) -> ErasureOut:
     permit = authorize(hub, session, caller, resource="shop", action="erase", shop_id=shop_id)
     erased = erasure.delete_rows(session, shop_id, by=caller, policy_version=permit.policy_version)
     if erased is None:
         raise NotFound()
-    # The deletion must be durable before the key goes: see cornerstore.shops.erasure.
+    # The deletion must be durable before the key goes: see hub.shops.erasure.
     session.commit()
     destroyed = erasure.destroy_keys(hub.sessions, hub.keyring, shop_id)
     if not destroyed:

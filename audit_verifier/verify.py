@@ -1,6 +1,6 @@
 """Offline verification of the audit log for auditors: exports, checkpoints and proofs.
 
-This module depends only on :mod:`audit.merkle`, :mod:`audit.note`, the
+This module depends only on :mod:`audit_verifier.merkle`, :mod:`audit_verifier.note`, the
 standard library and ``cryptography``; it needs no server and no database.
 An auditor holds the log's public verifier key(s) and checks:
 
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from audit import merkle
-from audit.note import Checkpoint, NoteError, Verifier, open_note
+from audit_verifier import merkle
+from audit_verifier.note import Checkpoint, NoteError, Verifier, open_note
 
 #: Leaf hashes are added to the tree in batches of this many.
 _BATCH = 4096

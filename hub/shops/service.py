@@ -5,12 +5,12 @@ import uuid
 from sqlalchemy.orm import Session
 
 from audit import service as audit
-from audit.schemas import AuditDraft, Decision
+from cornerstore.identity import Caller
 from cornerstore.keys.ring import KeyRing
-from cornerstore.principals.auth import Caller
-from cornerstore.principals.service import OPERATOR
-from cornerstore.shops.models import Shop
-from cornerstore.shops.schemas import ShopIn, ShopOut
+from cornerstore.models.shops import Shop
+from cornerstore.ports import AuditDraft, Decision
+from hub.principals.service import OPERATOR
+from hub.shops.schemas import ShopIn, ShopOut
 
 
 def create(

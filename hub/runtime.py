@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit import signing
+from audit.deps import AuditCore
 from audit.writer import AuditWriter
 from consent import receipts
-from consent.enforcement import UseCounter
+from consent.deps import ConsentCore
+from consent.enforcement import ConsentEnforcer
 from cornerstore.authz import Authorizer
 from cornerstore.db import make_engine, make_sessionmaker
 from cornerstore.keys.bootstrap import open_keyring
 from cornerstore.keys.ring import KeyRing
 from cornerstore.migrations import assert_migrated
 from cornerstore.settings import Settings
-from cornerstore.shops import erasure
+from hub.shops import erasure
 
 
 @dataclass(frozen=True)
 class Hub:
+    """Every part of the running hub; each layer sees it through the protocol of what it uses."""
+
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
@@ -30,7 +35,7 @@ class Hub:
     audit_writer: AuditWriter
     signer: signing.SignerSource
     receipt_signer: receipts.ReceiptSigner
-    use_counter: UseCounter
+    consent_check: ConsentEnforcer
 
     @classmethod
     def open(cls, settings: Settings, *, engine: Engine | None = None) -> Hub:
@@ -61,11 +66,19 @@ class Hub:
             audit_writer=AuditWriter(sessions),
             signer=signer,
             receipt_signer=receipt_signer,
-            use_counter=UseCounter(engine.url.render_as_string(hide_password=False)),
+            consent_check=ConsentEnforcer(engine.url.render_as_string(hide_password=False)),
         )
 
     def close(self) -> None:
         self.audit_writer.close()
-        self.use_counter.close()
+        self.consent_check.close()
         self.keyring.provider.close()
         self.engine.dispose()
+
+
+if TYPE_CHECKING:
+    # The layers below see the hub as the protocols of the parts they use
+    # (``cornerstore.ports.Core`` and its extensions); mypy checks here that
+    # the hub is each of them.
+    def _is_every_core(hub: Hub) -> tuple[AuditCore, ConsentCore]:
+        return hub, hub

@@ -21,13 +21,13 @@ from consent.receipts_router import router as receipt_keys_router
 from consent.router import router as consent_router
 from consent.webhooks_router import router as webhooks_router
 from cornerstore import error_handlers, telemetry
-from cornerstore.export.router import router as export_router
-from cornerstore.hub import Hub
 from cornerstore.middleware import BodySizeLimit, CatchAll
-from cornerstore.principals.router import router as principals_router
 from cornerstore.reads import router as reads_router
 from cornerstore.settings import get_settings
-from cornerstore.shops.router import router as shops_router
+from hub.export.router import router as export_router
+from hub.principals.router import router as principals_router
+from hub.runtime import Hub
+from hub.shops.router import router as shops_router
 
 DESCRIPTION = """
 The shop owns its data. Consumers read it only under the shop's consent for a

@@ -1,0 +1,123 @@
+"""What the core asks of the domains above it, and the shapes it hands them.
+
+The gate and the authorization dependency must write to the audit log and ask
+consent, yet ``audit`` and ``consent`` build on the core, not the other way
+round. So the core names what it needs here, as protocols and plain types,
+and :mod:`hub.runtime` hands it the implementations (``audit.writer`` and
+``consent.enforcement``) when it assembles the hub.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session, sessionmaker
+
+from cornerstore.authz import Authorizer
+from cornerstore.keys.ring import KeyRing
+from cornerstore.settings import Settings
+
+
+class Decision(StrEnum):
+    allow = "allow"
+    deny = "deny"
+
+
+class AuditDraft(BaseModel):
+    """What a caller hands the audit log; the log adds seq, time and hashes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: str
+    decision: Decision
+    reason: str
+    principal_id: uuid.UUID | None = None
+    principal_role: str | None = None
+    shop_id: uuid.UUID | None = None
+    category: str | None = None
+    purpose: str | None = None
+    policy_version: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditUnavailable(Exception):
+    """The entry could not be made durable in time; the caller must fail closed."""
+
+
+class AuditSink(Protocol):
+    """Makes one entry durable before returning, on a connection of its own."""
+
+    def append(self, draft: AuditDraft) -> int:
+        """Return the entry's sequence number once committed; raise :class:`AuditUnavailable`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A consent that allows the read, and the window of data it may see."""
+
+    consent_id: uuid.UUID
+    since: datetime | None
+    until: datetime | None
+    max_reads_per_day: int | None
+
+
+class ConsentRefused(Exception):
+    """No consent allows the read; ``reason`` is what the audit log records."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class ConsentCheck(Protocol):
+    """Whether a consumer may read a shop's category now, and within which window."""
+
+    def check(
+        self,
+        session: Session,
+        *,
+        shop_id: uuid.UUID,
+        consumer_id: uuid.UUID,
+        purpose: str,
+        category: str,
+        since: datetime | None,
+        until: datetime | None,
+        now: datetime,
+    ) -> Allowance:
+        """The consent that allows this read; raise :class:`ConsentRefused` if none does."""
+        ...
+
+    def count(self, allowance: Allowance, now: datetime) -> None:
+        """Count one use against ``allowance``; raise :class:`ConsentRefused` past its limits."""
+        ...
+
+
+class Core(Protocol):
+    """The parts of a running hub that the core's dependencies and its gate use.
+
+    :class:`hub.runtime.Hub` is one; domains that need more of the hub extend
+    this protocol with what they need (``audit.deps``, ``consent.deps``).
+    """
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+    @property
+    def keyring(self) -> KeyRing: ...
+
+    @property
+    def audit_writer(self) -> AuditSink: ...
+
+    @property
+    def consent_check(self) -> ConsentCheck: ...
