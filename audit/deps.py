@@ -1,13 +1,17 @@
-"""What the audit log's endpoints need of the running hub, beyond the core's parts."""
+"""What the audit log's endpoints need: the hub's signer, and the permits they declare."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
 from audit import signing
-from cornerstore.deps import hub_of
+from cornerstore.access import Authorize, AuthorizeShop, Permit, authorize
+from cornerstore.authz import Action, Resource
+from cornerstore.deps import CoreDep, CurrentCaller, hub_of
+from cornerstore.models.principals import Role
 from cornerstore.ports import Core
 
 
@@ -22,3 +26,23 @@ def get_audit_core(request: Request) -> AuditCore:
 
 
 AuditCoreDep = Annotated[AuditCore, Depends(get_audit_core)]
+
+
+AuditRead = Annotated[Permit, Depends(Authorize(Resource.audit, Action.read))]
+#: Checkpoints and proofs name no shop: auditors and shopkeepers may read them.
+AuditProofRead = Annotated[Permit, Depends(Authorize(Resource.audit_proof, Action.read))]
+AccessLogRead = Annotated[Permit, Depends(AuthorizeShop(Resource.access_log, Action.read))]
+
+
+def authorize_entries(
+    core: CoreDep, caller: CurrentCaller, shop_id: uuid.UUID | None = None
+) -> Permit:
+    """Auditors may list any entries; anyone else only a shop's, under its access-log rule."""
+    if shop_id is not None and caller.role != Role.auditor:
+        return authorize(
+            core, caller, resource=Resource.access_log, action=Action.read, shop_id=shop_id
+        )
+    return authorize(core, caller, resource=Resource.audit, action=Action.read)
+
+
+EntriesRead = Annotated[Permit, Depends(authorize_entries)]

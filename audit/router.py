@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from audit import service
+from audit.deps import AccessLogRead, AuditRead
 from audit.schemas import AuditEventOut, AuditEventsOut
-from cornerstore.access import authorize
-from cornerstore.deps import CoreDep, CurrentCaller, DbSession
+from cornerstore.deps import DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS
 from cornerstore.fieldtypes import Timestamp
 from cornerstore.identity import names_of
@@ -53,9 +53,8 @@ def _page(session: Session, entries: list[AuditEntry], limit: int) -> AuditEvent
     summary="Query the audit log",
 )
 def audit_events(
-    hub: CoreDep,
+    permit: AuditRead,
     session: DbSession,
-    caller: CurrentCaller,
     shop_id: uuid.UUID | None = None,
     principal_id: uuid.UUID | None = None,
     purpose: Annotated[str | None, Query(max_length=40)] = None,
@@ -66,7 +65,6 @@ def audit_events(
     after: After = 0,
     limit: Limit = 100,
 ) -> AuditEventsOut:
-    authorize(hub, session, caller, resource="audit", action="read")
     where = service.AuditFilter(shop_id, principal_id, purpose, decision, action, since, until)
     return _page(session, service.query(session, where, after_seq=after, limit=limit), limit)
 
@@ -78,16 +76,14 @@ def audit_events(
     summary="Who accessed this shop's data, when, for what purpose, and what was refused",
 )
 def access_log(
-    hub: CoreDep,
-    session: DbSession,
-    caller: CurrentCaller,
+    permit: AccessLogRead,
     shop_id: uuid.UUID,
+    session: DbSession,
     decision: Decision | None = None,
     since: Timestamp | None = None,
     until: Timestamp | None = None,
     after: After = 0,
     limit: Limit = 100,
 ) -> AuditEventsOut:
-    authorize(hub, session, caller, resource="access-log", action="read", shop_id=shop_id)
     where = service.AuditFilter(shop_id=shop_id, decision=decision, since=since, until=until)
     return _page(session, service.query(session, where, after_seq=after, limit=limit), limit)

@@ -19,15 +19,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from audit import checkpoints, service, signing, tree
-from audit.deps import AuditCoreDep
+from audit.deps import AuditCoreDep, AuditProofRead, AuditRead, EntriesRead
 from audit_verifier import merkle
-from cornerstore.access import authorize
 from cornerstore.db import hold_snapshot
-from cornerstore.deps import CurrentCaller, DbSession
+from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, FieldError, ValidationFailed
-from cornerstore.identity import Caller
 from cornerstore.models.audit import AuditEntry
-from cornerstore.models.principals import Role
 from cornerstore.ports import Core
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -66,13 +63,6 @@ class ConsistencyProofOut(BaseModel):
     proof: list[str] = Field(description="Base64 hashes, in RFC 9162 §2.1.4.1 order")
 
 
-def _read_log(hub: Core, session: DbSession, caller: Caller) -> None:
-    if caller.role == Role.shopkeeper:
-        authorize(hub, session, caller, resource="audit-proof", action="read")
-    else:
-        authorize(hub, session, caller, resource="audit", action="read")
-
-
 def _too_large(field: str, size: int) -> ValidationFailed:
     return ValidationFailed(
         "the log is not that large",
@@ -86,11 +76,10 @@ def _too_large(field: str, size: int) -> ValidationFailed:
     summary="The newest signed checkpoint (C2SP tlog-checkpoint in a signed note)",
     responses=GLOBAL_ERRORS,
 )
-def checkpoint(hub: AuditCoreDep, session: DbSession, caller: CurrentCaller) -> PlainTextResponse:
-    _read_log(hub, session, caller)
+def checkpoint(permit: AuditProofRead, core: AuditCoreDep, session: DbSession) -> PlainTextResponse:
     # The background signer keeps up within a quarter second; signing here too
     # means the answer covers every entry committed before the request.
-    checkpoints.sign_latest(session, hub.signer.current())
+    checkpoints.sign_latest(session, core.signer.current())
     newest = checkpoints.latest(session)
     assert newest is not None
     return PlainTextResponse(newest.note, media_type="text/plain; charset=utf-8")
@@ -104,18 +93,12 @@ def checkpoint(hub: AuditCoreDep, session: DbSession, caller: CurrentCaller) -> 
     responses=GLOBAL_ERRORS,
 )
 def entries(
-    hub: AuditCoreDep,
+    permit: EntriesRead,
     session: DbSession,
-    caller: CurrentCaller,
     shop_id: uuid.UUID | None = None,
     after: Annotated[int, Query(ge=-1, le=2**62, description="A leaf index")] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LogEntriesOut:
-    if shop_id is not None and caller.role != Role.auditor:
-        # A shop's own entries, under the same rule as its access log.
-        authorize(hub, session, caller, resource="access-log", action="read", shop_id=shop_id)
-    else:
-        authorize(hub, session, caller, resource="audit", action="read")
     stmt = select(AuditEntry).where(AuditEntry.seq > after + 1).order_by(AuditEntry.seq)
     if shop_id is not None:
         stmt = stmt.where(AuditEntry.shop_id == shop_id)
@@ -138,9 +121,8 @@ def entries(
     responses=GLOBAL_ERRORS,
 )
 def inclusion_proof(
-    hub: AuditCoreDep, session: DbSession, caller: CurrentCaller, index: Size, tree_size: Size
+    permit: AuditProofRead, session: DbSession, index: Size, tree_size: Size
 ) -> InclusionProofOut:
-    _read_log(hub, session, caller)
     size = service.head_seq(session)
     if tree_size > size:
         raise _too_large("tree_size", size)
@@ -162,9 +144,8 @@ def inclusion_proof(
     responses=GLOBAL_ERRORS,
 )
 def consistency_proof(
-    hub: AuditCoreDep, session: DbSession, caller: CurrentCaller, old_size: Size, new_size: Size
+    permit: AuditProofRead, session: DbSession, old_size: Size, new_size: Size
 ) -> ConsistencyProofOut:
-    _read_log(hub, session, caller)
     size = service.head_seq(session)
     if new_size > size:
         raise _too_large("new_size", size)
@@ -186,9 +167,8 @@ def consistency_proof(
         200: {"content": {"application/x-ndjson": {}}, "description": "One entry per line"},
     },
 )
-def export(hub: AuditCoreDep, session: DbSession, caller: CurrentCaller) -> StreamingResponse:
-    authorize(hub, session, caller, resource="audit", action="read")
-    return StreamingResponse(_export_lines(hub), media_type="application/x-ndjson")
+def export(permit: AuditRead, core: CoreDep) -> StreamingResponse:
+    return StreamingResponse(_export_lines(core), media_type="application/x-ndjson")
 
 
 def _export_lines(hub: Core, batch: int = 5000) -> Iterator[bytes]:

@@ -24,8 +24,9 @@ import casbin
 
 from bench.common import Size, percentile, report, rss_mib, scratch_postgres
 from cornerstore.access import relation_of
-from cornerstore.authz import Authorizer, DecisionRequest
+from cornerstore.authz import Action, Authorizer, DecisionRequest, PurposeName
 from cornerstore.identity import Caller
+from cornerstore.models.records import Category
 from cornerstore.settings import Settings
 
 GOAL_P50_US = 20.0
@@ -102,11 +103,15 @@ def _measure_cornerstore(shops: int, samples: int) -> tuple[float, float, float,
     shop_ids = [uuid.UUID(int=i + 1) for i in range(shops)]
     requests = _sample(shops, samples, seed=1)
 
+    # The typed resource and purpose each request carries, as the gate's permit holds them.
+    typed = {c: (Category(c), PurposeName(PURPOSE_OF[c])) for c in CATEGORIES}
+
     def decide(consumer: int, shop: int, category: str) -> bool:
         caller, shop_id = consumers[consumer], shop_ids[shop]
+        resource, purpose = typed[category]
         return authorizer.decide(
             DecisionRequest(
-                caller.role, relation_of(caller, shop_id), category, "read", PURPOSE_OF[category]
+                caller.role, relation_of(caller, shop_id), resource, Action.read, purpose
             )
         )
 

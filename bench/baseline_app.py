@@ -14,11 +14,11 @@ from typing import Any
 from fastapi import FastAPI
 
 from cornerstore.deps import CoreDep, DbSession
-from cornerstore.gate import decode_cursor, encode_cursor
 from cornerstore.models.records import Category
 from cornerstore.reads import RecordsPage
 from cornerstore.records import repository
 from cornerstore.records.codec import VALUES_FIELD, decode_values
+from cornerstore.records.cursor import decode_cursor, encode_cursor
 from hub.app import serve_app
 
 

@@ -1,57 +1,50 @@
-"""``POST /v1/shops/{shop_id}/{sales,inventory,payments}``: JSON batches from a shop's connector."""
+"""``POST /v1/shops/{shop_id}/sales`` (likewise ``/inventory``, ``/payments``, and CSV)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request
 from pydantic.json_schema import models_json_schema
 
 from connectors import pos_csv, service
 from connectors.schemas import BatchIn, BatchResult
-from cornerstore.access import authorize
-from cornerstore.deps import CoreDep, CurrentCaller, DbSession
+from cornerstore.access import AuthorizeShop, Permit
+from cornerstore.authz import Action
+from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import SHOP_ERRORS, PayloadTooLarge, error_responses
 from cornerstore.models.records import Category
 
 INGEST_ERRORS = SHOP_ERRORS | error_responses(PayloadTooLarge)
 router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["ingestion"], responses=INGEST_ERRORS)
 
+SalesWrite = Annotated[Permit, Depends(AuthorizeShop(Category.sales, Action.write))]
+InventoryWrite = Annotated[Permit, Depends(AuthorizeShop(Category.inventory, Action.write))]
+PaymentsWrite = Annotated[Permit, Depends(AuthorizeShop(Category.payments, Action.write))]
 
-def _ingest(
-    hub: CoreDep,
-    session: DbSession,
-    caller: CurrentCaller,
-    shop_id: uuid.UUID,
-    category: Category,
-    batch: BatchIn,
-) -> BatchResult:
-    permit = authorize(hub, session, caller, resource=category, action="write", shop_id=shop_id)
-    _check_size(hub, len(batch.records))
-    cipher = hub.keyring.cipher(session, shop_id)
+
+def _ingest(core: CoreDep, session: DbSession, permit: Permit, records: list[Any]) -> BatchResult:
+    _check_size(core, len(records))
+    cipher = core.keyring.cipher(session, permit.shop)
     return service.ingest(
-        session, cipher, caller, category, batch.records, policy_version=permit.policy_version
+        session,
+        cipher,
+        permit.caller,
+        permit.category,
+        records,
+        policy_version=permit.policy_version,
     )
 
 
-def _ingest_csv(
-    hub: CoreDep,
-    session: DbSession,
-    caller: CurrentCaller,
-    shop_id: uuid.UUID,
-    category: Category,
-    body: bytes,
-) -> BatchResult:
-    permit = authorize(hub, session, caller, resource=category, action="write", shop_id=shop_id)
-    parsed = pos_csv.parse(body, service.SCHEMAS[category])
-    _check_size(hub, len(parsed.records))
-    cipher = hub.keyring.cipher(session, shop_id)
+def _ingest_csv(core: CoreDep, session: DbSession, permit: Permit, body: bytes) -> BatchResult:
+    parsed = pos_csv.parse(body, service.SCHEMAS[permit.category])
+    _check_size(core, len(parsed.records))
+    cipher = core.keyring.cipher(session, permit.shop)
     result = service.ingest(
         session,
         cipher,
-        caller,
-        category,
+        permit.caller,
+        permit.category,
         parsed.records,
         policy_version=permit.policy_version,
         unreadable=parsed.unreadable,
@@ -60,10 +53,10 @@ def _ingest_csv(
     return result.model_copy(update={"rejected": rejected})
 
 
-def _check_size(hub: CoreDep, count: int) -> None:
-    if count > hub.settings.ingest_max_records:
+def _check_size(core: CoreDep, count: int) -> None:
+    if count > core.settings.ingest_max_records:
         raise PayloadTooLarge(
-            f"a batch holds at most {hub.settings.ingest_max_records} records; "
+            f"a batch holds at most {core.settings.ingest_max_records} records; "
             f"this one holds {count}: split it"
         )
 
@@ -75,60 +68,79 @@ async def _raw_body(request: Request) -> bytes:
 RawBody = Annotated[bytes, Depends(_raw_body)]
 
 
-def _route(category: Category) -> None:
-    def endpoint(
-        hub: CoreDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID, batch: BatchIn
-    ) -> BatchResult:
-        return _ingest(hub, session, caller, shop_id, category, batch)
-
-    router.add_api_route(
-        f"/{category.value}",
-        endpoint,
-        methods=["POST"],
-        status_code=status.HTTP_200_OK,
-        response_model=BatchResult,
-        name=f"ingest_{category.value}",
-        summary=f"Send a batch of {category.value} records",
-        description=(
-            "Each record is validated on its own: good records are stored, bad ones are "
-            "kept in quarantine and listed under `rejected` with their index, field and "
-            "reason. Records already stored (same `event_id`, or for inventory the same "
-            "SKU and count time) are counted under `duplicates` and not stored again."
-        ),
-    )
-
-    def upload(
-        hub: CoreDep,
-        session: DbSession,
-        caller: CurrentCaller,
-        shop_id: uuid.UUID,
-        body: RawBody,
-    ) -> BatchResult:
-        return _ingest_csv(hub, session, caller, shop_id, category, body)
-
-    router.add_api_route(
-        f"/{category.value}/csv",
-        upload,
-        methods=["POST"],
-        response_model=BatchResult,
-        name=f"ingest_{category.value}_csv",
-        summary=f"Upload a POS CSV export of {category.value} records",
-        description=(
-            "The body is UTF-8 CSV (`text/csv`): a header line naming the record fields, "
-            "then one record a line. Records are handled as in the JSON batch, and each "
-            "rejection also names its `line` in the file."
-        ),
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"text/csv": {"schema": {"type": "string"}}},
-            }
-        },
-    )
+BATCH_DESCRIPTION = (
+    "Each record is validated on its own: good records are stored, bad ones are "
+    "kept in quarantine and listed under `rejected` with their index, field and "
+    "reason. Records already stored (same `event_id`, or for inventory the same "
+    "SKU and count time) are counted under `duplicates` and not stored again."
+)
+CSV_DESCRIPTION = (
+    "The body is UTF-8 CSV (`text/csv`): a header line naming the record fields, "
+    "then one record a line. Records are handled as in the JSON batch, and each "
+    "rejection also names its `line` in the file."
+)
+CSV_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+}
 
 
-for _category in Category:
-    _route(_category)
+@router.post("/sales", summary="Send a batch of sales records", description=BATCH_DESCRIPTION)
+def ingest_sales(
+    permit: SalesWrite, batch: BatchIn, core: CoreDep, session: DbSession
+) -> BatchResult:
+    return _ingest(core, session, permit, batch.records)
+
+
+@router.post(
+    "/inventory", summary="Send a batch of inventory records", description=BATCH_DESCRIPTION
+)
+def ingest_inventory(
+    permit: InventoryWrite, batch: BatchIn, core: CoreDep, session: DbSession
+) -> BatchResult:
+    return _ingest(core, session, permit, batch.records)
+
+
+@router.post("/payments", summary="Send a batch of payments records", description=BATCH_DESCRIPTION)
+def ingest_payments(
+    permit: PaymentsWrite, batch: BatchIn, core: CoreDep, session: DbSession
+) -> BatchResult:
+    return _ingest(core, session, permit, batch.records)
+
+
+@router.post(
+    "/sales/csv",
+    summary="Upload a POS CSV export of sales records",
+    description=CSV_DESCRIPTION,
+    openapi_extra=CSV_BODY,
+)
+def ingest_sales_csv(
+    permit: SalesWrite, body: RawBody, core: CoreDep, session: DbSession
+) -> BatchResult:
+    return _ingest_csv(core, session, permit, body)
+
+
+@router.post(
+    "/inventory/csv",
+    summary="Upload a POS CSV export of inventory records",
+    description=CSV_DESCRIPTION,
+    openapi_extra=CSV_BODY,
+)
+def ingest_inventory_csv(
+    permit: InventoryWrite, body: RawBody, core: CoreDep, session: DbSession
+) -> BatchResult:
+    return _ingest_csv(core, session, permit, body)
+
+
+@router.post(
+    "/payments/csv",
+    summary="Upload a POS CSV export of payments records",
+    description=CSV_DESCRIPTION,
+    openapi_extra=CSV_BODY,
+)
+def ingest_payments_csv(
+    permit: PaymentsWrite, body: RawBody, core: CoreDep, session: DbSession
+) -> BatchResult:
+    return _ingest_csv(core, session, permit, body)
 
 
 def document_record_schemas(openapi: dict[str, Any]) -> None:

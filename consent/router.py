@@ -1,7 +1,7 @@
 """Consent: the purpose catalogue, requests, grants and changes, receipts and history.
 
-Endpoints authorize through Casbin (:func:`cornerstore.access.authorize`) and
-leave every rule of the lifecycle to :mod:`consent.service`.
+Each endpoint declares its permit in its signature (:mod:`cornerstore.access`)
+and leaves every rule of the lifecycle to :mod:`consent.service`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Depends, Query, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from consent import service
@@ -30,11 +30,11 @@ from consent.schemas import (
     PurposeOut,
     PurposesOut,
 )
-from cornerstore.access import Permit, authorize
+from cornerstore.access import Authorize, AuthorizeShop, Permit
+from cornerstore.authz import Action, Resource
 from cornerstore.db import hold_snapshot
-from cornerstore.deps import CurrentCaller, DbSession
+from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, Conflict, NotFound, error_responses
-from cornerstore.identity import Caller
 from cornerstore.models.shops import Shop
 from cornerstore.ports import Core
 
@@ -44,12 +44,23 @@ shop_router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["consent"], response
 CHANGE_ERRORS = error_responses(Conflict)
 
 
-def _context(hub: ConsentCore, caller: Caller, permit: Permit) -> service.Context:
-    return service.context(hub, caller, permit.policy_version)
+ConsentRead = Annotated[Permit, Depends(AuthorizeShop(Resource.consent, Action.read))]
+ConsentWrite = Annotated[Permit, Depends(AuthorizeShop(Resource.consent, Action.write))]
+ConsentRequestCreate = Annotated[
+    Permit, Depends(AuthorizeShop(Resource.consent_request, Action.create))
+]
+ReceiptRead = Annotated[Permit, Depends(AuthorizeShop(Resource.consent_receipt, Action.read))]
+ShopHistoryRead = Annotated[Permit, Depends(AuthorizeShop(Resource.consent_history, Action.read))]
+HistoryRead = Annotated[Permit, Depends(Authorize(Resource.consent_history, Action.read))]
+ConsentList = Annotated[Permit, Depends(Authorize(Resource.consent, Action.list))]
+
+
+def _context(core: ConsentCore, permit: Permit) -> service.Context:
+    return service.context(core, permit.caller, permit.policy_version)
 
 
 @router.get("/v1/purposes", response_model=PurposesOut, summary="The purpose catalogue")
-def list_purposes(hub: ConsentCoreDep) -> PurposesOut:
+def list_purposes(core: CoreDep) -> PurposesOut:
     """Public: what each purpose is, in English and Chinese, what it may see and its limits."""
     return PurposesOut(
         purposes=[
@@ -63,16 +74,13 @@ def list_purposes(hub: ConsentCoreDep) -> PurposesOut:
                 max_validity=p.max_validity,
                 max_data_life=p.max_data_life,
             )
-            for p in hub.authorizer.purposes.values()
+            for p in core.authorizer.purposes.values()
         ]
     )
 
 
 @shop_router.get("/consents", response_model=ConsentsOut, summary="List the shop's consents")
-def list_consents(
-    hub: ConsentCoreDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID
-) -> ConsentsOut:
-    authorize(hub, session, caller, resource="consent", action="read", shop_id=shop_id)
+def list_consents(permit: ConsentRead, shop_id: uuid.UUID, session: DbSession) -> ConsentsOut:
     return ConsentsOut(consents=service.list_for_shop(session, shop_id))
 
 
@@ -83,14 +91,13 @@ def list_consents(
     summary="Grant a consumer consent directly (active at once)",
 )
 def grant_consent(
-    hub: ConsentCoreDep,
-    session: DbSession,
-    caller: CurrentCaller,
+    permit: ConsentWrite,
     shop_id: uuid.UUID,
     body: ConsentIn,
+    core: ConsentCoreDep,
+    session: DbSession,
 ) -> ConsentOut:
-    permit = authorize(hub, session, caller, resource="consent", action="write", shop_id=shop_id)
-    return service.grant(session, _context(hub, caller, permit), shop_id, body)
+    return service.grant(session, _context(core, permit), shop_id, body)
 
 
 @shop_router.post(
@@ -100,18 +107,15 @@ def grant_consent(
     summary="A consumer asks the shop for consent; it waits for the shopkeeper",
 )
 def request_consent(
-    hub: ConsentCoreDep,
-    session: DbSession,
-    caller: CurrentCaller,
+    permit: ConsentRequestCreate,
     shop_id: uuid.UUID,
     body: ConsentRequestIn,
+    core: ConsentCoreDep,
+    session: DbSession,
 ) -> ConsentOut:
-    permit = authorize(
-        hub, session, caller, resource="consent-request", action="create", shop_id=shop_id
-    )
     if session.get(Shop, shop_id) is None:
         raise NotFound()
-    return service.request(session, _context(hub, caller, permit), shop_id, body)
+    return service.request(session, _context(core, permit), shop_id, body)
 
 
 @shop_router.post(
@@ -121,15 +125,14 @@ def request_consent(
     summary="Approve a request as asked, or narrowed",
 )
 def approve_request(
-    hub: ConsentCoreDep,
-    session: DbSession,
-    caller: CurrentCaller,
+    permit: ConsentWrite,
     shop_id: uuid.UUID,
     request_id: uuid.UUID,
+    core: ConsentCoreDep,
+    session: DbSession,
     body: Annotated[NarrowingIn | None, Body()] = None,
 ) -> ConsentOut:
-    permit = authorize(hub, session, caller, resource="consent", action="write", shop_id=shop_id)
-    return service.approve(session, _context(hub, caller, permit), shop_id, request_id, body)
+    return service.approve(session, _context(core, permit), shop_id, request_id, body)
 
 
 @shop_router.post(
@@ -139,71 +142,83 @@ def approve_request(
     summary="Refuse a request",
 )
 def refuse_request(
-    hub: ConsentCoreDep,
-    session: DbSession,
-    caller: CurrentCaller,
+    permit: ConsentWrite,
     shop_id: uuid.UUID,
     request_id: uuid.UUID,
+    core: ConsentCoreDep,
+    session: DbSession,
 ) -> ConsentOut:
-    permit = authorize(hub, session, caller, resource="consent", action="write", shop_id=shop_id)
-    return service.refuse(session, _context(hub, caller, permit), shop_id, request_id)
+    return service.refuse(session, _context(core, permit), shop_id, request_id)
 
 
-def _change_route(name: str, summary: str) -> None:
-    change = getattr(service, name)
-
-    def endpoint(
-        hub: ConsentCoreDep,
-        session: DbSession,
-        caller: CurrentCaller,
-        shop_id: uuid.UUID,
-        consent_id: uuid.UUID,
-    ) -> ConsentOut:
-        permit = authorize(
-            hub, session, caller, resource="consent", action="write", shop_id=shop_id
-        )
-        out: ConsentOut = change(session, _context(hub, caller, permit), shop_id, consent_id)
-        return out
-
-    shop_router.add_api_route(
-        f"/consents/{{consent_id}}/{name}",
-        endpoint,
-        methods=["POST"],
-        response_model=ConsentOut,
-        responses=CHANGE_ERRORS,
-        name=f"{name}_consent",
-        summary=summary,
-    )
+@shop_router.post(
+    "/consents/{consent_id}/pause",
+    response_model=ConsentOut,
+    responses=CHANGE_ERRORS,
+    summary="Pause a consent; reads stop until it is resumed",
+)
+def pause_consent(
+    permit: ConsentWrite,
+    shop_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    core: ConsentCoreDep,
+    session: DbSession,
+) -> ConsentOut:
+    return service.pause(session, _context(core, permit), shop_id, consent_id)
 
 
-_change_route("pause", "Pause a consent; reads stop until it is resumed")
-_change_route("resume", "Resume a paused consent")
-_change_route("revoke", "Revoke a consent; the very next read under it is refused")
+@shop_router.post(
+    "/consents/{consent_id}/resume",
+    response_model=ConsentOut,
+    responses=CHANGE_ERRORS,
+    summary="Resume a paused consent",
+)
+def resume_consent(
+    permit: ConsentWrite,
+    shop_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    core: ConsentCoreDep,
+    session: DbSession,
+) -> ConsentOut:
+    return service.resume(session, _context(core, permit), shop_id, consent_id)
 
 
-def _sharing_route(name: str, summary: str) -> None:
-    change = getattr(service, name.replace("-", "_"))
-
-    def endpoint(
-        hub: ConsentCoreDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID
-    ) -> ConsentsOut:
-        permit = authorize(
-            hub, session, caller, resource="consent", action="write", shop_id=shop_id
-        )
-        return ConsentsOut(consents=change(session, _context(hub, caller, permit), shop_id))
-
-    shop_router.add_api_route(
-        f"/{name}",
-        endpoint,
-        methods=["POST"],
-        response_model=ConsentsOut,
-        name=name.replace("-", "_"),
-        summary=summary,
-    )
+@shop_router.post(
+    "/consents/{consent_id}/revoke",
+    response_model=ConsentOut,
+    responses=CHANGE_ERRORS,
+    summary="Revoke a consent; the very next read under it is refused",
+)
+def revoke_consent(
+    permit: ConsentWrite,
+    shop_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    core: ConsentCoreDep,
+    session: DbSession,
+) -> ConsentOut:
+    return service.revoke(session, _context(core, permit), shop_id, consent_id)
 
 
-_sharing_route("pause-sharing", "Pause every active consent of the shop at once")
-_sharing_route("resume-sharing", "Resume the consents pause-sharing paused (and no other)")
+@shop_router.post(
+    "/pause-sharing",
+    response_model=ConsentsOut,
+    summary="Pause every active consent of the shop at once",
+)
+def pause_sharing(
+    permit: ConsentWrite, shop_id: uuid.UUID, core: ConsentCoreDep, session: DbSession
+) -> ConsentsOut:
+    return ConsentsOut(consents=service.pause_sharing(session, _context(core, permit), shop_id))
+
+
+@shop_router.post(
+    "/resume-sharing",
+    response_model=ConsentsOut,
+    summary="Resume the consents pause-sharing paused (and no other)",
+)
+def resume_sharing(
+    permit: ConsentWrite, shop_id: uuid.UUID, core: ConsentCoreDep, session: DbSession
+) -> ConsentsOut:
+    return ConsentsOut(consents=service.resume_sharing(session, _context(core, permit), shop_id))
 
 
 @shop_router.get(
@@ -218,15 +233,13 @@ _sharing_route("resume-sharing", "Resume the consents pause-sharing paused (and 
     summary="A consent version's signed receipt (JWS compact), the newest by default",
 )
 def consent_receipt(
-    hub: ConsentCoreDep,
-    session: DbSession,
-    caller: CurrentCaller,
+    permit: ReceiptRead,
     shop_id: uuid.UUID,
     consent_id: uuid.UUID,
+    session: DbSession,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> PlainTextResponse:
-    authorize(hub, session, caller, resource="consent-receipt", action="read", shop_id=shop_id)
-    jws = service.receipt(session, caller, shop_id, consent_id, version)
+    jws = service.receipt(session, permit.caller, shop_id, consent_id, version)
     return PlainTextResponse(jws, media_type="application/jose")
 
 
@@ -236,9 +249,8 @@ def consent_receipt(
     responses=GLOBAL_ERRORS,
     summary="The calling consumer's consents and requests, in every shop",
 )
-def my_consents(hub: ConsentCoreDep, session: DbSession, caller: CurrentCaller) -> ConsentsOut:
-    authorize(hub, session, caller, resource="consent", action="list")
-    return ConsentsOut(consents=service.list_for_consumer(session, caller.id))
+def my_consents(permit: ConsentList, session: DbSession) -> ConsentsOut:
+    return ConsentsOut(consents=service.list_for_consumer(session, permit.caller.id))
 
 
 class HistoryFormat(StrEnum):
@@ -346,14 +358,12 @@ _HISTORY_DOC: dict[int | str, dict[str, Any]] = {
     summary="Who changed which consent of the shop, when, and to what",
 )
 def shop_consent_history(
-    hub: ConsentCoreDep,
-    session: DbSession,
-    caller: CurrentCaller,
+    permit: ShopHistoryRead,
     shop_id: uuid.UUID,
+    core: CoreDep,
     format: Annotated[HistoryFormat, Query()] = HistoryFormat.json,
 ) -> StreamingResponse:
-    authorize(hub, session, caller, resource="consent-history", action="read", shop_id=shop_id)
-    return _history_response(hub, shop_id, format, f"consent-history-{shop_id}")
+    return _history_response(core, shop_id, format, f"consent-history-{shop_id}")
 
 
 @router.get(
@@ -363,13 +373,8 @@ def shop_consent_history(
     summary="Every consent change in the hub, for auditors",
 )
 def consent_history(
-    hub: ConsentCoreDep,
-    session: DbSession,
-    caller: CurrentCaller,
+    permit: HistoryRead,
+    core: CoreDep,
     format: Annotated[HistoryFormat, Query()] = HistoryFormat.json,
 ) -> StreamingResponse:
-    authorize(hub, session, caller, resource="consent-history", action="read")
-    return _history_response(hub, None, format, "consent-history")
-
-
-router.include_router(shop_router)
+    return _history_response(core, None, format, "consent-history")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -17,8 +17,9 @@ from consent.webhook_schemas import (
     WebhookIn,
     WebhookOut,
 )
-from cornerstore.access import authorize
-from cornerstore.deps import CoreDep, CurrentCaller, DbSession
+from cornerstore.access import Authorize, Permit
+from cornerstore.authz import Action, Resource
+from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import (
     GLOBAL_ERRORS,
     FieldError,
@@ -31,6 +32,9 @@ from cornerstore.settings import Environment
 
 router = APIRouter(prefix="/v1/consumers/me/webhook", tags=["consent"], responses=GLOBAL_ERRORS)
 
+WebhookRead = Annotated[Permit, Depends(Authorize(Resource.webhook, Action.read))]
+WebhookWrite = Annotated[Permit, Depends(Authorize(Resource.webhook, Action.write))]
+
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -40,19 +44,18 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
     summary="Register (or replace) the caller's webhook; the new secret is shown once",
 )
 def register_webhook(
-    hub: CoreDep, session: DbSession, caller: CurrentCaller, body: WebhookIn
+    permit: WebhookWrite, body: WebhookIn, core: CoreDep, session: DbSession
 ) -> WebhookCreated:
-    authorize(hub, session, caller, resource="webhook", action="write")
     # Plain http would let anyone on the path read events and replay them
     # within the tolerance; it is allowed only outside production, for local
     # receivers and tests.
     # Likewise, in production a webhook may only reach the public internet.
-    production = hub.settings.environment is Environment.production
+    production = core.settings.environment is Environment.production
     problem = webhooks.url_problem(body.url, https_only=production, public_only=production)
     if problem is not None:
         raise ValidationFailed(f"url {problem}", [FieldError(field="body.url", reason=problem)])
-    key = webhooks.load_key(hub.settings.webhook_key_path)
-    webhook, secret = webhooks.register(session, key, caller.id, body.url)
+    key = webhooks.load_key(core.settings.webhook_key_path)
+    webhook, secret = webhooks.register(session, key, permit.caller.id, body.url)
     return WebhookCreated(
         url=webhook.url, created_at=webhook.created_at, secret=webhooks.encode_secret(secret)
     )
@@ -64,9 +67,8 @@ def register_webhook(
     responses=error_responses(NotFound),
     summary="The caller's webhook URL (never its secret)",
 )
-def get_webhook(hub: CoreDep, session: DbSession, caller: CurrentCaller) -> WebhookOut:
-    authorize(hub, session, caller, resource="webhook", action="read")
-    webhook = session.get(ConsumerWebhook, caller.id)
+def get_webhook(permit: WebhookRead, session: DbSession) -> WebhookOut:
+    webhook = session.get(ConsumerWebhook, permit.caller.id)
     if webhook is None:
         raise NotFound("no webhook is registered")
     return WebhookOut(url=webhook.url, created_at=webhook.created_at)
@@ -92,18 +94,16 @@ def _older_than(session: Session, consumer_id: uuid.UUID, after: uuid.UUID) -> C
     summary="The caller's webhook events and how delivering each went, newest first",
 )
 def list_deliveries(
-    hub: CoreDep,
+    permit: WebhookRead,
     session: DbSession,
-    caller: CurrentCaller,
     after: Annotated[
         uuid.UUID | None, Query(description="Return deliveries older than this one (`next`)")
     ] = None,
     limit: Limit = 100,
 ) -> DeliveriesOut:
-    authorize(hub, session, caller, resource="webhook", action="read")
-    where = [WebhookDelivery.consumer_id == caller.id]
+    where = [WebhookDelivery.consumer_id == permit.caller.id]
     if after is not None:
-        where.append(_older_than(session, caller.id, after))
+        where.append(_older_than(session, permit.caller.id, after))
     rows = session.scalars(
         select(WebhookDelivery)
         .where(*where)

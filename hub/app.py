@@ -19,6 +19,7 @@ from consent.delivery import deliverer as make_deliverer
 from consent.expiry import expiry_recorder
 from consent.receipts_router import router as receipt_keys_router
 from consent.router import router as consent_router
+from consent.router import shop_router as consent_shop_router
 from consent.webhooks_router import router as webhooks_router
 from cornerstore import error_handlers, telemetry
 from cornerstore.middleware import BodySizeLimit, CatchAll
@@ -37,6 +38,22 @@ every read. Authenticate with `Authorization: Bearer <api key>`.
 Every error has the same JSON shape: a stable `error` code, a human `detail`,
 and for validation errors one entry per offending field in `fields`.
 """
+
+
+#: Every domain's endpoints, in the order the API reference lists them.
+ROUTERS = (
+    principals_router,
+    shops_router,
+    ingestion_router,
+    reads_router,
+    consent_router,
+    consent_shop_router,
+    receipt_keys_router,
+    webhooks_router,
+    audit_router,
+    transparency_router,
+    export_router,
+)
 
 
 def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
@@ -73,18 +90,7 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
     # The last added runs first: CatchAll wraps everything, the body cap included.
     app.add_middleware(BodySizeLimit, max_body_bytes=hub.settings.max_body_bytes)
     app.add_middleware(CatchAll)
-    for router in (
-        principals_router,
-        shops_router,
-        ingestion_router,
-        reads_router,
-        consent_router,
-        receipt_keys_router,
-        webhooks_router,
-        audit_router,
-        transparency_router,
-        export_router,
-    ):
+    for router in ROUTERS:
         app.include_router(router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")

@@ -16,15 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from cornerstore.access import NO_PURPOSE
 from cornerstore.authz import (
-    OTHER,
-    OWN,
-    OWNER_PURPOSE,
+    Action,
     Authorizer,
     DecisionRequest,
     PolicyError,
     PurposeName,
+    Relation,
+    Resource,
 )
 from cornerstore.gate import PSEUDONYMS
 from cornerstore.models.records import Category
@@ -33,22 +32,12 @@ from cornerstore.records.codec import FIELDS
 POLICY_DIR = Path(__file__).resolve().parent
 
 ROLES = ("admin", "shopkeeper", "connector", "consumer", "auditor")
-DATA = ("sales", "inventory", "payments")
-RESOURCES = (
-    *DATA,
-    "shop",
-    "principal",
-    "consent",
-    "consent-request",
-    "consent-receipt",
-    "consent-history",
-    "webhook",
-    "access-log",
-    "audit",
-    "audit-proof",
-)
-ACTIONS = ("create", "read", "write", "list", "erase", "export")
-RELATIONS = (OWN, OTHER)
+DATA = tuple(Category)
+RESOURCES: tuple[Resource | Category, ...] = (*DATA, *Resource)
+ACTIONS = tuple(Action)
+RELATIONS = tuple(Relation)
+OWN, OTHER = Relation.own, Relation.other
+NO_PURPOSE = None
 
 
 def _purposes_toml() -> dict[str, dict[str, object]]:
@@ -77,7 +66,7 @@ def _policy_rows() -> list[list[str]]:
 
 
 PURPOSES = tuple(sorted(_purposes_toml()))
-ALL_PURPOSES = (*PURPOSES, OWNER_PURPOSE, NO_PURPOSE, "marketing")
+ALL_PURPOSES: tuple[PurposeName | None, ...] = (*PurposeName, None)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +74,13 @@ def authorizer() -> Authorizer:
     return Authorizer(POLICY_DIR)
 
 
-def expected(role: str, relation: str, resource: str, action: str, purpose: str) -> bool:
+def expected(
+    role: str,
+    relation: Relation,
+    resource: Resource | Category,
+    action: Action,
+    purpose: PurposeName | None,
+) -> bool:
     """The access model, written out independently of policy.csv."""
     if role == "admin":
         # An admin erases a shop on its shopkeeper's behalf, but never exports its data.
@@ -135,37 +130,39 @@ def test_decision_table_matches_the_access_model(authorizer: Authorizer) -> None
 
 
 @pytest.mark.parametrize("relation", RELATIONS)
-@pytest.mark.parametrize("resource", ["shop", "principal"])
+@pytest.mark.parametrize("resource", [Resource.shop, Resource.principal])
 def test_admin_creates_shops_and_principals(
     authorizer: Authorizer, relation: str, resource: str
 ) -> None:
-    assert authorizer.decide(DecisionRequest("admin", relation, resource, "create", NO_PURPOSE))
+    assert authorizer.decide(
+        DecisionRequest("admin", relation, resource, Action.create, NO_PURPOSE)
+    )
 
 
 @pytest.mark.parametrize("relation", RELATIONS)
-@pytest.mark.parametrize("resource", [*DATA, "consent", "access-log", "audit"])
-@pytest.mark.parametrize("purpose", [*PURPOSES, OWNER_PURPOSE, NO_PURPOSE])
+@pytest.mark.parametrize("resource", [*DATA, Resource.consent, Resource.access_log, Resource.audit])
+@pytest.mark.parametrize("purpose", ALL_PURPOSES)
 def test_admin_reads_no_shop_data(
     authorizer: Authorizer, relation: str, resource: str, purpose: str
 ) -> None:
-    assert not authorizer.decide(DecisionRequest("admin", relation, resource, "read", purpose))
+    assert not authorizer.decide(DecisionRequest("admin", relation, resource, Action.read, purpose))
 
 
 @pytest.mark.parametrize("category", DATA)
 def test_shopkeeper_reads_and_writes_only_their_own_shop(
     authorizer: Authorizer, category: str
 ) -> None:
-    for action in ("read", "write"):
-        assert authorizer.decide(
-            DecisionRequest("shopkeeper", OWN, category, action, OWNER_PURPOSE)
-        )
-        for purpose in (OWNER_PURPOSE, *PURPOSES):
+    for action in (Action.read, Action.write):
+        assert authorizer.decide(DecisionRequest("shopkeeper", OWN, category, action, NO_PURPOSE))
+        for purpose in (NO_PURPOSE, *PURPOSES):
             assert not authorizer.decide(
                 DecisionRequest("shopkeeper", OTHER, category, action, purpose)
             )
-    assert authorizer.decide(DecisionRequest("shopkeeper", OWN, "consent", "write", NO_PURPOSE))
+    assert authorizer.decide(
+        DecisionRequest("shopkeeper", OWN, Resource.consent, Action.write, NO_PURPOSE)
+    )
     assert not authorizer.decide(
-        DecisionRequest("shopkeeper", OTHER, "consent", "write", NO_PURPOSE)
+        DecisionRequest("shopkeeper", OTHER, Resource.consent, Action.write, NO_PURPOSE)
     )
 
 
@@ -173,11 +170,13 @@ def test_shopkeeper_reads_and_writes_only_their_own_shop(
 def test_connector_writes_its_own_shop_and_never_reads(
     authorizer: Authorizer, category: str
 ) -> None:
-    assert authorizer.decide(DecisionRequest("connector", OWN, category, "write", NO_PURPOSE))
-    assert not authorizer.decide(DecisionRequest("connector", OTHER, category, "write", NO_PURPOSE))
+    assert authorizer.decide(DecisionRequest("connector", OWN, category, Action.write, NO_PURPOSE))
+    assert not authorizer.decide(
+        DecisionRequest("connector", OTHER, category, Action.write, NO_PURPOSE)
+    )
     for relation, purpose in itertools.product(RELATIONS, ALL_PURPOSES):
         assert not authorizer.decide(
-            DecisionRequest("connector", relation, category, "read", purpose)
+            DecisionRequest("connector", relation, category, Action.read, purpose)
         )
 
 
@@ -185,7 +184,7 @@ def test_consumer_reads_exactly_the_pairs_purposes_toml_lists(authorizer: Author
     allowed = {
         (purpose, category)
         for purpose, category in itertools.product(ALL_PURPOSES, DATA)
-        if authorizer.decide(DecisionRequest("consumer", OTHER, category, "read", purpose))
+        if authorizer.decide(DecisionRequest("consumer", OTHER, category, Action.read, purpose))
     }
     assert allowed == _toml_pairs()
     # The concrete catalogue, so that a change to both files at once is still noticed.
@@ -200,14 +199,18 @@ def test_consumer_reads_exactly_the_pairs_purposes_toml_lists(authorizer: Author
     }
     for purpose, category in _toml_pairs():
         assert authorizer.purpose_allows(purpose, category)
-        assert not authorizer.decide(DecisionRequest("consumer", OTHER, category, "write", purpose))
+        assert not authorizer.decide(
+            DecisionRequest("consumer", OTHER, category, Action.write, purpose)
+        )
     assert not authorizer.purpose_allows("replenishment", "payments")
 
 
 def test_auditor_reads_the_audit_log_and_consent_history_only(authorizer: Authorizer) -> None:
-    reviewed = ("audit", "audit-proof", "consent-history")
+    reviewed = (Resource.audit, Resource.audit_proof, Resource.consent_history)
     for resource in reviewed:
-        assert authorizer.decide(DecisionRequest("auditor", OTHER, resource, "read", NO_PURPOSE))
+        assert authorizer.decide(
+            DecisionRequest("auditor", OTHER, resource, Action.read, NO_PURPOSE)
+        )
     for relation, resource, action, purpose in itertools.product(
         RELATIONS, RESOURCES, ACTIONS, ALL_PURPOSES
     ):
@@ -352,7 +355,9 @@ def test_editing_a_policy_line_changes_the_policy_version(tmp_path: Path) -> Non
     policy_dir = _copy_policies(tmp_path)
     before = Authorizer(policy_dir)
     assert before.policy_version == Authorizer(POLICY_DIR).policy_version
-    assert before.decide(DecisionRequest("consumer", OTHER, "payments", "read", "analytics"))
+    assert before.decide(
+        DecisionRequest("consumer", OTHER, Category.payments, Action.read, PurposeName.analytics)
+    )
 
     policy = policy_dir / "policy.csv"
     line = "p, consumer, any, payments, read, analytics\n"
@@ -362,7 +367,9 @@ def test_editing_a_policy_line_changes_the_policy_version(tmp_path: Path) -> Non
     after = Authorizer(policy_dir)
 
     assert after.policy_version != before.policy_version
-    assert not after.decide(DecisionRequest("consumer", OTHER, "payments", "read", "analytics"))
+    assert not after.decide(
+        DecisionRequest("consumer", OTHER, Category.payments, Action.read, PurposeName.analytics)
+    )
 
 
 def test_editing_purposes_changes_the_policy_version(tmp_path: Path) -> None:
@@ -376,3 +383,12 @@ def test_editing_purposes_changes_the_policy_version(tmp_path: Path) -> None:
     assert edited != text
     purposes.write_text(edited, encoding="utf-8")
     assert Authorizer(policy_dir).policy_version != before
+
+
+def test_resources_and_actions_in_code_equal_policy_csv() -> None:
+    """Every resource and action an endpoint can declare has policy lines, and no line names
+    one the code cannot ask for (a typo there would silently deny)."""
+    rows = _policy_rows()
+    assert {row[3] for row in rows} == {r.value for r in RESOURCES}
+    assert {row[4] for row in rows} == {a.value for a in Action}
+    assert {row[2] for row in rows} <= {r.value for r in Relation} | {"any"}

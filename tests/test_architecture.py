@@ -17,10 +17,19 @@ inside functions, under ``TYPE_CHECKING`` and in migrations too.
 from __future__ import annotations
 
 import ast
+import inspect
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, get_type_hints
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from cornerstore.access import Permit
+from hub.app import ROUTERS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,3 +225,72 @@ def test_records_are_read_only_through_the_gate() -> None:
         and name not in ("cornerstore.gate", "cornerstore.records.repository")
     ]
     assert readers == []
+
+
+#: Endpoints anyone may call: what the hub publishes so that others can check it.
+PUBLIC_ENDPOINTS = {
+    ("GET", "/v1/purposes"),
+    ("GET", "/v1/keys/receipts"),
+    ("GET", "/v1/audit/public-key"),
+}
+
+
+def _permits(dependant: Dependant) -> list[Callable[..., Any]]:
+    """The dependencies, at any depth, that hand the endpoint a :class:`Permit`."""
+    found = []
+    for dependency in dependant.dependencies:
+        call = dependency.call
+        target = call if inspect.isfunction(call) else type(call).__call__
+        if call is not None and get_type_hints(target).get("return") is Permit:
+            found.append(call)
+        found.extend(_permits(dependency))
+    return found
+
+
+def _endpoints() -> Iterator[tuple[str, str, APIRoute]]:
+    for router in ROUTERS:
+        for route in router.routes:
+            assert isinstance(route, APIRoute), "the app includes routers of endpoints only"
+            for method in sorted(route.methods):
+                yield method, route.path, route
+
+
+def test_every_endpoint_declares_its_permit_in_its_signature() -> None:
+    undeclared = [
+        (method, path)
+        for method, path, route in _endpoints()
+        if (method, path) not in PUBLIC_ENDPOINTS and len(_permits(route.dependant)) != 1
+    ]
+    assert undeclared == []
+    # The allow-list names only endpoints that exist, and that really declare none.
+    public = [(m, p) for m, p, route in _endpoints() if not _permits(route.dependant)]
+    assert set(public) == PUBLIC_ENDPOINTS
+
+
+def test_an_endpoint_about_a_shop_is_authorized_for_that_shop() -> None:
+    # A permit that did not take the shop would decide as if the caller kept none.
+    unscoped = [
+        (method, path)
+        for method, path, route in _endpoints()
+        if "{shop_id}" in path
+        and not all(
+            "shop_id" in inspect.signature(permit).parameters
+            for permit in _permits(route.dependant)
+        )
+    ]
+    assert unscoped == []
+
+
+def test_only_the_permit_dependencies_and_the_gate_call_authorize() -> None:
+    callers = sorted(
+        name
+        for name, path in _modules().items()
+        if name.split(".")[0] not in ("tests", "bench")
+        and any(
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "authorize"
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        )
+    )
+    assert callers == ["audit.deps", "cornerstore.access", "cornerstore.gate"]

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from audit import service as audit
 from consent import service as consents
+from cornerstore.access import AuthorizeShop, Permit
+from cornerstore.authz import Action, Resource
 from cornerstore.db import hold_snapshot, utcnow
-from cornerstore.deps import CoreDep, CurrentCaller, DbSession
+from cornerstore.deps import CoreDep
 from cornerstore.errors import SHOP_ERRORS
 from cornerstore.gate import AccessGate, ShopExport
 from cornerstore.models.records import Category
@@ -23,6 +25,8 @@ from cornerstore.records.codec import FIELDS, format_time
 from hub.export.archive import DataSet, stream_zip
 
 router = APIRouter(tags=["shopkeeper"])
+
+ShopExportPermit = Annotated[Permit, Depends(AuthorizeShop(Resource.shop, Action.export))]
 _log = logging.getLogger(__name__)
 
 CONSENT_COLUMNS = (
@@ -74,12 +78,10 @@ QUARANTINE_COLUMNS = (
         200: {"content": {"application/zip": {}}, "description": "The export, as a zip"},
     },
 )
-def export_shop(
-    hub: CoreDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID
-) -> StreamingResponse:
-    export = AccessGate(hub).export(session, caller, shop_id)
+def export_shop(permit: ShopExportPermit, shop_id: uuid.UUID, core: CoreDep) -> StreamingResponse:
+    export = AccessGate(core).export(permit)
     return StreamingResponse(
-        _stream(hub, export),
+        _stream(core, export),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="cornerstore-shop-{shop_id}.zip"'},
     )

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
 
-from cornerstore.access import authorize
-from cornerstore.deps import CoreDep, CurrentCaller, DbSession
+from fastapi import APIRouter, Depends, status
+
+from cornerstore.access import Authorize, Permit
+from cornerstore.authz import Action, Resource
+from cornerstore.deps import DbSession
 from cornerstore.errors import GLOBAL_ERRORS
 from hub.principals import service
 from hub.principals.schemas import PrincipalCreated, PrincipalIn
 
 router = APIRouter(prefix="/v1/principals", tags=["admin"], responses=GLOBAL_ERRORS)
+
+PrincipalCreate = Annotated[Permit, Depends(Authorize(Resource.principal, Action.create))]
 
 
 @router.post(
@@ -18,7 +23,6 @@ router = APIRouter(prefix="/v1/principals", tags=["admin"], responses=GLOBAL_ERR
     summary="Create a principal and its API key (shown once)",
 )
 def create_principal(
-    hub: CoreDep, session: DbSession, caller: CurrentCaller, body: PrincipalIn
+    permit: PrincipalCreate, body: PrincipalIn, session: DbSession
 ) -> PrincipalCreated:
-    permit = authorize(hub, session, caller, resource="principal", action="create")
-    return service.create(session, body, by=caller, policy_version=permit.policy_version)
+    return service.create(session, body, by=permit.caller, policy_version=permit.policy_version)

@@ -1,16 +1,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
-from cornerstore.access import authorize
-from cornerstore.deps import CoreDep, CurrentCaller, DbSession
+from cornerstore.access import Authorize, AuthorizeShop, Permit
+from cornerstore.authz import Action, Resource
+from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, NotFound
 from hub.shops import erasure, service
 from hub.shops.schemas import ErasureOut, ShopIn, ShopOut
 
 router = APIRouter(prefix="/v1/shops", tags=["shops"])
+
+ShopCreate = Annotated[Permit, Depends(Authorize(Resource.shop, Action.create))]
+ShopErase = Annotated[Permit, Depends(AuthorizeShop(Resource.shop, Action.erase))]
 
 
 @router.post(
@@ -20,10 +25,9 @@ router = APIRouter(prefix="/v1/shops", tags=["shops"])
     summary="Register a shop",
     responses=GLOBAL_ERRORS,
 )
-def create_shop(hub: CoreDep, session: DbSession, caller: CurrentCaller, body: ShopIn) -> ShopOut:
-    permit = authorize(hub, session, caller, resource="shop", action="create")
+def create_shop(permit: ShopCreate, body: ShopIn, core: CoreDep, session: DbSession) -> ShopOut:
     return service.create(
-        session, hub.keyring, body, by=caller, policy_version=permit.policy_version
+        session, core.keyring, body, by=permit.caller, policy_version=permit.policy_version
     )
 
 
@@ -41,15 +45,16 @@ def create_shop(hub: CoreDep, session: DbSession, caller: CurrentCaller, body: S
     responses={**SHOP_ERRORS, 202: {"model": ErasureOut, "description": "Keys pending"}},
 )
 def erase_shop(
-    hub: CoreDep, session: DbSession, caller: CurrentCaller, shop_id: uuid.UUID, response: Response
+    permit: ShopErase, shop_id: uuid.UUID, core: CoreDep, session: DbSession, response: Response
 ) -> ErasureOut:
-    permit = authorize(hub, session, caller, resource="shop", action="erase", shop_id=shop_id)
-    erased = erasure.delete_rows(session, shop_id, by=caller, policy_version=permit.policy_version)
+    erased = erasure.delete_rows(
+        session, shop_id, by=permit.caller, policy_version=permit.policy_version
+    )
     if erased is None:
         raise NotFound()
     # The deletion must be durable before the key goes: see hub.shops.erasure.
     session.commit()
-    destroyed = erasure.destroy_keys(hub.sessions, hub.keyring, shop_id)
+    destroyed = erasure.destroy_keys(core.sessions, core.keyring, shop_id)
     if not destroyed:
         response.status_code = status.HTTP_202_ACCEPTED
     return ErasureOut(

@@ -1,8 +1,18 @@
-"""Authorization for every endpoint: Casbin decides, refusals are audited.
+"""Authorization, declared in each endpoint's signature: Casbin decides, refusals are audited.
 
-The data-read gate (:mod:`cornerstore.gate`) starts with :func:`authorize`
-too, so there is one place where a caller's relation to a shop is derived and
-one place where a refusal becomes an answer.
+An endpoint names what it needs as a typed dependency, Polar-style::
+
+    ConsentWrite = Annotated[Permit, Depends(AuthorizeShop(Resource.consent, Action.write))]
+
+    def revoke(permit: ConsentWrite, ...) -> ...: ...
+
+so the signature (and the OpenAPI it generates) says who may call it, and the
+:class:`Permit` is what the endpoint works with. The dependency runs before
+the request body is validated and before anything is written, so a refusal
+answers the same whatever the body held. The data-read gate
+(:mod:`cornerstore.gate`) decides through :func:`authorize` as well: there is
+one place where a caller's relation to a shop is derived and one place where a
+refusal becomes an answer.
 """
 
 from __future__ import annotations
@@ -11,16 +21,14 @@ import uuid
 from dataclasses import dataclass
 
 from opentelemetry import trace
-from sqlalchemy.orm import Session
 
-from cornerstore.authz import OTHER, OWN, DecisionRequest
+from cornerstore.authz import Action, DecisionRequest, PurposeName, Relation, Resource
+from cornerstore.deps import CoreDep, CurrentCaller
 from cornerstore.errors import Forbidden, NotFound
 from cornerstore.identity import Caller
 from cornerstore.models.records import Category
 from cornerstore.ports import AuditDraft, Core, Decision
 
-NO_PURPOSE = "none"
-DATA_CATEGORIES = frozenset(c.value for c in Category)
 _tracer = trace.get_tracer("cornerstore.access")
 
 
@@ -30,64 +38,74 @@ class Permit:
 
     caller: Caller
     shop_id: uuid.UUID | None
-    resource: str
-    action: str
-    purpose: str
-    relation: str
+    resource: Resource | Category
+    action: Action
+    purpose: PurposeName | None
+    relation: Relation
     policy_version: str
 
+    @property
+    def shop(self) -> uuid.UUID:
+        """The shop a shop-scoped permit is about (:class:`AuthorizeShop`, the gate's reads)."""
+        if self.shop_id is None:
+            raise TypeError("this permit is about no shop")
+        return self.shop_id
 
-def relation_of(caller: Caller, shop_id: uuid.UUID | None) -> str:
-    return OWN if shop_id is not None and shop_id in caller.shop_ids else OTHER
+    @property
+    def category(self) -> Category:
+        """The data category a permit to read or write shop data is about."""
+        if not isinstance(self.resource, Category):
+            raise TypeError("this permit is about no data category")
+        return self.resource
+
+
+def relation_of(caller: Caller, shop_id: uuid.UUID | None) -> Relation:
+    return Relation.own if shop_id is not None and shop_id in caller.shop_ids else Relation.other
 
 
 def authorize(
-    hub: Core,
-    session: Session,
+    core: Core,
     caller: Caller,
     *,
-    resource: str,
-    action: str,
+    resource: Resource | Category,
+    action: Action,
     shop_id: uuid.UUID | None = None,
-    purpose: str = NO_PURPOSE,
+    purpose: PurposeName | None = None,
 ) -> Permit:
     """Allow, or raise. About a shop, a refusal is a 404 (the shop's existence
-    stays hidden) and is written to the audit log; otherwise it is a 403.
-
-    Call it before the request writes anything: a refusal commits its audit
-    entry on ``session`` after rolling back what the session held.
+    stays hidden) and is committed to the audit log first; otherwise it is a 403.
     """
     relation = relation_of(caller, shop_id)
     request = DecisionRequest(caller.role, relation, resource, action, purpose)
     with _tracer.start_as_current_span(
         "gate.authorize", record_exception=False, set_status_on_exception=False
     ) as span:
-        allowed = hub.authorizer.decide(request)
+        allowed = core.authorizer.decide(request)
         span.set_attribute("cornerstore.decision", "allow" if allowed else "deny")
-        span.set_attribute("cornerstore.policy_version", hub.authorizer.policy_version)
+        span.set_attribute("cornerstore.policy_version", core.authorizer.policy_version)
     if allowed:
         return Permit(
-            caller, shop_id, resource, action, purpose, relation, hub.authorizer.policy_version
+            caller, shop_id, resource, action, purpose, relation, core.authorizer.policy_version
         )
     if shop_id is None:
         raise Forbidden()
-    is_data = resource in DATA_CATEGORIES
+    is_data = isinstance(resource, Category)
     record_refusal(
-        hub,
-        session,
+        core,
         caller,
-        action=("read" if action == "read" else "ingest") if is_data else f"{resource}.{action}",
+        action=(
+            ("read" if action is Action.read else "ingest") if is_data else f"{resource}.{action}"
+        ),
         shop_id=shop_id,
         reason="policy",
-        category=resource if is_data else None,
-        purpose=None if purpose == NO_PURPOSE else purpose,
+        category=resource.value if is_data else None,
+        purpose=purpose.value if purpose else None,
     )
     raise NotFound()
 
 
 def record_refusal(
-    hub: Core,
-    session: Session,
+    core: Core,
     caller: Caller,
     *,
     action: str,
@@ -100,7 +118,7 @@ def record_refusal(
     with _tracer.start_as_current_span(
         "gate.audit", record_exception=False, set_status_on_exception=False
     ):
-        hub.audit_writer.append(
+        core.audit_writer.append(
             AuditDraft(
                 action=action,
                 decision=Decision.deny,
@@ -110,8 +128,30 @@ def record_refusal(
                 shop_id=shop_id,
                 category=category,
                 purpose=purpose,
-                policy_version=hub.authorizer.policy_version,
+                policy_version=core.authorizer.policy_version,
                 # A refused read hands out nothing; say so, as an allowed read does.
                 details={"records": 0} if action == "read" else {},
             ),
         )
+
+
+class Authorize:
+    """A dependency for endpoints about no one shop: allowed, or 403."""
+
+    def __init__(self, resource: Resource | Category, action: Action) -> None:
+        self.resource = resource
+        self.action = action
+
+    def __call__(self, core: CoreDep, caller: CurrentCaller) -> Permit:
+        return authorize(core, caller, resource=self.resource, action=self.action)
+
+
+class AuthorizeShop:
+    """A dependency for endpoints under ``/v1/shops/{shop_id}``: allowed, or an audited 404."""
+
+    def __init__(self, resource: Resource | Category, action: Action) -> None:
+        self.resource = resource
+        self.action = action
+
+    def __call__(self, shop_id: uuid.UUID, core: CoreDep, caller: CurrentCaller) -> Permit:
+        return authorize(core, caller, resource=self.resource, action=self.action, shop_id=shop_id)

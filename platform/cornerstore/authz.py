@@ -24,16 +24,52 @@ from typing import Any, Final
 import casbin
 from pydantic import TypeAdapter, ValidationError
 
+from cornerstore.models.records import Category
+
 MODEL_FILE: Final = "model.conf"
 POLICY_FILE: Final = "policy.csv"
 PURPOSES_FILE: Final = "purposes.toml"
 
-#: Relations of a caller to the shop a request is about.
-OWN: Final = "own"
-OTHER: Final = "other"
-
-#: The purpose recorded when a shop's own shopkeeper reads without naming one.
+#: The purpose the audit log records when a shop reads its own data.
 OWNER_PURPOSE: Final = "owner"
+
+
+class Relation(StrEnum):
+    """A caller's relation to the shop a request is about, derived from its credential."""
+
+    #: The caller keeps the shop, or writes for it.
+    own = "own"
+    #: Anything else, including requests about no shop.
+    other = "other"
+
+
+class Resource(StrEnum):
+    """What a request acts on, besides the data categories (``Category``), as policy.csv names it.
+
+    A policy test keeps this and policy.csv in step.
+    """
+
+    shop = "shop"
+    principal = "principal"
+    consent = "consent"
+    consent_request = "consent-request"
+    consent_receipt = "consent-receipt"
+    consent_history = "consent-history"
+    access_log = "access-log"
+    webhook = "webhook"
+    audit = "audit"
+    audit_proof = "audit-proof"
+
+
+class Action(StrEnum):
+    """What a request does to its resource, as policy.csv names it."""
+
+    create = "create"
+    read = "read"
+    write = "write"
+    list = "list"
+    erase = "erase"
+    export = "export"
 
 
 class PurposeName(StrEnum):
@@ -72,10 +108,11 @@ class Purpose:
 @dataclass(frozen=True, slots=True)
 class DecisionRequest:
     role: str
-    relation: str
-    resource: str
-    action: str
-    purpose: str
+    relation: Relation
+    resource: Resource | Category
+    action: Action
+    #: None where the caller declared none, or needs none (the shop's own reads).
+    purpose: PurposeName | None = None
 
 
 class Authorizer:
@@ -104,10 +141,11 @@ class Authorizer:
             decision = bool(
                 self._enforcer.enforce(
                     request.role,
-                    request.relation,
-                    request.resource,
-                    request.action,
-                    request.purpose,
+                    request.relation.value,
+                    request.resource.value,
+                    request.action.value,
+                    # No purpose matches only policy lines that say "any".
+                    request.purpose.value if request.purpose else "",
                 )
             )
             self._memo[request] = decision
@@ -115,7 +153,13 @@ class Authorizer:
 
     def purpose_allows(self, purpose: str, category: str) -> bool:
         """Whether any consumer may ever read ``category`` for ``purpose``."""
-        return self.decide(DecisionRequest("consumer", OTHER, category, "read", purpose))
+        try:
+            request = DecisionRequest(
+                "consumer", Relation.other, Category(category), Action.read, PurposeName(purpose)
+            )
+        except ValueError:
+            return False  # A purpose or category the hub does not know.
+        return self.decide(request)
 
 
 LANGUAGES: Final = ("en", "zh")

@@ -38,7 +38,11 @@ class Window:
     limit: int
 
 
-def read_window(session: Session, window: Window) -> Sequence[Row[int, datetime, bytes, bytes]]:
+#: A row of a window: its id, event time, record key and sealed values.
+WindowRow = Row[int, datetime, bytes, bytes]
+
+
+def read_window(session: Session, window: Window) -> Sequence[WindowRow]:
     """Records of one shop and category in time order, from a keyset cursor on."""
     stmt = select(
         ShopRecord.id, ShopRecord.occurred_at, ShopRecord.record_key, ShopRecord.sealed
