@@ -25,8 +25,8 @@ import casbin
 from bench.common import Size, percentile, report, rss_mib, scratch_postgres
 from cornerstore.access import relation_of
 from cornerstore.authz import Action, Authorizer, DecisionRequest, PurposeName
+from cornerstore.categories import Category
 from cornerstore.identity import Caller
-from cornerstore.models.records import Category
 from cornerstore.settings import Settings
 
 GOAL_P50_US = 20.0

@@ -13,8 +13,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from cornerstore.categories import Category
 from cornerstore.deps import CoreDep, DbSession
-from cornerstore.models.records import Category
 from cornerstore.reads import RecordsPage
 from cornerstore.records import repository
 from cornerstore.records.codec import VALUES_FIELD, decode_values

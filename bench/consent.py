@@ -43,10 +43,10 @@ from consent import enforcement
 from consent import service as consents
 from consent.schemas import ConsentIn
 from cornerstore.authz import PurposeName
+from cornerstore.categories import Category
 from cornerstore.db import make_engine, session_scope, utcnow
 from cornerstore.identity import Caller
 from cornerstore.models.principals import Role
-from cornerstore.models.records import Category
 from cornerstore.settings import Environment, Settings
 from hub.runtime import Hub
 

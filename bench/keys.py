@@ -39,6 +39,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from bench.common import Size, median, report, scratch_postgres
 from bench.setup import sales_lines
 from connectors.service import ingest
+from cornerstore.categories import Category
 from cornerstore.crypto import new_data_key, sealed_key_version
 from cornerstore.db import UTCDateTime, make_engine, session_scope
 from cornerstore.gate import minimise
@@ -49,7 +50,6 @@ from cornerstore.keys.ring import WRAP_FORMAT, KeyRing
 from cornerstore.migrations import upgrade
 from cornerstore.models.keys import ShopKey
 from cornerstore.models.principals import Role
-from cornerstore.models.records import Category
 from cornerstore.models.shops import Shop
 from cornerstore.records import repository
 from cornerstore.records.codec import VALUES_FIELD, decode_values

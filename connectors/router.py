@@ -11,9 +11,9 @@ from connectors import pos_csv, service
 from connectors.schemas import BatchIn, BatchResult
 from cornerstore.access import AuthorizeShop, Permit
 from cornerstore.authz import Action
+from cornerstore.categories import CATEGORIES, Category
 from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import SHOP_ERRORS, PayloadTooLarge, error_responses
-from cornerstore.models.records import Category
 
 INGEST_ERRORS = SHOP_ERRORS | error_responses(PayloadTooLarge)
 router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["ingestion"], responses=INGEST_ERRORS)
@@ -37,7 +37,7 @@ def _ingest(core: CoreDep, session: DbSession, permit: Permit, records: list[Any
 
 
 def _ingest_csv(core: CoreDep, session: DbSession, permit: Permit, body: bytes) -> BatchResult:
-    parsed = pos_csv.parse(body, service.SCHEMAS[permit.category])
+    parsed = pos_csv.parse(body, CATEGORIES[permit.category].schema)
     _check_size(core, len(parsed.records))
     cipher = core.keyring.cipher(session, permit.shop)
     result = service.ingest(
@@ -151,16 +151,16 @@ def document_record_schemas(openapi: dict[str, Any]) -> None:
     still tells connectors what each record must look like.
     """
     refs, generated = models_json_schema(
-        [(schema, "validation") for schema in service.SCHEMAS.values()],
+        [(spec.schema, "validation") for spec in CATEGORIES.values()],
         ref_template="#/components/schemas/{model}",
     )
     openapi.setdefault("components", {}).setdefault("schemas", {}).update(generated["$defs"])
-    for category, schema in service.SCHEMAS.items():
+    for category, spec in CATEGORIES.items():
         operation = openapi["paths"][f"{router.prefix}/{category.value}"]["post"]
         operation["requestBody"]["content"]["application/json"]["schema"] = {
             "type": "object",
             "required": ["records"],
             "properties": {
-                "records": {"type": "array", "items": refs[(schema, "validation")]},
+                "records": {"type": "array", "items": refs[(spec.schema, "validation")]},
             },
         }

@@ -8,44 +8,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from audit import service as audit
-from connectors.schemas import BatchResult, InventoryIn, PaymentIn, RejectedRecord, SaleIn
+from connectors.schemas import BatchResult, RejectedRecord
+from cornerstore.categories import CATEGORIES, Category, RecordIn
 from cornerstore.crypto import ShopCipher
 from cornerstore.identity import Caller
-from cornerstore.models.records import Category
 from cornerstore.ports import AuditDraft, Decision
 from cornerstore.records import repository
 from cornerstore.records.codec import (
     QUARANTINE_KIND,
     RAW_FIELD,
-    TIME_FIELD,
     VALUES_FIELD,
     quarantine_record_key,
 )
 
-SCHEMAS: Mapping[Category, type[BaseModel]] = {
-    Category.sales: SaleIn,
-    Category.inventory: InventoryIn,
-    Category.payments: PaymentIn,
+_ADAPTERS = {
+    category: TypeAdapter(list[spec.schema])  # type: ignore[name-defined]
+    for category, spec in CATEGORIES.items()
 }
-_ADAPTERS = {category: TypeAdapter(list[schema]) for category, schema in SCHEMAS.items()}  # type: ignore[valid-type]
-
-
-def natural_id(category: Category, record: BaseModel) -> str:
-    """What makes a record the same record when it is sent again."""
-    if isinstance(record, InventoryIn):
-        # The count time is in UTC already: the same count sent with another offset is the same.
-        return f"{record.sku}|{record.counted_at.isoformat()}"
-    assert isinstance(record, SaleIn | PaymentIn)
-    return record.event_id
 
 
 @dataclass(frozen=True)
 class _Validated:
-    good: list[tuple[int, BaseModel]]
+    good: list[tuple[int, RecordIn]]
     rejected: list[RejectedRecord]
 
 
@@ -89,13 +77,13 @@ def ingest(
     shop_id = cipher.shop_id
     batch_id = uuid.uuid4()
     validated = _validate(category, raw_records, unreadable or {})
-    time_field = TIME_FIELD[category]
-    exclude = {time_field}
+    spec = CATEGORIES[category]
+    exclude = {spec.time_field}
 
     rows: dict[bytes, dict[str, Any]] = {}
     in_batch_repeats = 0
     for _, record in validated.good:
-        key = cipher.record_key(category, natural_id(category, record))
+        key = cipher.record_key(category, spec.natural_id(record))
         if key in rows:
             in_batch_repeats += 1
             continue
@@ -105,7 +93,7 @@ def ingest(
             "shop_id": shop_id,
             "category": category.value,
             "record_key": key,
-            "occurred_at": getattr(record, time_field),
+            "occurred_at": getattr(record, spec.time_field),
             "sealed": cipher.seal(category, VALUES_FIELD, key, values),
             "key_version": cipher.version,
             "batch_id": batch_id,

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cornerstore.authz import PurposeName
+from cornerstore.categories import Category
 from cornerstore.fieldtypes import Timestamp
 from cornerstore.models.consent import AccessMode, ConsentStatus
-from cornerstore.models.records import Category
 
 #: An ISO 8601 duration such as "P30D".
 Duration = Annotated[timedelta, Field(examples=["P30D"])]

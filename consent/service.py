@@ -28,12 +28,12 @@ from consent.schemas import (
     NarrowingIn,
 )
 from cornerstore.authz import Purpose
+from cornerstore.categories import Category
 from cornerstore.db import utcnow
 from cornerstore.errors import Conflict, FieldError, NotFound, ValidationFailed
 from cornerstore.identity import Caller
 from cornerstore.models.consent import AccessMode, Consent, ConsentStatus, ConsentVersion
 from cornerstore.models.principals import Principal, Role
-from cornerstore.models.records import Category
 from cornerstore.ports import AuditDraft, Decision
 
 if TYPE_CHECKING:

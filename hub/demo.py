@@ -19,11 +19,11 @@ from connectors import service as ingestion
 from consent import service as consents
 from consent.schemas import ConsentIn
 from cornerstore.authz import PurposeName
+from cornerstore.categories import Category
 from cornerstore.db import make_engine, session_scope, utcnow
 from cornerstore.identity import Caller
 from cornerstore.migrations import upgrade
 from cornerstore.models.principals import Principal, Role
-from cornerstore.models.records import Category
 from cornerstore.settings import Environment, Settings
 from hub import demo_data
 from hub.principals import service as principals

@@ -25,9 +25,8 @@ from cornerstore.authz import (
     Relation,
     Resource,
 )
+from cornerstore.categories import CATEGORIES, Category
 from cornerstore.gate import PSEUDONYMS
-from cornerstore.models.records import Category
-from cornerstore.records.codec import FIELDS
 
 POLICY_DIR = Path(__file__).resolve().parent
 
@@ -311,7 +310,7 @@ def test_purpose_fields_exist_for_their_category() -> None:
             assert category in {c.value for c in Category}, (purpose, category)
             assert isinstance(fields, list)
             assert fields, (purpose, category)
-            known = set(FIELDS[Category(category)])
+            known = set(CATEGORIES[Category(category)].fields)
             for field in fields:
                 derived_from = PSEUDONYMS.get(field)
                 if field in known or (derived_from is not None and derived_from in known):

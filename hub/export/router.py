@@ -15,13 +15,13 @@ from audit import service as audit
 from consent import service as consents
 from cornerstore.access import AuthorizeShop, Permit
 from cornerstore.authz import Action, Resource
+from cornerstore.categories import CATEGORIES, Category
 from cornerstore.db import hold_snapshot, utcnow
 from cornerstore.deps import CoreDep
 from cornerstore.errors import SHOP_ERRORS
 from cornerstore.gate import AccessGate, ShopExport
-from cornerstore.models.records import Category
 from cornerstore.ports import Core
-from cornerstore.records.codec import FIELDS, format_time
+from cornerstore.records.codec import format_time
 from hub.export.archive import DataSet, stream_zip
 
 router = APIRouter(tags=["shopkeeper"])
@@ -104,7 +104,9 @@ def _stream(hub: Core, export: ShopExport) -> Iterator[bytes]:
 
 def _data_sets(session: Session, export: ShopExport) -> list[DataSet]:
     def records(category: Category) -> DataSet:
-        return DataSet(category.value, FIELDS[category], lambda: export.records(session, category))
+        return DataSet(
+            category.value, CATEGORIES[category].fields, lambda: export.records(session, category)
+        )
 
     return [
         *(records(category) for category in Category),

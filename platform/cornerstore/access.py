@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from opentelemetry import trace
 
 from cornerstore.authz import Action, DecisionRequest, PurposeName, Relation, Resource
+from cornerstore.categories import Category
 from cornerstore.deps import CoreDep, CurrentCaller
 from cornerstore.errors import Forbidden, NotFound
 from cornerstore.identity import Caller
-from cornerstore.models.records import Category
 from cornerstore.ports import AuditDraft, Core, Decision
 
 _tracer = trace.get_tracer("cornerstore.access")

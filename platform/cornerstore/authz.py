@@ -24,7 +24,7 @@ from typing import Any, Final
 import casbin
 from pydantic import TypeAdapter, ValidationError
 
-from cornerstore.models.records import Category
+from cornerstore.categories import Category
 
 MODEL_FILE: Final = "model.conf"
 POLICY_FILE: Final = "policy.csv"

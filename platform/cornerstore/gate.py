@@ -35,17 +35,16 @@ from sqlalchemy.orm import Session
 
 from cornerstore.access import Permit, authorize, record_refusal
 from cornerstore.authz import OWNER_PURPOSE, Action, PurposeName, Relation
+from cornerstore.categories import CATEGORIES, Category
 from cornerstore.crypto import ShopCipher
 from cornerstore.db import utcnow
 from cornerstore.deps import CoreDep, CurrentCaller
 from cornerstore.errors import FieldError, NotFound, ServiceUnavailable, ValidationFailed
 from cornerstore.identity import Caller
 from cornerstore.models.principals import Role
-from cornerstore.models.records import Category
 from cornerstore.ports import Allowance, AuditDraft, ConsentRefused, Core, Decision
 from cornerstore.records import repository
 from cornerstore.records.codec import (
-    FIELDS,
     QUARANTINE_KIND,
     RAW_FIELD,
     format_time,
@@ -254,7 +253,7 @@ class AccessGate:
 
     def _allowed_fields(self, permit: Permit, category: Category) -> tuple[str, ...]:
         if permit.relation is Relation.own:
-            return FIELDS[category]  # The shop sees all of its own data.
+            return CATEGORIES[category].fields  # The shop sees all of its own data.
         purpose = self._core.authorizer.purposes.get(permit.purpose) if permit.purpose else None
         fields = purpose.fields.get(category) if purpose else None
         if not fields:

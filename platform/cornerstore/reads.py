@@ -12,11 +12,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from cornerstore.access import Permit
+from cornerstore.categories import Category
 from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import SHOP_ERRORS, FieldError, ValidationFailed
 from cornerstore.fieldtypes import Timestamp
 from cornerstore.gate import AccessGate, AuthorizeRead, ReadWindow
-from cornerstore.models.records import Category
 
 router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["governed reads"], responses=SHOP_ERRORS)
 

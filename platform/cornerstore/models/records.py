@@ -2,18 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cornerstore.db import Base, BigIntPK, UTCDateTime, utcnow
-
-
-class Category(StrEnum):
-    sales = "sales"
-    inventory = "inventory"
-    payments = "payments"
 
 
 class ShopRecord(Base):

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from cornerstore.models.records import Category
+from cornerstore.categories import CATEGORIES, Category
 
 #: A record's values are sealed together, as one field of this name (bound into its AAD).
 VALUES_FIELD = "values"
@@ -27,27 +27,11 @@ def quarantine_record_key(batch_id: uuid.UUID, position: int) -> bytes:
     return batch_id.bytes + position.to_bytes(4)
 
 
-#: The field of each category that holds its event time (stored in the clear).
-TIME_FIELD: dict[Category, str] = {
-    Category.sales: "occurred_at",
-    Category.inventory: "counted_at",
-    Category.payments: "occurred_at",
-}
-
-
-#: Every field of each category, in the order the API returns them.
-FIELDS: dict[Category, tuple[str, ...]] = {
-    Category.sales: ("event_id", "occurred_at", "sku", "quantity", "unit_price_cents", "currency"),
-    Category.inventory: ("sku", "on_hand", "counted_at"),
-    Category.payments: ("event_id", "occurred_at", "amount_cents", "method", "payer_ref"),
-}
-
-
 def decode_values(
     category: Category, occurred_at: datetime, sealed_plaintext: bytes
 ) -> dict[str, Any]:
     values: dict[str, Any] = json.loads(sealed_plaintext)
-    values[TIME_FIELD[category]] = format_time(occurred_at)
+    values[CATEGORIES[category].time_field] = format_time(occurred_at)
     return values
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cornerstore.categories import Category
 from cornerstore.crypto import sealed_key_version
 from cornerstore.keys.ring import KeyRing
-from cornerstore.models.records import Category
 from cornerstore.records.codec import VALUES_FIELD, decode_values
 from cornerstore.records.repository import WindowRow
 
