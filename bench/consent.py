@@ -268,7 +268,7 @@ def _write_pairs(
     for n in range(pairs):
         shop_id = shop_ids[(n * 7919) % len(shop_ids)]
         caller = Caller(keeper, "k", Role.shopkeeper, frozenset([shop_id]))
-        ctx = consents.context(hub, caller, hub.authorizer.policy_version)
+        ctx = consents.context(hub, caller, hub.authorizer.policy_version, utcnow())
         with session_scope(hub.sessions) as session:
             granted = consents.grant(
                 session,

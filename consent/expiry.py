@@ -42,9 +42,9 @@ def record_expiries(hub: ConsentCore, *, now: datetime | None = None, limit: int
     recorded = 0
     for consent_id, shop_id in due:
         with hub.sessions() as session:
-            ctx = service.context(hub, HUB, hub.authorizer.policy_version)
+            ctx = service.context(hub, HUB, hub.authorizer.policy_version, now)
             try:
-                service.record_expiry(session, ctx, shop_id, consent_id, now=now)
+                service.record_expiry(session, ctx, shop_id, consent_id)
                 session.commit()
                 recorded += 1
             except Conflict:

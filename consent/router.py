@@ -32,7 +32,7 @@ from consent.schemas import (
 )
 from cornerstore.access import Authorize, AuthorizeShop, Permit
 from cornerstore.authz import Action, Resource
-from cornerstore.db import hold_snapshot
+from cornerstore.db import hold_snapshot, utcnow
 from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, Conflict, NotFound, error_responses
 from cornerstore.models.shops import Shop
@@ -56,7 +56,7 @@ ConsentList = Annotated[Permit, Depends(Authorize(Resource.consent, Action.list)
 
 
 def _context(core: ConsentCore, permit: Permit) -> service.Context:
-    return service.context(core, permit.caller, permit.policy_version)
+    return service.context(core, permit.caller, permit.policy_version, utcnow())
 
 
 @router.get("/v1/purposes", response_model=PurposesOut, summary="The purpose catalogue")
@@ -81,7 +81,7 @@ def list_purposes(core: CoreDep) -> PurposesOut:
 
 @shop_router.get("/consents", response_model=ConsentsOut, summary="List the shop's consents")
 def list_consents(permit: ConsentRead, shop_id: uuid.UUID, session: DbSession) -> ConsentsOut:
-    return ConsentsOut(consents=service.list_for_shop(session, shop_id))
+    return ConsentsOut(consents=service.list_for_shop(session, shop_id, utcnow()))
 
 
 @shop_router.post(
@@ -250,7 +250,7 @@ def consent_receipt(
     summary="The calling consumer's consents and requests, in every shop",
 )
 def my_consents(permit: ConsentList, session: DbSession) -> ConsentsOut:
-    return ConsentsOut(consents=service.list_for_consumer(session, permit.caller.id))
+    return ConsentsOut(consents=service.list_for_consumer(session, permit.caller.id, utcnow()))
 
 
 class HistoryFormat(StrEnum):

@@ -29,7 +29,6 @@ from consent.schemas import (
 )
 from cornerstore.authz import Purpose
 from cornerstore.categories import Category
-from cornerstore.db import utcnow
 from cornerstore.errors import Conflict, FieldError, NotFound, ValidationFailed
 from cornerstore.identity import Caller
 from cornerstore.models.consent import AccessMode, Consent, ConsentStatus, ConsentVersion
@@ -54,9 +53,11 @@ AUDIT_ACTIONS = {
 
 @dataclass(frozen=True)
 class Context:
-    """What a change needs besides the session: who acts, the catalogue, the receipt key."""
+    """What a change needs besides the session: who acts, when, the catalogue, the receipt key."""
 
     caller: Caller
+    #: The change's time: every timestamp it writes, and what "now" means for its checks.
+    now: datetime
     purposes: Mapping[str, Purpose]
     #: Whether Casbin lets any consumer read (purpose, category) at all.
     purpose_allows: Callable[[str, str], bool]
@@ -68,10 +69,11 @@ class Context:
         return frozenset(c.value for c in Category if self.purpose_allows(purpose, c.value))
 
 
-def context(hub: ConsentCore, caller: Caller, policy_version: str) -> Context:
-    """The context of a change made by ``caller`` on ``hub``."""
+def context(hub: ConsentCore, caller: Caller, policy_version: str, now: datetime) -> Context:
+    """The context of a change made by ``caller`` on ``hub`` at ``now``."""
     return Context(
         caller=caller,
+        now=now,
         purposes=hub.authorizer.purposes,
         purpose_allows=hub.authorizer.purpose_allows,
         signer=hub.receipt_signer,
@@ -113,16 +115,14 @@ def to_out(consent: Consent, now: datetime) -> ConsentOut:
     )
 
 
-def list_for_shop(session: Session, shop_id: uuid.UUID) -> list[ConsentOut]:
-    now = utcnow()
+def list_for_shop(session: Session, shop_id: uuid.UUID, now: datetime) -> list[ConsentOut]:
     rows = session.scalars(
         select(Consent).where(Consent.shop_id == shop_id).order_by(Consent.created_at, Consent.id)
     )
     return [to_out(c, now) for c in rows]
 
 
-def list_for_consumer(session: Session, consumer_id: uuid.UUID) -> list[ConsentOut]:
-    now = utcnow()
+def list_for_consumer(session: Session, consumer_id: uuid.UUID, now: datetime) -> list[ConsentOut]:
     rows = session.scalars(
         select(Consent)
         .where(Consent.consumer_id == consumer_id)
@@ -150,7 +150,7 @@ def _new(
     status: ConsentStatus,
     change: str,
 ) -> ConsentOut:
-    now = utcnow()
+    now = ctx.now
     purpose = _purpose(ctx, body.purpose.value)
     problems: list[FieldError] = []
     consumer = session.get(Principal, consumer_id)
@@ -283,7 +283,7 @@ def approve(
     body: NarrowingIn | None,
 ) -> ConsentOut:
     """The shopkeeper approves a request, as asked or narrowed; it becomes active."""
-    now = utcnow()
+    now = ctx.now
     consent = _load(session, shop_id, request_id)
     if consent.status != ConsentStatus.requested:
         raise Conflict(f"consent {request_id} is {consent.status}, not a pending request")
@@ -310,7 +310,7 @@ def approve(
 
 
 def refuse(session: Session, ctx: Context, shop_id: uuid.UUID, request_id: uuid.UUID) -> ConsentOut:
-    now = utcnow()
+    now = ctx.now
     consent = _load(session, shop_id, request_id)
     if consent.status != ConsentStatus.requested:
         raise Conflict(f"consent {request_id} is {consent.status}, not a pending request")
@@ -326,7 +326,7 @@ def refuse(session: Session, ctx: Context, shop_id: uuid.UUID, request_id: uuid.
 
 
 def pause(session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.UUID) -> ConsentOut:
-    now = utcnow()
+    now = ctx.now
     return _transition(
         session,
         ctx,
@@ -339,7 +339,7 @@ def pause(session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.U
 
 
 def resume(session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.UUID) -> ConsentOut:
-    now = utcnow()
+    now = ctx.now
     return _transition(
         session,
         ctx,
@@ -354,7 +354,7 @@ def resume(session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.
 
 def revoke(session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.UUID) -> ConsentOut:
     """Revoke; the very next read under the consent is refused, in every worker."""
-    now = utcnow()
+    now = ctx.now
     return _transition(
         session,
         ctx,
@@ -369,7 +369,7 @@ def revoke(session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.
 
 
 def record_expiry(
-    session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.UUID, *, now: datetime
+    session: Session, ctx: Context, shop_id: uuid.UUID, consent_id: uuid.UUID
 ) -> ConsentOut:
     """Write down that a consent lapsed (see :mod:`consent.expiry`); reads stopped already."""
     return _transition(
@@ -379,7 +379,7 @@ def record_expiry(
         to=ConsentStatus.expired,
         change="expired",
         allowed_from=[ConsentStatus.expired],
-        now=now,
+        now=ctx.now,
         values={"paused_by_shop": False},
     )
 
@@ -420,7 +420,7 @@ def _change_shop(
     paused_by_shop: bool,
 ) -> list[ConsentOut]:
     """Change every unexpired consent of the shop that ``which`` picks."""
-    now = utcnow()
+    now = ctx.now
     # Locked, so that a resume or approval racing this cannot slip past it.
     picked = session.scalars(
         select(Consent)

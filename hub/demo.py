@@ -131,7 +131,7 @@ def seed(hub: Hub, *, shops_count: int, days: int) -> DemoKeys:
                 if number < max(1, round(share * len(generated))):
                     consents.grant(
                         session,
-                        consents.context(hub, as_keeper, hub.authorizer.policy_version),
+                        consents.context(hub, as_keeper, hub.authorizer.policy_version, utcnow()),
                         created.id,
                         ConsentIn(
                             consumer_id=consumer.id,

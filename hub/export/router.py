@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -92,9 +93,10 @@ def _stream(hub: Core, export: ShopExport) -> Iterator[bytes]:
     # snapshot for the whole archive, so its files agree with each other.
     with hub.sessions() as session:
         hold_snapshot(session)
-        header = {"shop_id": str(export.shop_id), "exported_at": format_time(utcnow())}
+        now = utcnow()
+        header = {"shop_id": str(export.shop_id), "exported_at": format_time(now)}
         try:
-            yield from stream_zip(_data_sets(session, export), header)
+            yield from stream_zip(_data_sets(session, export, now), header)
         except Exception as exc:
             # Re-raised so that the server drops the connection: the client sees
             # a failed download, never a truncated archive that looks complete.
@@ -102,7 +104,7 @@ def _stream(hub: Core, export: ShopExport) -> Iterator[bytes]:
             raise
 
 
-def _data_sets(session: Session, export: ShopExport) -> list[DataSet]:
+def _data_sets(session: Session, export: ShopExport, now: datetime) -> list[DataSet]:
     def records(category: Category) -> DataSet:
         return DataSet(
             category.value, CATEGORIES[category].fields, lambda: export.records(session, category)
@@ -114,7 +116,7 @@ def _data_sets(session: Session, export: ShopExport) -> list[DataSet]:
         DataSet(
             "consents",
             CONSENT_COLUMNS,
-            lambda: (c.model_dump() for c in consents.list_for_shop(session, export.shop_id)),
+            lambda: (c.model_dump() for c in consents.list_for_shop(session, export.shop_id, now)),
         ),
         DataSet("access-log", ACCESS_LOG_COLUMNS, lambda: _access_log(session, export.shop_id)),
     ]
