@@ -21,8 +21,11 @@ serve: install
 	$(BIN)/cornerstore serve
 
 ## The whole test suite, on SQLite and on PostgreSQL.
+## At most 4 workers: each holds a hub (its pool, the consent counter's pool, the
+## audit writer's connection) and some tests start four hub processes, so more
+## workers would run PostgreSQL out of its 100 connections on a many-core machine.
 test: install
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --maxprocesses 4
 
 lint: install
 	$(BIN)/ruff check .

@@ -131,7 +131,7 @@ def test_decision_table_matches_the_access_model(authorizer: Authorizer) -> None
 @pytest.mark.parametrize("relation", RELATIONS)
 @pytest.mark.parametrize("resource", [Resource.shop, Resource.principal])
 def test_admin_creates_shops_and_principals(
-    authorizer: Authorizer, relation: str, resource: str
+    authorizer: Authorizer, relation: Relation, resource: Resource
 ) -> None:
     assert authorizer.decide(
         DecisionRequest("admin", relation, resource, Action.create, NO_PURPOSE)
@@ -142,18 +142,21 @@ def test_admin_creates_shops_and_principals(
 @pytest.mark.parametrize("resource", [*DATA, Resource.consent, Resource.access_log, Resource.audit])
 @pytest.mark.parametrize("purpose", ALL_PURPOSES)
 def test_admin_reads_no_shop_data(
-    authorizer: Authorizer, relation: str, resource: str, purpose: str
+    authorizer: Authorizer,
+    relation: Relation,
+    resource: Resource | Category,
+    purpose: PurposeName | None,
 ) -> None:
     assert not authorizer.decide(DecisionRequest("admin", relation, resource, Action.read, purpose))
 
 
 @pytest.mark.parametrize("category", DATA)
 def test_shopkeeper_reads_and_writes_only_their_own_shop(
-    authorizer: Authorizer, category: str
+    authorizer: Authorizer, category: Category
 ) -> None:
     for action in (Action.read, Action.write):
         assert authorizer.decide(DecisionRequest("shopkeeper", OWN, category, action, NO_PURPOSE))
-        for purpose in (NO_PURPOSE, *PURPOSES):
+        for purpose in ALL_PURPOSES:
             assert not authorizer.decide(
                 DecisionRequest("shopkeeper", OTHER, category, action, purpose)
             )
@@ -167,7 +170,7 @@ def test_shopkeeper_reads_and_writes_only_their_own_shop(
 
 @pytest.mark.parametrize("category", DATA)
 def test_connector_writes_its_own_shop_and_never_reads(
-    authorizer: Authorizer, category: str
+    authorizer: Authorizer, category: Category
 ) -> None:
     assert authorizer.decide(DecisionRequest("connector", OWN, category, Action.write, NO_PURPOSE))
     assert not authorizer.decide(
@@ -199,16 +202,18 @@ def test_consumer_reads_exactly_the_pairs_purposes_toml_lists(authorizer: Author
     for purpose, category in _toml_pairs():
         assert authorizer.purpose_allows(purpose, category)
         assert not authorizer.decide(
-            DecisionRequest("consumer", OTHER, category, Action.write, purpose)
+            DecisionRequest(
+                "consumer", OTHER, Category(category), Action.write, PurposeName(purpose)
+            )
         )
     assert not authorizer.purpose_allows("replenishment", "payments")
 
 
 def test_auditor_reads_the_audit_log_and_consent_history_only(authorizer: Authorizer) -> None:
     reviewed = (Resource.audit, Resource.audit_proof, Resource.consent_history)
-    for resource in reviewed:
+    for reviewed_resource in reviewed:
         assert authorizer.decide(
-            DecisionRequest("auditor", OTHER, resource, Action.read, NO_PURPOSE)
+            DecisionRequest("auditor", OTHER, reviewed_resource, Action.read, NO_PURPOSE)
         )
     for relation, resource, action, purpose in itertools.product(
         RELATIONS, RESOURCES, ACTIONS, ALL_PURPOSES

@@ -46,7 +46,7 @@ def database_url(
 def make_settings(database_url: str, data_dir: Path) -> Settings:
     return Settings(
         environment=Environment.test,
-        database_url=database_url,  # type: ignore[arg-type]
+        database_url=database_url,
         data_dir=data_dir,
         # Tests record expiries when they mean to (consent.expiry.record_expiries),
         # so that no background change races the versions they count.

@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,7 @@ def migrate(url: str) -> None:
 @pytest.fixture
 def fresh_database(database_url: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
     """Makes empty databases of the session's backend; PostgreSQL ones are dropped afterwards."""
-    made: list[Iterator[str]] = []
+    made: list[Generator[str]] = []
 
     def make() -> str:
         if database_url.startswith("sqlite"):
@@ -157,7 +157,7 @@ def keyed(
     url = fresh_database()
     migrate(url)
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment=Environment.test,
         database_url=_secret(url),
         data_dir=tmp_path / "data",

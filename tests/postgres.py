@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -16,7 +16,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
-def postgres_database(worker: str) -> Iterator[str]:
+def postgres_database(worker: str) -> Generator[str]:
     """A new database for ``worker``, dropped afterwards.
 
     Without a reachable server the PostgreSQL half is skipped with the reason,

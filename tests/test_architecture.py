@@ -251,7 +251,7 @@ def _endpoints() -> Iterator[tuple[str, str, APIRoute]]:
     for router in ROUTERS:
         for route in router.routes:
             assert isinstance(route, APIRoute), "the app includes routers of endpoints only"
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 yield method, route.path, route
 
 

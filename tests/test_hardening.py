@@ -161,9 +161,9 @@ def _serve(
 
     anyio.run(run_asgi)
     start = next((m for m in sent if m["type"] == "http.response.start"), {})
-    headers = {k.decode().lower(): v.decode() for k, v in start.get("headers", [])}
+    answered = {k.decode().lower(): v.decode() for k, v in start.get("headers", [])}
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return Served(start.get("status"), headers, body, pulled)
+    return Served(start.get("status"), answered, body, pulled)
 
 
 def test_an_unhandled_error_is_a_bare_500_that_logs_no_message(

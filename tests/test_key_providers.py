@@ -452,7 +452,7 @@ def test_key_material_is_not_extractable(backend: Backend) -> None:
     # A session without a PIN of its own shares the provider's login (and logs nobody out).
     with token.open() as session:
         keys = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY}))
-        found = sorted((key.label, bytes(key[Attribute.ID])) for key in keys)
+        found = sorted((key[Attribute.LABEL], bytes(key[Attribute.ID])) for key in keys)
         assert found == sorted(
             [(SHOP_LABEL, shop.bytes)]
             + [(MASTER_LABEL, bytes.fromhex(master)) for master in masters]

@@ -352,7 +352,7 @@ def own_settings(fresh_database: Callable[[], str], tmp_path: Path) -> Settings:
     url = fresh_database()
     migrate(url)
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment=Environment.test,
         database_url=SecretStr(url),
         data_dir=tmp_path / "data",
