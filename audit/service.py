@@ -218,21 +218,14 @@ def verify(session: Session, *, batch: int = 5000) -> chain.ChainReport:
     return verify_tree(session, up_to=head.seq, batch=batch)
 
 
-def verify_tree(session: Session, *, up_to: int, batch: int = 5000) -> chain.ChainReport:
-    """Check the stored Merkle tree and the signed checkpoints against the entries.
+def _signed_checkpoints(session: Session) -> list[tuple[int, bytes]] | chain.ChainReport:
+    """Every stored checkpoint's signed size and root, oldest first, or why one does not verify.
 
-    Run after the chain verified entries 1..``up_to``. Every entry's leaf hash
-    must equal the stored leaf node, every stored checkpoint's root the root
-    recomputed from the entries up to its size, and the newest checkpoint's
-    signature must verify with a published key. Someone who rewrote entries
-    and recomputed the chain and the nodes is caught by the checkpoints; the
-    report then names the range between the last good and the first bad one.
+    Each is opened with the published keys: its signed size and root are what
+    count, never the columns stored beside it.
     """
-    builder = merkle.TreeBuilder()
     verifiers = [note.Verifier.from_key(key) for key in signing.verifier_keys(session)]
-    pending: deque[tuple[int, bytes]] = deque()
-    # Every stored checkpoint is opened with the published keys and its signed
-    # size and root are what count, never the columns beside it.
+    found: list[tuple[int, bytes]] = []
     for stored_size, signed_note in session.execute(
         select(AuditCheckpoint.size, AuditCheckpoint.note).order_by(AuditCheckpoint.size)
     ):
@@ -244,37 +237,60 @@ def verify_tree(session: Session, *, up_to: int, batch: int = 5000) -> chain.Cha
                 max(int(stored_size), 1),
                 f"the checkpoint of size {stored_size} is not validly signed: {exc}",
             )
-        pending.append((signed.size, signed.root_hash))
-    # Checkpoints signed after this run began may exceed ``up_to``; none may
-    # exceed the log as it is now, or signed entries were removed.
-    now = head_seq(session)
-    if pending and pending[-1][0] > now:
-        signed_size = pending[-1][0]
-        return chain.ChainReport(
-            up_to,
-            now + 1,
-            f"a signed checkpoint covers {signed_size} entries but the log holds {now}: "
-            f"entries {now + 1}..{signed_size} were removed",
-        )
-    pending = deque(item for item in pending if item[0] <= up_to)
-    good_size = 0
+        found.append((signed.size, signed.root_hash))
+    return found
 
-    def check_checkpoints() -> chain.ChainReport | None:
-        nonlocal good_size
-        while pending and pending[0][0] == builder.size:
-            size, root = pending.popleft()
+
+@dataclass
+class _CheckpointWalk:
+    """The signed checkpoints still ahead of a tree being rebuilt from the entries."""
+
+    pending: deque[tuple[int, bytes]]
+    good_size: int = 0
+
+    def check(self, builder: merkle.TreeBuilder) -> chain.ChainReport | None:
+        """Compare every checkpoint of the tree's current size with its root."""
+        while self.pending and self.pending[0][0] == builder.size:
+            size, root = self.pending.popleft()
             if root != builder.root():
-                first = good_size + 1
+                first = self.good_size + 1
                 return chain.ChainReport(
                     builder.size,
                     first,
                     f"the signed checkpoint of size {size} does not match the entries: "
                     f"an entry from {first} to {size} was rewritten",
                 )
-            good_size = size
+            self.good_size = size
         return None
 
-    if (problem := check_checkpoints()) is not None:
+
+def verify_tree(session: Session, *, up_to: int, batch: int = 5000) -> chain.ChainReport:
+    """Check the stored Merkle tree and the signed checkpoints against the entries.
+
+    Run after the chain verified entries 1..``up_to``. Every entry's leaf hash
+    must equal the stored leaf node, every stored checkpoint's root the root
+    recomputed from the entries up to its size, and the newest checkpoint's
+    signature must verify with a published key. Someone who rewrote entries
+    and recomputed the chain and the nodes is caught by the checkpoints; the
+    report then names the range between the last good and the first bad one.
+    """
+    signed = _signed_checkpoints(session)
+    if isinstance(signed, chain.ChainReport):
+        return signed
+    # Checkpoints signed after this run began may exceed ``up_to``; none may
+    # exceed the log as it is now, or signed entries were removed.
+    now = head_seq(session)
+    if signed and signed[-1][0] > now:
+        signed_size = signed[-1][0]
+        return chain.ChainReport(
+            up_to,
+            now + 1,
+            f"a signed checkpoint covers {signed_size} entries but the log holds {now}: "
+            f"entries {now + 1}..{signed_size} were removed",
+        )
+    builder = merkle.TreeBuilder()
+    checkpoints = _CheckpointWalk(deque(item for item in signed if item[0] <= up_to))
+    if (problem := checkpoints.check(builder)) is not None:
         return problem
     for start in range(1, up_to + 1, batch):
         end = min(start + batch - 1, up_to)
@@ -295,7 +311,7 @@ def verify_tree(session: Session, *, up_to: int, batch: int = 5000) -> chain.Cha
                     row.seq - 1, row.seq, f"entry {row.seq} differs from its leaf in the tree"
                 )
             builder.append(leaf)
-            if (problem := check_checkpoints()) is not None:
+            if (problem := checkpoints.check(builder)) is not None:
                 return problem
         session.expunge_all()
     frontier = session.scalar(select(AuditHead.frontier).where(AuditHead.id == HEAD_ID))

@@ -307,7 +307,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cornerstore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_serving, _add_principals, _add_audit, _add_keys, _add_demo):
+        add(commands)
+    return parser
 
+
+def _add_serving(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """serve, db upgrade"""
     serve = commands.add_parser("serve", help="start the API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -319,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_db_upgrade
     )
 
+
+def _add_principals(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """principals create"""
     principals = commands.add_parser("principals", help="API principals").add_subparsers(
         dest="principals", required=True
     )
@@ -331,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--json", action="store_true", help="print one JSON object")
     create.set_defaults(func=cmd_principals_create)
 
+
+def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """audit verify, verify-export, verify-consistency, rotate-signing-key"""
     audit = commands.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit", required=True
     )
@@ -351,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate-signing-key", help="start signing checkpoints with a new key"
     ).set_defaults(func=cmd_audit_rotate_signing_key)
 
+
+def _add_keys(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """keys rotate-master, rotate-shop, rotate-receipt-key, status, finish-erasures"""
     keys = commands.add_parser("keys", help="master and data keys").add_subparsers(
         dest="keys", required=True
     )
@@ -384,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
         "finish-erasures", help="destroy the keys of erasures that were interrupted"
     ).set_defaults(func=cmd_keys_finish_erasures)
 
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """demo"""
     demo = commands.add_parser("demo", help="start on SQLite with demo shops, consumers and keys")
     demo.add_argument("--shops", type=int, default=50)
     demo.add_argument("--days", type=int, default=21)
@@ -394,7 +412,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-serve", action="store_true", help="load the data and exit")
     demo.set_defaults(func=cmd_demo)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -322,176 +322,216 @@ def _cumulative(weights: list[float]) -> list[float]:
     return totals
 
 
-def _generate_shop(seed: int, shop_no: int, name: str, start: datetime, end: datetime) -> DemoShop:
-    """Simulate one shop's trading between ``start`` (inclusive) and ``end`` (exclusive)."""
-    # Each shop has its own generator, seeded from the run seed and the shop number,
-    # so that its data is independent of every other shop.
-    rng = random.Random(f"cornerstore-demo:{seed}:{shop_no}")
-    district = rng.choice(_DISTRICTS)
+class _ShopSim:
+    """One shop's trading, simulated day by day.
 
-    # The shop's size sets its typical number of baskets per day, skewed towards
-    # smaller shops, and its opening hours vary a little around 07:00 to 23:00.
-    base_baskets = 10 + 58 * rng.random() ** 1.4
-    opens_at = rng.choice((6 * 3600 + 1800, 7 * 3600, 7 * 3600, 7 * 3600 + 1800, 8 * 3600))
-    closes_at = rng.choice((22 * 3600, 22 * 3600 + 1800, 23 * 3600, 23 * 3600, 23 * 3600 + 1800))
-    segments = _opening_segments(opens_at, closes_at)
-    segment_cum = _cumulative([_HOUR_WEIGHTS.get(s.hour, 1.0) * s.length for s in segments])
-    segment_indices = range(len(segments))
+    Every draw comes from the shop's own generator, in a fixed order, so a
+    shop's data depend only on the run seed and its number.
+    """
 
-    # The shop stocks a random subset of the catalogue and charges its own prices,
-    # rounded to the nearest half yuan as small shop owners usually do.
-    stocked = sorted(rng.sample(range(len(CATALOGUE)), rng.randint(20, 35)))
-    markup = rng.uniform(0.95, 1.12)
-    prices = {
-        item: max(50, round(CATALOGUE[item].price_cents * markup / 50) * 50) for item in stocked
-    }
+    def __init__(self, seed: int, shop_no: int, start: datetime, end: datetime) -> None:
+        # Each shop has its own generator, seeded from the run seed and the shop number,
+        # so that its data is independent of every other shop.
+        rng = self.rng = random.Random(f"cornerstore-demo:{seed}:{shop_no}")
+        self.shop_no, self.start, self.end = shop_no, start, end
+        self.district = rng.choice(_DISTRICTS)
 
-    # Item choice depends on the time of day, so there is one weight table for
-    # mornings, one for the middle of the day and one for evenings.
-    cum_by_period = {
-        period: _cumulative(
-            [_POPULARITY[item] * _daypart_multiplier(_DAY_PART[item], hour) for item in stocked]
+        # The shop's size sets its typical number of baskets per day, skewed towards
+        # smaller shops, and its opening hours vary a little around 07:00 to 23:00.
+        self.base_baskets = 10 + 58 * rng.random() ** 1.4
+        opens_at = rng.choice((6 * 3600 + 1800, 7 * 3600, 7 * 3600, 7 * 3600 + 1800, 8 * 3600))
+        self.closes_at = rng.choice(
+            (22 * 3600, 22 * 3600 + 1800, 23 * 3600, 23 * 3600, 23 * 3600 + 1800)
         )
-        for period, hour in (("morning", 8), ("day", 12), ("evening", 19))
-    }
-
-    # Par levels cover the expected demand until the next delivery plus a margin.
-    # Deliveries arrive every few days before opening and top every item up to par.
-    restock_every = rng.randint(2, 4)
-    restock_phase = rng.randrange(restock_every)
-    total_popularity = sum(_POPULARITY[item] for item in stocked)
-    mean_lines = sum((n + 1) * w for n, w in enumerate(_LINE_COUNT_WEIGHTS)) / sum(
-        _LINE_COUNT_WEIGHTS
-    )
-    par: dict[int, int] = {}
-    for item in stocked:
-        largest = _MAX_QUANTITY[item]
-        mean_quantity = 1.0 if largest == 1 else 0.7 + 0.3 * (2 + largest) / 2
-        daily = (
-            base_baskets * 1.09 * mean_lines * _POPULARITY[item] / total_popularity * mean_quantity
+        self.segments = _opening_segments(opens_at, self.closes_at)
+        self.segment_cum = _cumulative(
+            [_HOUR_WEIGHTS.get(s.hour, 1.0) * s.length for s in self.segments]
         )
-        par[item] = math.ceil(daily * (restock_every + 1) * rng.uniform(1.0, 1.4)) + 3
-    on_hand = {item: round(par[item] * rng.uniform(0.5, 1.0)) for item in stocked}
 
-    # Regular customers come back often and in very different amounts, while a
-    # share of baskets comes from passers-by who are never seen again.
-    regulars = [_new_customer(rng) for _ in range(max(15, round(base_baskets * 3)))]
-    regular_cum = _cumulative([min(20.0, rng.paretovariate(1.3)) for _ in regulars])
-    regular_share = rng.uniform(0.5, 0.7)
+        # The shop stocks a random subset of the catalogue and charges its own prices,
+        # rounded to the nearest half yuan as small shop owners usually do.
+        self.stocked = sorted(rng.sample(range(len(CATALOGUE)), rng.randint(20, 35)))
+        markup = rng.uniform(0.95, 1.12)
+        self.prices = {
+            item: max(50, round(CATALOGUE[item].price_cents * markup / 50) * 50)
+            for item in self.stocked
+        }
 
-    sales: list[dict[str, object]] = []
-    inventory: list[dict[str, object]] = []
-    payments: list[dict[str, object]] = []
+        # Item choice depends on the time of day, so there is one weight table for
+        # mornings, one for the middle of the day and one for evenings.
+        self.cum_by_period = {
+            period: _cumulative(
+                [
+                    _POPULARITY[item] * _daypart_multiplier(_DAY_PART[item], hour)
+                    for item in self.stocked
+                ]
+            )
+            for period, hour in (("morning", 8), ("day", 12), ("evening", 19))
+        }
+        self._stock_up()
 
-    first_day = start.date()
-    last_day = (end - timedelta(microseconds=1)).date()
-    day_count = (last_day - first_day).days + 1 if end > start else 0
+        # Regular customers come back often and in very different amounts, while a
+        # share of baskets comes from passers-by who are never seen again.
+        self.regulars = [_new_customer(rng) for _ in range(max(15, round(self.base_baskets * 3)))]
+        self.regular_cum = _cumulative([min(20.0, rng.paretovariate(1.3)) for _ in self.regulars])
+        self.regular_share = rng.uniform(0.5, 0.7)
 
-    for day_index in range(day_count):
-        day: date = first_day + timedelta(days=day_index)
+        self.sales: list[dict[str, object]] = []
+        self.inventory: list[dict[str, object]] = []
+        self.payments: list[dict[str, object]] = []
+
+    def _stock_up(self) -> None:
+        """Par levels cover the expected demand until the next delivery plus a margin.
+
+        Deliveries arrive every few days before opening and top every item up to par.
+        """
+        rng = self.rng
+        self.restock_every = rng.randint(2, 4)
+        self.restock_phase = rng.randrange(self.restock_every)
+        total_popularity = sum(_POPULARITY[item] for item in self.stocked)
+        mean_lines = sum((n + 1) * w for n, w in enumerate(_LINE_COUNT_WEIGHTS)) / sum(
+            _LINE_COUNT_WEIGHTS
+        )
+        self.par: dict[int, int] = {}
+        for item in self.stocked:
+            largest = _MAX_QUANTITY[item]
+            mean_quantity = 1.0 if largest == 1 else 0.7 + 0.3 * (2 + largest) / 2
+            daily = (
+                self.base_baskets
+                * 1.09
+                * mean_lines
+                * _POPULARITY[item]
+                / total_popularity
+                * mean_quantity
+            )
+            self.par[item] = math.ceil(daily * (self.restock_every + 1) * rng.uniform(1.0, 1.4)) + 3
+        self.on_hand = {
+            item: round(self.par[item] * rng.uniform(0.5, 1.0)) for item in self.stocked
+        }
+
+    def run(self) -> None:
+        first_day = self.start.date()
+        last_day = (self.end - timedelta(microseconds=1)).date()
+        day_count = (last_day - first_day).days + 1 if self.end > self.start else 0
+        for day_index in range(day_count):
+            self._day(day_index, first_day + timedelta(days=day_index))
+
+    def _day(self, day_index: int, day: date) -> None:
+        rng = self.rng
         midnight = datetime(day.year, day.month, day.day, tzinfo=_CHINA_TZ)
-
-        if (day_index + restock_phase) % restock_every == 0:
-            for item in stocked:
+        if (day_index + self.restock_phase) % self.restock_every == 0:
+            for item in self.stocked:
                 # A supplier occasionally misses an item, which leaves it short.
                 if rng.random() < 0.95:
-                    on_hand[item] = max(on_hand[item], par[item])
+                    self.on_hand[item] = max(self.on_hand[item], self.par[item])
 
         # Daily traffic follows the shop size, the weekday and some day-to-day noise.
-        expected = base_baskets * _WEEKDAY_FACTORS[day.weekday()] * rng.gauss(1.0, 0.12)
+        expected = self.base_baskets * _WEEKDAY_FACTORS[day.weekday()] * rng.gauss(1.0, 0.12)
         basket_count = min(_MAX_BASKETS_PER_DAY, max(_MIN_BASKETS_PER_DAY, round(expected)))
 
         # Checkout times are unique to the second within a shop, which lets a
         # consumer match a basket's sales lines to its payment.
         seconds: set[int] = set()
+        segment_indices = range(len(self.segments))
         while len(seconds) < basket_count:
-            segment = segments[rng.choices(segment_indices, cum_weights=segment_cum)[0]]
+            segment = self.segments[rng.choices(segment_indices, cum_weights=self.segment_cum)[0]]
             seconds.add(segment.start + rng.randrange(segment.length))
-
         for second in sorted(seconds):
             moment = midnight + timedelta(seconds=second)
-            if not start <= moment < end:
-                continue
-            hour = second // 3600
-            period = "morning" if hour < 10 else "evening" if hour >= 18 else "day"
-            item_cum = cum_by_period[period]
-
-            line_count = rng.choices(range(1, 6), weights=_LINE_COUNT_WEIGHTS)[0]
-            chosen: list[int] = []
-            while len(chosen) < line_count:
-                item = stocked[rng.choices(range(len(stocked)), cum_weights=item_cum)[0]]
-                if item not in chosen:
-                    chosen.append(item)
-
-            # A shop cannot sell what it does not have, so lines shrink or drop out
-            # when the shelf runs low.
-            lines: list[tuple[int, int]] = []
-            for item in chosen:
-                largest = _MAX_QUANTITY[item]
-                wanted = 1 if largest == 1 or rng.random() < 0.7 else rng.randint(2, largest)
-                quantity = min(wanted, on_hand[item])
-                if quantity > 0:
-                    on_hand[item] -= quantity
-                    lines.append((item, quantity))
-            if not lines:
-                continue
-
-            timestamp = _format_time(moment)
-            amount = 0
-            for item, quantity in lines:
-                amount += quantity * prices[item]
-                sales.append(
-                    {
-                        "event_id": f"S-{shop_no:03d}-{len(sales) + 1:06d}",
-                        "occurred_at": timestamp,
-                        "sku": CATALOGUE[item].sku,
-                        "quantity": quantity,
-                        "unit_price_cents": prices[item],
-                        "currency": "CNY",
-                    }
-                )
-
-            customer = (
-                regulars[rng.choices(range(len(regulars)), cum_weights=regular_cum)[0]]
-                if rng.random() < regular_share
-                else _new_customer(rng)
-            )
-            # People mostly pay the way they always do, but not every time.
-            method = (
-                customer.preferred_method
-                if rng.random() < 0.9
-                else rng.choices(_METHODS, weights=_METHOD_WEIGHTS)[0]
-            )
-            payer_ref = {
-                "qr": customer.qr_handle,
-                "card": customer.card_handle,
-            }.get(method, _ANONYMOUS_PAYER)
-            payments.append(
-                {
-                    "event_id": f"P-{shop_no:03d}-{len(payments) + 1:06d}",
-                    "occurred_at": timestamp,
-                    "amount_cents": amount,
-                    "method": method,
-                    "payer_ref": payer_ref,
-                }
-            )
+            if self.start <= moment < self.end:
+                self._basket(moment, second // 3600)
 
         # The owner counts every stocked item at closing time. A count that would
         # fall after the end of the window is left out.
-        counted_at = midnight + timedelta(seconds=closes_at)
-        if start <= counted_at < end:
+        counted_at = midnight + timedelta(seconds=self.closes_at)
+        if self.start <= counted_at < self.end:
             counted_text = _format_time(counted_at)
-            for item in stocked:
-                inventory.append(
+            for item in self.stocked:
+                self.inventory.append(
                     {
                         "sku": CATALOGUE[item].sku,
-                        "on_hand": on_hand[item],
+                        "on_hand": self.on_hand[item],
                         "counted_at": counted_text,
                     }
                 )
 
+    def _basket(self, moment: datetime, hour: int) -> None:
+        rng = self.rng
+        lines = self._lines("morning" if hour < 10 else "evening" if hour >= 18 else "day")
+        if not lines:
+            return
+        timestamp = _format_time(moment)
+        amount = 0
+        for item, quantity in lines:
+            amount += quantity * self.prices[item]
+            self.sales.append(
+                {
+                    "event_id": f"S-{self.shop_no:03d}-{len(self.sales) + 1:06d}",
+                    "occurred_at": timestamp,
+                    "sku": CATALOGUE[item].sku,
+                    "quantity": quantity,
+                    "unit_price_cents": self.prices[item],
+                    "currency": "CNY",
+                }
+            )
+        customer = (
+            self.regulars[rng.choices(range(len(self.regulars)), cum_weights=self.regular_cum)[0]]
+            if rng.random() < self.regular_share
+            else _new_customer(rng)
+        )
+        # People mostly pay the way they always do, but not every time.
+        method = (
+            customer.preferred_method
+            if rng.random() < 0.9
+            else rng.choices(_METHODS, weights=_METHOD_WEIGHTS)[0]
+        )
+        payer_ref = {
+            "qr": customer.qr_handle,
+            "card": customer.card_handle,
+        }.get(method, _ANONYMOUS_PAYER)
+        self.payments.append(
+            {
+                "event_id": f"P-{self.shop_no:03d}-{len(self.payments) + 1:06d}",
+                "occurred_at": timestamp,
+                "amount_cents": amount,
+                "method": method,
+                "payer_ref": payer_ref,
+            }
+        )
+
+    def _lines(self, period: str) -> list[tuple[int, int]]:
+        """A basket's items and quantities, as far as the shelves allow."""
+        rng, stocked = self.rng, self.stocked
+        item_cum = self.cum_by_period[period]
+        line_count = rng.choices(range(1, 6), weights=_LINE_COUNT_WEIGHTS)[0]
+        chosen: list[int] = []
+        while len(chosen) < line_count:
+            item = stocked[rng.choices(range(len(stocked)), cum_weights=item_cum)[0]]
+            if item not in chosen:
+                chosen.append(item)
+        # A shop cannot sell what it does not have, so lines shrink or drop out
+        # when the shelf runs low.
+        lines: list[tuple[int, int]] = []
+        for item in chosen:
+            largest = _MAX_QUANTITY[item]
+            wanted = 1 if largest == 1 or rng.random() < 0.7 else rng.randint(2, largest)
+            quantity = min(wanted, self.on_hand[item])
+            if quantity > 0:
+                self.on_hand[item] -= quantity
+                lines.append((item, quantity))
+        return lines
+
+
+def _generate_shop(seed: int, shop_no: int, name: str, start: datetime, end: datetime) -> DemoShop:
+    """Simulate one shop's trading between ``start`` (inclusive) and ``end`` (exclusive)."""
+    shop = _ShopSim(seed, shop_no, start, end)
+    shop.run()
     return DemoShop(
-        name=name, district=district, sales=sales, inventory=inventory, payments=payments
+        name=name,
+        district=shop.district,
+        sales=shop.sales,
+        inventory=shop.inventory,
+        payments=shop.payments,
     )
 
 

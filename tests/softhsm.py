@@ -83,7 +83,7 @@ class SoftHsm:
 
         Every key provider on the module must be closed (rescanning ends their sessions).
         """
-        from cornerstore.keys.hsm import rescan_tokens
+        from cornerstore.keys.pkcs11_login import rescan_tokens
 
         label = label or f"cs-test-{secrets.token_hex(6)}"
         pin = secrets.token_hex(8)
