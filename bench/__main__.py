@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from bench import audit, authz, consent, ingest, keys, read
+from bench import audit_appends, audit_proofs, audit_verify, authz, consent, ingest, keys, read
 from bench.common import Size
 
 BENCHMARKS = {
@@ -16,9 +16,9 @@ BENCHMARKS = {
     "read": read.run,
     "decrypt": keys.run_decrypt,
     "rotation": keys.run_rotation,
-    "appends": audit.run_appends,
-    "proofs": audit.run_proofs,
-    "verify": audit.run_verify,
+    "appends": audit_appends.run_appends,
+    "proofs": audit_proofs.run_proofs,
+    "verify": audit_verify.run_verify,
     "propagation": consent.run_propagation,
     "consent_writes": consent.run_writes,
     "consent_checks": consent.run_checks,

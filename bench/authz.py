@@ -21,8 +21,9 @@ import uuid
 from pathlib import Path
 
 import casbin
+from sqlalchemy import Engine
 
-from bench.common import Size, percentile, report, rss_mib, scratch_postgres
+from bench.common import Size, libpq, percentile, report, rss_mib, scratch_postgres
 from cornerstore.access import relation_of
 from cornerstore.authz import Action, Authorizer, DecisionRequest, PurposeName
 from cornerstore.categories import Category
@@ -125,89 +126,107 @@ def _in_child(function: object, *args: int) -> tuple[float, float, float, float]
         return result
 
 
+def _copy_consents(
+    database_url: str, shops: int, shop_ids: list[uuid.UUID], consumer_ids: list[uuid.UUID]
+) -> None:
+    """COPY the shops, the consumers and each shop's three active consents, then ANALYZE."""
+    import psycopg
+
+    with psycopg.connect(libpq(database_url)) as connection, connection.cursor() as cursor:
+        with cursor.copy("COPY shops (id, name, created_at) FROM STDIN") as copy:
+            for shop_id in shop_ids:
+                copy.write_row((shop_id, "s", "2026-01-01T00:00:00Z"))
+        with cursor.copy(
+            "COPY principals (id, name, role, api_key_hash, created_at) FROM STDIN"
+        ) as copy:
+            for consumer_id in consumer_ids:
+                copy.write_row(
+                    (
+                        consumer_id,
+                        "c",
+                        "consumer",
+                        consumer_id.bytes * 2,
+                        "2026-01-01T00:00:00Z",
+                    )
+                )
+        with cursor.copy(
+            "COPY consents (id, shop_id, consumer_id, purpose, categories, status, granted_by, "
+            "granted_at, expires_at, valid_from, created_at, updated_at, version, access_mode, "
+            "range_last_days, data_life_seconds, paused_by_shop, uses, day_uses) FROM STDIN"
+        ) as copy:
+            for consumer, shop, category in (
+                _consent(shop, j) for shop in range(shops) for j in range(3)
+            ):
+                copy.write_row(
+                    (
+                        uuid.uuid4(),
+                        shop_ids[shop],
+                        consumer_ids[consumer],
+                        PURPOSE_OF[category],
+                        f'["{category}"]',
+                        "active",
+                        shop_ids[shop],
+                        "2026-01-01T00:00:00Z",
+                        "2099-01-01T00:00:00Z",
+                        "2026-01-01T00:00:00Z",
+                        "2026-01-01T00:00:00Z",
+                        "2026-01-01T00:00:00Z",
+                        1,
+                        "rows",
+                        365,
+                        30 * 86400,
+                        False,
+                        0,
+                        0,
+                    )
+                )
+        cursor.execute("ANALYZE consents")
+        connection.commit()
+
+
+def _time_consent_checks(
+    engine: Engine,
+    chosen: list[tuple[int, int, str]],
+    shop_ids: list[uuid.UUID],
+    consumer_ids: list[uuid.UUID],
+) -> list[float]:
+    """The gate's consent check for each chosen consent, in one session, timed in µs."""
+    from consent import enforcement
+    from cornerstore.db import make_sessionmaker, utcnow
+
+    sessions = make_sessionmaker(engine)
+    timings: list[float] = []
+    with sessions() as session:
+        for consumer, shop, category in chosen:
+            started = time.perf_counter_ns()
+            found = enforcement.check(
+                session,
+                shop_id=shop_ids[shop],
+                consumer_id=consumer_ids[consumer],
+                purpose=PURPOSE_OF[category],
+                category=category,
+                since=None,
+                until=None,
+                now=utcnow(),
+            )
+            timings.append((time.perf_counter_ns() - started) / 1000)
+            assert found.consent_id is not None
+    return timings
+
+
 def _consent_lookup(shops: int, samples: int) -> tuple[float, float]:
     """p50/p99 of the gate's consent check with ``shops`` shops, three consents each."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    from consent import enforcement
-    from cornerstore.db import make_engine, make_sessionmaker, utcnow
+    from cornerstore.db import make_engine
     from cornerstore.migrations import upgrade
 
     with scratch_postgres() as url:
         engine = make_engine(url)
         upgrade(engine)
-        libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         shop_ids = [uuid.UUID(int=i + 1) for i in range(shops)]
         consumer_ids = [uuid.UUID(int=10**12 + i) for i in range(CONSUMERS)]
-        with psycopg.connect(libpq) as connection, connection.cursor() as cursor:
-            with cursor.copy("COPY shops (id, name, created_at) FROM STDIN") as copy:
-                for shop_id in shop_ids:
-                    copy.write_row((shop_id, "s", "2026-01-01T00:00:00Z"))
-            with cursor.copy(
-                "COPY principals (id, name, role, api_key_hash, created_at) FROM STDIN"
-            ) as copy:
-                for consumer_id in consumer_ids:
-                    copy.write_row(
-                        (
-                            consumer_id,
-                            "c",
-                            "consumer",
-                            consumer_id.bytes * 2,
-                            "2026-01-01T00:00:00Z",
-                        )
-                    )
-            with cursor.copy(
-                "COPY consents (id, shop_id, consumer_id, purpose, categories, status, granted_by, "
-                "granted_at, expires_at, valid_from, created_at, updated_at, version, access_mode, "
-                "range_last_days, data_life_seconds, paused_by_shop, uses, day_uses) FROM STDIN"
-            ) as copy:
-                for consumer, shop, category in (
-                    _consent(shop, j) for shop in range(shops) for j in range(3)
-                ):
-                    copy.write_row(
-                        (
-                            uuid.uuid4(),
-                            shop_ids[shop],
-                            consumer_ids[consumer],
-                            PURPOSE_OF[category],
-                            f'["{category}"]',
-                            "active",
-                            shop_ids[shop],
-                            "2026-01-01T00:00:00Z",
-                            "2099-01-01T00:00:00Z",
-                            "2026-01-01T00:00:00Z",
-                            "2026-01-01T00:00:00Z",
-                            "2026-01-01T00:00:00Z",
-                            1,
-                            "rows",
-                            365,
-                            30 * 86400,
-                            False,
-                            0,
-                            0,
-                        )
-                    )
-            cursor.execute("ANALYZE consents")
-            connection.commit()
-        sessions = make_sessionmaker(engine)
+        _copy_consents(url, shops, shop_ids, consumer_ids)
         chosen = _sample(shops, samples, seed=2)
-        timings: list[float] = []
-        with sessions() as session:
-            for consumer, shop, category in chosen:
-                started = time.perf_counter_ns()
-                found = enforcement.check(
-                    session,
-                    shop_id=shop_ids[shop],
-                    consumer_id=consumer_ids[consumer],
-                    purpose=PURPOSE_OF[category],
-                    category=category,
-                    since=None,
-                    until=None,
-                    now=utcnow(),
-                )
-                timings.append((time.perf_counter_ns() - started) / 1000)
-                assert found.consent_id is not None
+        timings = _time_consent_checks(engine, chosen, shop_ids, consumer_ids)
         engine.dispose()
         return percentile(timings, 0.5), percentile(timings, 0.99)
 

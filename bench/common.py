@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2 as httpx
+from sqlalchemy.engine import make_url
 
-from cornerstore.db import scratch_database
+from cornerstore.db import make_engine, scratch_database
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CORNERSTORE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -40,6 +41,26 @@ def scratch_postgres() -> Iterator[str]:
     """A new, empty PostgreSQL database for one benchmark, dropped afterwards."""
     with scratch_database(POSTGRES_ADMIN_URL, "cornerstore_bench") as url:
         yield url
+
+
+@contextmanager
+def migrated_postgres() -> Iterator[str]:
+    """A scratch PostgreSQL database (see :func:`scratch_postgres`) with the hub's tables."""
+    # Imported here: alembic is only loaded by the benchmarks that migrate.
+    from cornerstore.migrations import upgrade
+
+    with scratch_postgres() as url:
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        yield url
+
+
+def libpq(database_url: str) -> str:
+    """The SQLAlchemy ``database_url`` as a URL that psycopg connects to directly."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _free_port() -> int:

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 import psycopg
-from sqlalchemy.engine import make_url
 
-from bench.common import WORKERS, Size, hub_server, report, scratch_postgres
+from bench.common import WORKERS, Size, hub_server, libpq, report, scratch_postgres
 from bench.setup import make_shop, migrated_admin_key, post_sales, sales_lines
 
 GOAL = 0.5
@@ -26,13 +25,9 @@ GOAL = 0.5
 CONNECTORS = 4
 
 
-def _libpq(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def copy_baseline(database_url: str, records: list[dict[str, object]]) -> float:
     """COPY the same records, timed from the same parsed records the API starts from."""
-    with psycopg.connect(_libpq(database_url)) as connection:
+    with psycopg.connect(libpq(database_url)) as connection:
         connection.execute(
             "CREATE TABLE bench_raw_sales (event_id text, occurred_at timestamptz, sku text, "
             "quantity int, unit_price_cents int, currency text)"

@@ -33,10 +33,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import BigInteger, Engine, LargeBinary, Row, String, Uuid, func, insert, select
 from sqlalchemy import tuple_ as sql_tuple
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from bench.common import Size, median, report, scratch_postgres
+from bench.common import Size, libpq, median, report, scratch_postgres
 from bench.setup import sales_lines
 from connectors.service import ingest
 from cornerstore.categories import Category
@@ -66,10 +65,6 @@ PAGE = 500
 INGEST_BATCH = 5000
 PURPOSE = "analytics"
 ROTATION_BATCH = 1000
-
-
-def _libpq(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _settings(database_url: str, data_dir: Path) -> Settings:
@@ -214,7 +209,7 @@ def _store_plaintext(hub: Hub, database_url: str, shop_id: uuid.UUID) -> int:
     """Copy ``shop_records`` into the plaintext table, each row's values opened."""
     with hub.sessions() as session:
         cipher = hub.keyring.cipher(session, shop_id)
-    with psycopg.connect(_libpq(database_url), autocommit=True) as connection:
+    with psycopg.connect(libpq(database_url), autocommit=True) as connection:
         connection.execute(
             "CREATE TABLE bench_plain_records (LIKE shop_records INCLUDING ALL); "
             "ALTER TABLE bench_plain_records RENAME COLUMN sealed TO plaintext"
@@ -309,7 +304,7 @@ def _copy_postgres(
     database_url: str, shop_ids: list[uuid.UUID], wrapped: list[bytes], master_id: str
 ) -> None:
     now = datetime.now(UTC)
-    with psycopg.connect(_libpq(database_url)) as connection, connection.cursor() as cursor:
+    with psycopg.connect(libpq(database_url)) as connection, connection.cursor() as cursor:
         with cursor.copy("COPY shops (id, name, created_at) FROM STDIN") as copy:
             for shop_id in shop_ids:
                 copy.write_row((shop_id, "bench shop", now))

@@ -1,6 +1,6 @@
-"""Audit log: durable appends, inclusion proofs from a 10M-entry tree, offline export checks.
+"""Audit log ``appends``: durable appends by group commit, against one commit an entry.
 
-``appends``: 8 writer processes, each like one API worker (its own engine and
+8 writer processes, each like one API worker (its own engine and
 its own :class:`audit.writer.AuditWriter`), each driven by 32 client threads
 (then 128) that call ``writer.append(draft)`` in a loop for a fixed time; a
 call returns once its entry is committed (``synchronous_commit`` stays on).
@@ -14,66 +14,39 @@ After each side the log is checked: the sequence numbers handed back are
 1..n once each and match the table and the head, the chain hashes link, and
 the head's tree root, the root read from the stored nodes and every stored
 node equal those recomputed from the entries' canonical bytes.
-
-``proofs``: a tree of 10M leaves is built without 10M entries: leaf hashes of
-synthetic entry bytes go through :class:`audit_verifier.merkle.TreeBuilder`, the nodes
-it reports are COPYed into ``audit_nodes`` (about 20M rows) and the head gets
-the size and frontier. Then inclusion proofs for random leaves are read as
-``GET /v1/audit/proofs/inclusion`` reads them, in a session that has already
-run a query (the handler reads the head first): ``merkle.inclusion_proof(index,
-size, tree.node_getter(session))``, one query. Every proof is checked against
-the root with ``merkle.verify_inclusion`` and against the baseline's. The
-baseline computes the same proofs from every node held in a Python dict.
-
-``verify``: a 1M-line export in the API's format (``{"index", "entry":
-base64(canonical bytes)}``) of gate-like entries is written with a
-signed checkpoint, then ``audit_verifier.verify.verify_export`` reads it, streamed
-from the file opened in binary. The baseline only reads and JSON-parses the
-same lines.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import multiprocessing
 import os
 import queue
 import random
-import tempfile
 import time
 import traceback
 import uuid
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit import service, tree
 from audit.writer import AuditWriter
 from audit_verifier import chain, merkle
-from audit_verifier.note import Checkpoint, Signer
-from audit_verifier.verify import verify_export
-from bench.common import Size, percentile, report, rss_mib, scratch_postgres
+from bench.common import Size, libpq, migrated_postgres, report
 from cornerstore.db import make_engine, make_sessionmaker
-from cornerstore.migrations import upgrade
 from cornerstore.models.audit import AuditEntry, AuditHead, AuditNode
 from cornerstore.ports import AuditDraft, Decision
 
 APPEND_GOAL = 20_000
-PROOF_GOAL_MS = 1.0
-VERIFY_GOAL_S = 10.0
 
 #: Writer processes, each one API worker with its own engine and AuditWriter.
 APPEND_PROCESSES = 8
@@ -88,27 +61,6 @@ SATURATING_THREADS = 128
 SINGLE_THREADS = 2
 #: Distinct drafts each process cycles through.
 DRAFT_POOL = 1024
-
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
-ORIGIN = "bench.cornerstore.example/audit"
-
-
-def _libpq(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@contextmanager
-def _migrated_postgres() -> Iterator[str]:
-    with scratch_postgres() as url:
-        engine = make_engine(url)
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-        yield url
-
-
-# --- appends ---------------------------------------------------------------------------------
 
 
 def _drafts(seed: int) -> list[AuditDraft]:
@@ -143,7 +95,7 @@ def _drafts(seed: int) -> list[AuditDraft]:
 
 def _reset_log(database_url: str) -> None:
     """Empty the log: no entry, no node, the head back at the genesis hash."""
-    with psycopg.connect(_libpq(database_url), autocommit=True) as connection:
+    with psycopg.connect(libpq(database_url), autocommit=True) as connection:
         connection.execute("TRUNCATE audit_entries, audit_nodes, audit_checkpoints")
         connection.execute(
             "UPDATE audit_head SET seq = 0, entry_hash = %s, frontier = NULL WHERE id = %s",
@@ -433,7 +385,7 @@ def _run_appends(database_url: str, processes: int, seconds: float) -> dict[str,
 
 def _durability(database_url: str) -> str:
     """The settings that make a commit durable, as the server has them."""
-    with psycopg.connect(_libpq(database_url)) as connection:
+    with psycopg.connect(libpq(database_url)) as connection:
         shown = []
         for name in ("synchronous_commit", "fsync"):
             row = connection.execute(f"SHOW {name}").fetchone()
@@ -464,7 +416,7 @@ def _ceiling_row(measured: _Measured) -> tuple[str, str]:
 def run_appends(size: Size) -> dict[str, float]:
     processes = size.pick(2, APPEND_PROCESSES)
     seconds = 1.0 if size.smoke else 12.0
-    with _migrated_postgres() as url:
+    with migrated_postgres() as url:
         durability = _durability(url)
         measured = _run_appends(url, processes, seconds)
     group, saturated = measured["group"], measured["saturated"]
@@ -502,271 +454,4 @@ def run_appends(size: Size) -> dict[str, float]:
         "audit_single_commit_appends_per_s": single.rate,
         "audit_appends_ratio": ratio,
         "audit_entries_per_commit": group.checked.entries / group.checked.commits,
-    }
-
-
-# --- proofs ----------------------------------------------------------------------------------
-
-
-def _synthetic_leaf(index: int) -> bytes:
-    """The leaf hash of a stand-in for entry ``index``: only the tree's shape matters here."""
-    return merkle.leaf_hash(b"bench audit entry %d" % index)
-
-
-@dataclass(frozen=True)
-class _Tree:
-    root: bytes
-    nodes: dict[tuple[int, int], bytes]
-    rows: int
-    hash_seconds: float
-    seconds: float
-
-
-def _load_tree(database_url: str, size: int) -> _Tree:
-    """Hash ``size`` synthetic leaves, COPY every node into audit_nodes, set the head."""
-    started = time.perf_counter()
-    builder = merkle.TreeBuilder()
-    nodes: dict[tuple[int, int], bytes] = {}
-    hashing = 0.0
-    with psycopg.connect(_libpq(database_url)) as connection:
-        with (
-            connection.cursor() as cursor,
-            cursor.copy("COPY audit_nodes (level, idx, hash) FROM STDIN (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(["int2", "int8", "bytea"])
-            write_row = copy.write_row
-            append = builder.append
-            chunk = 1 << 16
-            for start in range(0, size, chunk):
-                tick = time.perf_counter()
-                made: list[merkle.Node] = []
-                for index in range(start, min(size, start + chunk)):
-                    made.extend(append(_synthetic_leaf(index)))
-                hashing += time.perf_counter() - tick
-                for level, idx, digest in made:
-                    write_row((level, idx, digest))
-                    nodes[(level, idx)] = digest
-        connection.execute(
-            "UPDATE audit_head SET seq = %s, entry_hash = %s, frontier = %s WHERE id = %s",
-            (size, bytes(32), b"".join(builder.frontier()), service.HEAD_ID),
-        )
-        connection.commit()
-        connection.autocommit = True
-        connection.execute("VACUUM ANALYZE audit_nodes")
-    return _Tree(builder.root(), nodes, len(nodes), hashing, time.perf_counter() - started)
-
-
-def run_proofs(size: Size) -> dict[str, float]:
-    leaves = size.pick(10_000, 10_000_000)
-    samples = size.pick(300, 5_000)
-    warmup = size.pick(20, 500)
-    rng = random.Random(7)
-    indices = [rng.randrange(leaves) for _ in range(warmup + samples)]
-    with _migrated_postgres() as url:
-        built = _load_tree(url, leaves)
-        if built.rows != 2 * leaves - leaves.bit_count():
-            raise RuntimeError(f"{built.rows} nodes stored for {leaves} leaves")
-        engine = make_engine(url)
-        sessions = make_sessionmaker(engine)
-        try:
-            with sessions() as session:
-                head = session.execute(select(AuditHead.seq, AuditHead.frontier)).one()
-                stored_root = merkle.root(leaves, tree.node_getter(session))
-            if not head.seq == leaves or not (
-                tree.root_of_frontier(head.frontier) == stored_root == built.root
-            ):
-                raise RuntimeError("the stored tree's root is not the built tree's root")
-            db_ms: list[float] = []
-            proofs: list[list[bytes]] = []
-            for n, index in enumerate(indices):
-                with sessions() as session:
-                    # The handler has read the head (and checked the caller) by then.
-                    size_now = session.scalar(
-                        select(AuditHead.seq).where(AuditHead.id == service.HEAD_ID)
-                    )
-                    if size_now != leaves:
-                        raise RuntimeError(f"the head says {size_now} entries, not {leaves}")
-                    tick = time.perf_counter()
-                    leaf, proof = tree.inclusion_proof_with_leaf(session, index, leaves)
-                    took = (time.perf_counter() - tick) * 1000
-                if n >= warmup:
-                    db_ms.append(took)
-                    proofs.append(proof)
-                    if leaf != _synthetic_leaf(index):
-                        raise RuntimeError(f"leaf {index} is stored with the wrong hash")
-        finally:
-            engine.dispose()
-    nodes = built.nodes
-
-    def from_dict(ids: Sequence[merkle.NodeId]) -> list[bytes]:
-        return [nodes[(level, idx)] for level, idx in ids]
-
-    memory_ms: list[float] = []
-    for n, index in enumerate(indices):
-        tick = time.perf_counter()
-        proof = merkle.inclusion_proof(index, leaves, from_dict)
-        took = (time.perf_counter() - tick) * 1000
-        if n >= warmup:
-            memory_ms.append(took)
-            if proof != proofs[n - warmup]:
-                raise RuntimeError(f"the database and the dict give different proofs for {index}")
-            merkle.verify_inclusion(index, leaves, _synthetic_leaf(index), proof, built.root)
-    p50, p99 = percentile(db_ms, 0.5), percentile(db_ms, 0.99)
-    m50, m99 = percentile(memory_ms, 0.5), percentile(memory_ms, 0.99)
-    report(
-        f"proofs: inclusion proofs for {samples:,} random leaves of a {leaves:,}-leaf tree "
-        f"({built.rows:,} stored nodes), one query each (PostgreSQL)",
-        [
-            (
-                "build: hash leaves (TreeBuilder), COPY nodes, index, analyse",
-                f"{built.seconds:7.1f} s  (hashing {built.hash_seconds:.1f} s; "
-                f"bench RSS {rss_mib():,.0f} MiB with the dict)",
-            ),
-            (
-                "proof + leaf hash from audit_nodes, as the endpoint reads them",
-                f"p50 {p50:6.3f} ms   p99 {p99:6.3f} ms",
-            ),
-            (
-                "baseline: the same proofs from a dict in memory",
-                f"p50 {m50:6.3f} ms   p99 {m99:6.3f} ms",
-            ),
-            ("ratio (p50, database / memory)", f"{p50 / m50:7.1f}x"),
-            ("goal", f"p99 <= {PROOF_GOAL_MS:g} ms"),
-            ("checked", "every proof verifies against the root and equals the dict's"),
-        ],
-    )
-    return {
-        "audit_proof_build_s": built.seconds,
-        "audit_proof_p50_ms": p50,
-        "audit_proof_p99_ms": p99,
-        "audit_proof_memory_p50_ms": m50,
-    }
-
-
-# --- verify ----------------------------------------------------------------------------------
-
-_ACTIONS = (
-    ("read", 0.80),
-    ("ingest", 0.10),
-    ("consent.grant", 0.04),
-    ("consent.revoke", 0.02),
-    ("export", 0.02),
-    ("principal.create", 0.02),
-)
-
-
-def _entry_fields(index: int, rng: random.Random, ids: list[uuid.UUID]) -> dict[str, Any]:
-    """The chained fields of a plausible entry (what AuditEntry holds), for leaf ``index``."""
-    action = rng.choices([a for a, _ in _ACTIONS], [w for _, w in _ACTIONS])[0]
-    allowed = rng.random() < 0.95
-    details: dict[str, Any]
-    if action == "read":
-        consent = rng.choice(ids) if rng.random() < 0.7 else None
-        details = {
-            "records": rng.randrange(500),
-            "consent_id": str(consent) if consent else None,
-            "fields": ["occurred_at", "sku", "quantity", "unit_price_cents"],
-        }
-    elif action == "ingest":
-        details = {"accepted": rng.randrange(5000), "rejected": rng.randrange(3)}
-    else:
-        details = {"note": "bench", "ref": str(rng.choice(ids))}
-    return {
-        "seq": index + 1,
-        "recorded_at": T0 + timedelta(microseconds=1_500 * index),
-        "action": action,
-        "decision": "allow" if allowed else "deny",
-        "reason": "consent" if allowed else "no active consent",
-        "principal_id": rng.choice(ids),
-        "principal_role": "consumer",
-        "shop_id": rng.choice(ids),
-        "category": "sales" if action in ("read", "ingest") else None,
-        "purpose": "analytics" if action == "read" else None,
-        "policy_version": "3",
-        "details": details,
-    }
-
-
-def _export_line(index: int, encoded: bytes) -> bytes:
-    """One line as ``audit.transparency._export_lines`` writes it."""
-    doc = {"index": index, "entry": base64.b64encode(encoded).decode()}
-    return (json.dumps(doc, separators=(",", ":")) + "\n").encode()
-
-
-def _write_export(path: Path, count: int) -> bytes:
-    """Write ``count`` lines of export to ``path``; return the tree's root."""
-    rng = random.Random(11)
-    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(400)]
-    builder = merkle.TreeBuilder()
-    with path.open("wb") as handle:
-        for start in range(0, count, 10_000):
-            lines: list[bytes] = []
-            leaves: list[bytes] = []
-            for index in range(start, min(count, start + 10_000)):
-                encoded = chain.canonical_bytes(_entry_fields(index, rng, ids))
-                leaves.append(merkle.leaf_hash(encoded))
-                # Formatted by hand for speed; checked against the API's format below.
-                line = b'{"index":%d,"entry":"%s"}\n' % (index, base64.b64encode(encoded))
-                if index % 100_000 == 0 and line != _export_line(index, encoded):
-                    raise RuntimeError("the bench export line differs from the API's")
-                lines.append(line)
-            handle.writelines(lines)
-            builder.extend(leaves)
-    return builder.root()
-
-
-def _parse_only(path: Path) -> int:
-    count = 0
-    loads = json.loads
-    with path.open("rb") as handle:
-        for line in handle:
-            loads(line)
-            count += 1
-    return count
-
-
-def run_verify(size: Size) -> dict[str, float]:
-    count = size.pick(20_000, 1_000_000)
-    signer = Signer.generate("bench.cornerstore.example")
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "export.jsonl"
-        started = time.perf_counter()
-        root = _write_export(path, count)
-        write_seconds = time.perf_counter() - started
-        note = Checkpoint(ORIGIN, count, root).sign([signer])
-        megabytes = os.path.getsize(path) / 2**20
-
-        started = time.perf_counter()
-        parsed = _parse_only(path)
-        parse_seconds = time.perf_counter() - started
-        if parsed != count:
-            raise RuntimeError(f"{parsed} lines read, {count} written")
-
-        started = time.perf_counter()
-        with path.open("rb") as handle:
-            checked = verify_export(handle, note, [signer.verifier], origin=ORIGIN)
-        verify_seconds = time.perf_counter() - started
-    if not checked.ok or checked.entries_checked != count or checked.entries_not_covered:
-        raise RuntimeError(f"the export did not verify: {checked}")
-    ratio = verify_seconds / parse_seconds
-    report(
-        f"verify: offline verification of a {count:,}-entry export ({megabytes:,.0f} MiB, "
-        f"written in {write_seconds:.1f} s) against a signed checkpoint",
-        [
-            (
-                "audit_verifier.verify.verify_export",
-                f"{verify_seconds:6.2f} s  ({count / verify_seconds:9,.0f} entries/s)",
-            ),
-            (
-                "baseline: read and json.loads each line",
-                f"{parse_seconds:6.2f} s  ({count / parse_seconds:9,.0f} entries/s)",
-            ),
-            ("ratio (verify / parse)", f"{ratio:6.2f}x"),
-            ("goal", f"<= {VERIFY_GOAL_S:g} s for 1,000,000 entries"),
-        ],
-    )
-    return {
-        "audit_verify_s": verify_seconds,
-        "audit_verify_parse_s": parse_seconds,
-        "audit_verify_ratio": ratio,
     }
