@@ -16,7 +16,7 @@ from connectors.schemas import BatchResult, RejectedRecord
 from cornerstore.categories import CATEGORIES, Category, RecordIn
 from cornerstore.crypto import ShopCipher
 from cornerstore.identity import Caller
-from cornerstore.ports import AuditDraft, Decision
+from cornerstore.ports import AuditDraft
 from cornerstore.records import repository
 from cornerstore.records.codec import (
     QUARANTINE_KIND,
@@ -119,12 +119,10 @@ def ingest(
     )
     audit.append(
         session,
-        AuditDraft(
-            action="ingest",
-            decision=Decision.allow,
-            reason="stored",
-            principal_id=caller.id,
-            principal_role=caller.role,
+        AuditDraft.of(
+            caller,
+            "ingest",
+            "stored",
             shop_id=shop_id,
             category=category.value,
             policy_version=policy_version,

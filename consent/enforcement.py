@@ -204,28 +204,8 @@ class ConsentEnforcer:
     def close(self) -> None:
         self._engine.dispose()
 
-    def check(
-        self,
-        session: Session,
-        *,
-        shop_id: uuid.UUID,
-        consumer_id: uuid.UUID,
-        purpose: str,
-        category: str,
-        since: datetime | None,
-        until: datetime | None,
-        now: datetime,
-    ) -> Allowance:
-        return check(
-            session,
-            shop_id=shop_id,
-            consumer_id=consumer_id,
-            purpose=purpose,
-            category=category,
-            since=since,
-            until=until,
-            now=now,
-        )
+    #: The check itself holds no state: one statement on the request's session.
+    check = staticmethod(check)
 
     def count(self, allowance: Allowance, now: datetime) -> None:
         """Count one use of the consent, or refuse the read if the consent no longer allows it."""

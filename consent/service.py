@@ -33,7 +33,7 @@ from cornerstore.errors import Conflict, FieldError, NotFound, ValidationFailed
 from cornerstore.identity import Caller
 from cornerstore.models.consent import AccessMode, Consent, ConsentStatus, ConsentVersion
 from cornerstore.models.principals import Principal, Role
-from cornerstore.ports import AuditDraft, Decision
+from cornerstore.ports import AuditDraft
 
 if TYPE_CHECKING:
     from consent.deps import ConsentCore
@@ -480,12 +480,10 @@ def _record_version(
     session.flush()
     audit.append(
         session,
-        AuditDraft(
-            action=AUDIT_ACTIONS[change],
-            decision=Decision.allow,
-            reason="changed",
-            principal_id=ctx.caller.id,
-            principal_role=ctx.caller.role,
+        AuditDraft.of(
+            ctx.caller,
+            AUDIT_ACTIONS[change],
+            "changed",
             shop_id=consent.shop_id,
             purpose=consent.purpose,
             policy_version=ctx.policy_version,

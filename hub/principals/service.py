@@ -10,7 +10,7 @@ from cornerstore.errors import FieldError, ValidationFailed
 from cornerstore.identity import Caller, hash_api_key, new_api_key
 from cornerstore.models.principals import Principal, PrincipalShop, Role
 from cornerstore.models.shops import Shop
-from cornerstore.ports import AuditDraft, Decision
+from cornerstore.ports import AuditDraft
 from hub.principals.schemas import PrincipalCreated, PrincipalIn
 
 
@@ -51,12 +51,10 @@ def create(
     for shop_id in linked:
         audit.append(
             session,
-            AuditDraft(
-                action="principal.create",
-                decision=Decision.allow,
-                reason="created",
-                principal_id=by.id if by else None,
-                principal_role=by.role if by else OPERATOR,
+            AuditDraft.of(
+                by,
+                "principal.create",
+                "created",
                 shop_id=shop_id,
                 policy_version=policy_version,
                 details={"created_principal_id": str(principal.id), "role": body.role.value},
@@ -65,10 +63,6 @@ def create(
     return PrincipalCreated(
         id=principal.id, name=principal.name, role=body.role, shop_ids=shop_ids, api_key=api_key
     )
-
-
-#: Who the audit log names when the CLI, not an API principal, made a change.
-OPERATOR = "operator"
 
 
 def _shop_scope_problem(role: Role, count: int) -> str | None:

@@ -33,7 +33,7 @@ from cornerstore.models.consent import Consent, ConsentStatus
 from cornerstore.models.keys import ShopKey
 from cornerstore.models.principals import PrincipalShop
 from cornerstore.models.shops import Shop, ShopErasure
-from cornerstore.ports import AuditDraft, Decision
+from cornerstore.ports import AuditDraft
 from cornerstore.records import repository
 
 _log = logging.getLogger(__name__)
@@ -89,12 +89,10 @@ def delete_rows(
     erased = ErasedRows(ended, counts, quarantined)
     audit.append(
         session,
-        AuditDraft(
-            action="shop.erase",
-            decision=Decision.allow,
-            reason="erased",
-            principal_id=by.id,
-            principal_role=by.role,
+        AuditDraft.of(
+            by,
+            "shop.erase",
+            "erased",
             shop_id=shop_id,
             policy_version=policy_version,
             details={

@@ -8,8 +8,7 @@ from audit import service as audit
 from cornerstore.identity import Caller
 from cornerstore.keys.ring import KeyRing
 from cornerstore.models.shops import Shop
-from cornerstore.ports import AuditDraft, Decision
-from hub.principals.service import OPERATOR
+from cornerstore.ports import AuditDraft
 from hub.shops.schemas import ShopIn, ShopOut
 
 
@@ -29,14 +28,6 @@ def create(
     session.flush()
     audit.append(
         session,
-        AuditDraft(
-            action="shop.create",
-            decision=Decision.allow,
-            reason="created",
-            principal_id=by.id if by else None,
-            principal_role=by.role if by else OPERATOR,
-            shop_id=shop.id,
-            policy_version=policy_version,
-        ),
+        AuditDraft.of(by, "shop.create", "created", shop_id=shop.id, policy_version=policy_version),
     )
     return ShopOut.model_validate(shop)

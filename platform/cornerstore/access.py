@@ -119,12 +119,11 @@ def record_refusal(
         "gate.audit", record_exception=False, set_status_on_exception=False
     ):
         core.audit_writer.append(
-            AuditDraft(
-                action=action,
+            AuditDraft.of(
+                caller,
+                action,
+                reason,
                 decision=Decision.deny,
-                reason=reason,
-                principal_id=caller.id,
-                principal_role=caller.role,
                 shop_id=shop_id,
                 category=category,
                 purpose=purpose,

@@ -42,7 +42,7 @@ from cornerstore.deps import CoreDep, CurrentCaller
 from cornerstore.errors import FieldError, NotFound, ServiceUnavailable, ValidationFailed
 from cornerstore.identity import Caller
 from cornerstore.models.principals import Role
-from cornerstore.ports import Allowance, AuditDraft, ConsentRefused, Core, Decision
+from cornerstore.ports import Allowance, AuditDraft, ConsentRefused, Core
 from cornerstore.records import repository
 from cornerstore.records.codec import (
     QUARANTINE_KIND,
@@ -167,12 +167,10 @@ class AccessGate:
         returned :class:`ShopExport`.
         """
         with _span("gate.export"):
-            draft = AuditDraft(
-                action="export",
-                decision=Decision.allow,
-                reason="owner",
-                principal_id=permit.caller.id,
-                principal_role=permit.caller.role,
+            draft = AuditDraft.of(
+                permit.caller,
+                "export",
+                "owner",
                 shop_id=permit.shop,
                 purpose=OWNER_PURPOSE,
                 policy_version=permit.policy_version,
@@ -269,13 +267,11 @@ class AccessGate:
         count: int,
         fields: tuple[str, ...],
     ) -> None:
-        draft = AuditDraft(
-            action="read",
-            decision=Decision.allow,
-            reason="owner" if consent_id is None else "consent",
-            principal_id=permit.caller.id,
-            principal_role=permit.caller.role,
-            shop_id=permit.shop_id,
+        draft = AuditDraft.of(
+            permit.caller,
+            "read",
+            "owner" if consent_id is None else "consent",
+            shop_id=permit.shop,
             category=permit.resource.value,
             purpose=audited_purpose(permit),
             policy_version=permit.policy_version,

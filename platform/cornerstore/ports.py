@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from cornerstore.authz import Authorizer
+from cornerstore.identity import Caller
 from cornerstore.keys.ring import KeyRing
 from cornerstore.settings import Settings
 
@@ -26,6 +27,10 @@ from cornerstore.settings import Settings
 class Decision(StrEnum):
     allow = "allow"
     deny = "deny"
+
+
+#: Who the audit log names when the operator's CLI, not an API principal, acted.
+OPERATOR = "operator"
 
 
 class AuditDraft(BaseModel):
@@ -43,6 +48,34 @@ class AuditDraft(BaseModel):
     purpose: str | None = None
     policy_version: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        actor: Caller | None,
+        action: str,
+        reason: str,
+        *,
+        decision: Decision = Decision.allow,
+        shop_id: uuid.UUID | None = None,
+        category: str | None = None,
+        purpose: str | None = None,
+        policy_version: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditDraft:
+        """An entry about what ``actor`` did; ``None`` is the operator, through the CLI."""
+        return cls(
+            action=action,
+            decision=decision,
+            reason=reason,
+            principal_id=actor.id if actor else None,
+            principal_role=actor.role if actor else OPERATOR,
+            shop_id=shop_id,
+            category=category,
+            purpose=purpose,
+            policy_version=policy_version,
+            details=details or {},
+        )
 
 
 class AuditUnavailable(Exception):
