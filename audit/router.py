@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 from audit import service
 from audit.deps import AccessLogRead, AuditRead
 from audit.schemas import AuditEventOut, AuditEventsOut
+from cornerstore.authz import AuditedPurpose
 from cornerstore.deps import DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS
 from cornerstore.fieldtypes import Timestamp
 from cornerstore.identity import names_of
 from cornerstore.models.audit import AuditEntry
-from cornerstore.ports import Decision
+from cornerstore.ports import AuditAction, Decision
 
 router = APIRouter(tags=["audit"])
 
@@ -57,9 +58,9 @@ def audit_events(
     session: DbSession,
     shop_id: uuid.UUID | None = None,
     principal_id: uuid.UUID | None = None,
-    purpose: Annotated[str | None, Query(max_length=40)] = None,
+    purpose: AuditedPurpose | None = None,
     decision: Decision | None = None,
-    action: Annotated[str | None, Query(max_length=40)] = None,
+    action: AuditAction | None = None,
     since: Timestamp | None = None,
     until: Timestamp | None = None,
     after: After = 0,

@@ -12,9 +12,12 @@ from cornerstore.ports import Decision
 class AuditEventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    seq: int
+    seq: int = Field(
+        description="The entry's number, from 1; its leaf index in the Merkle tree "
+        "(/v1/audit/entries, proofs) is seq - 1"
+    )
     recorded_at: datetime
-    action: str = Field(description="e.g. read, ingest, consent.grant, consent.revoke")
+    action: str = Field(description="One of the `action` filter's values (AuditAction)")
     decision: Decision
     reason: str
     principal_id: uuid.UUID | None

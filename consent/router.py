@@ -35,6 +35,7 @@ from cornerstore.authz import Action, Resource
 from cornerstore.db import hold_snapshot, utcnow
 from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, Conflict, NotFound, error_responses
+from cornerstore.models.consent import ConsentStatus
 from cornerstore.models.shops import Shop
 from cornerstore.ports import Core
 
@@ -80,8 +81,15 @@ def list_purposes(core: CoreDep) -> PurposesOut:
 
 
 @shop_router.get("/consents", response_model=ConsentsOut, summary="List the shop's consents")
-def list_consents(permit: ConsentRead, shop_id: uuid.UUID, session: DbSession) -> ConsentsOut:
-    return ConsentsOut(consents=service.list_for_shop(session, shop_id, utcnow()))
+def list_consents(
+    permit: ConsentRead,
+    shop_id: uuid.UUID,
+    session: DbSession,
+    status: Annotated[
+        ConsentStatus | None, Query(description="Only the consents with this status now")
+    ] = None,
+) -> ConsentsOut:
+    return ConsentsOut(consents=service.list_for_shop(session, shop_id, utcnow(), status))
 
 
 @shop_router.post(

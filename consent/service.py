@@ -115,11 +115,19 @@ def to_out(consent: Consent, now: datetime) -> ConsentOut:
     )
 
 
-def list_for_shop(session: Session, shop_id: uuid.UUID, now: datetime) -> list[ConsentOut]:
+def list_for_shop(
+    session: Session,
+    shop_id: uuid.UUID,
+    now: datetime,
+    status: ConsentStatus | None = None,
+) -> list[ConsentOut]:
+    """The shop's consents, oldest first; only those ``status`` now, if given."""
     rows = session.scalars(
         select(Consent).where(Consent.shop_id == shop_id).order_by(Consent.created_at, Consent.id)
     )
-    return [to_out(c, now) for c in rows]
+    # Filtered on the status each has now: one past its validity is expired
+    # whether or not the lapse has been recorded yet.
+    return [out for out in (to_out(c, now) for c in rows) if status in (None, out.status)]
 
 
 def list_for_consumer(session: Session, consumer_id: uuid.UUID, now: datetime) -> list[ConsentOut]:

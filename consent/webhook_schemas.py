@@ -8,13 +8,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cornerstore.fieldtypes import PlainText
+
 
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Checked in full by the router (consent.webhooks.url_problem), which knows
     # whether this hub accepts plain http.
-    url: str = Field(
+    url: PlainText = Field(
         description="Where events are POSTed: an absolute https URL (http outside production)",
         examples=["https://lender.example/hooks/cornerstore"],
     )

@@ -21,15 +21,9 @@ import inspect
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, get_type_hints
 
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
-
-from cornerstore.access import Permit
-from hub.app import ROUTERS
+from tests.routes import endpoints, permits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -235,35 +229,15 @@ PUBLIC_ENDPOINTS = {
 }
 
 
-def _permits(dependant: Dependant) -> list[Callable[..., Any]]:
-    """The dependencies, at any depth, that hand the endpoint a :class:`Permit`."""
-    found = []
-    for dependency in dependant.dependencies:
-        call = dependency.call
-        target = call if inspect.isfunction(call) else type(call).__call__
-        if call is not None and get_type_hints(target).get("return") is Permit:
-            found.append(call)
-        found.extend(_permits(dependency))
-    return found
-
-
-def _endpoints() -> Iterator[tuple[str, str, APIRoute]]:
-    for router in ROUTERS:
-        for route in router.routes:
-            assert isinstance(route, APIRoute), "the app includes routers of endpoints only"
-            for method in sorted(route.methods or ()):
-                yield method, route.path, route
-
-
 def test_every_endpoint_declares_its_permit_in_its_signature() -> None:
     undeclared = [
         (method, path)
-        for method, path, route in _endpoints()
-        if (method, path) not in PUBLIC_ENDPOINTS and len(_permits(route.dependant)) != 1
+        for method, path, route in endpoints()
+        if (method, path) not in PUBLIC_ENDPOINTS and len(permits(route.dependant)) != 1
     ]
     assert undeclared == []
     # The allow-list names only endpoints that exist, and that really declare none.
-    public = [(m, p) for m, p, route in _endpoints() if not _permits(route.dependant)]
+    public = [(m, p) for m, p, route in endpoints() if not permits(route.dependant)]
     assert set(public) == PUBLIC_ENDPOINTS
 
 
@@ -271,11 +245,10 @@ def test_an_endpoint_about_a_shop_is_authorized_for_that_shop() -> None:
     # A permit that did not take the shop would decide as if the caller kept none.
     unscoped = [
         (method, path)
-        for method, path, route in _endpoints()
+        for method, path, route in endpoints()
         if "{shop_id}" in path
         and not all(
-            "shop_id" in inspect.signature(permit).parameters
-            for permit in _permits(route.dependant)
+            "shop_id" in inspect.signature(permit).parameters for permit in permits(route.dependant)
         )
     ]
     assert unscoped == []

@@ -84,6 +84,15 @@ class PurposeName(StrEnum):
     credit_assessment = "credit-assessment"
 
 
+class AuditedPurpose(StrEnum):
+    """The purposes the audit log records: the declared ones, and ``owner`` for a shop's own."""
+
+    replenishment = "replenishment"
+    analytics = "analytics"
+    credit_assessment = "credit-assessment"
+    owner = OWNER_PURPOSE
+
+
 class PolicyError(Exception):
     """The policy files are missing or inconsistent. The hub does not start."""
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -18,17 +19,35 @@ def _to_utc(value: datetime) -> datetime:
 
 
 def _encodable(value: str) -> str:
-    # JSON may carry lone surrogates ("\ud800"), which no UTF-8 text can hold:
-    # such a value would fail when sealed or stored, so it is bad input here.
+    # JSON may carry lone surrogates ("\ud800"), which no UTF-8 text can hold,
+    # and NUL characters, which PostgreSQL's text cannot: either would fail
+    # when sealed or stored, so it is bad input here, named by its field.
     try:
         value.encode()
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\u0000)")
     return value
 
 
+#: RFC 3339: a full date, a time, and an offset (Z or ±hh:mm).
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_only(value: object) -> object:
+    # Pydantic alone would also take a number of seconds since 1970, as a
+    # number or a string of digits: a sender that means something else by it
+    # would have its records stored at the wrong time, so it is refused.
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _RFC3339.fullmatch(value.strip()):
+        return value.strip()
+    raise ValueError("must be an RFC 3339 time with an offset, e.g. 2026-03-01T09:30:00+08:00")
+
+
 #: RFC 3339 with an offset, normalised to UTC.
-Timestamp = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_to_utc)]
 
 #: A short, non-empty, trimmed text: a name, a SKU, an event id.
 Text = Annotated[
@@ -36,3 +55,7 @@ Text = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_encodable),
 ]
+
+#: Any text a client sends that is stored or compared as text (URLs, filters),
+#: refused when the database could not hold it.
+PlainText = Annotated[str, AfterValidator(_encodable)]

@@ -29,6 +29,36 @@ class Decision(StrEnum):
     deny = "deny"
 
 
+class AuditAction(StrEnum):
+    """Every action the audit log records, as ``GET /v1/audit/events?action=`` takes them."""
+
+    #: A read of shop data, allowed or refused.
+    read = "read"
+    #: A batch sent by a connector or a shopkeeper, or its refusal.
+    ingest = "ingest"
+    #: A shopkeeper's export of their shop.
+    export = "export"
+    shop_create = "shop.create"
+    shop_erase = "shop.erase"
+    principal_create = "principal.create"
+    consent_request = "consent.request"
+    consent_approve = "consent.approve"
+    consent_refuse = "consent.refuse"
+    consent_grant = "consent.grant"
+    consent_pause = "consent.pause"
+    consent_resume = "consent.resume"
+    consent_revoke = "consent.revoke"
+    consent_expire = "consent.expire"
+    # Refusals of other requests about a shop are named resource.action.
+    consent_read = "consent.read"
+    consent_write = "consent.write"
+    consent_request_create = "consent-request.create"
+    consent_receipt_read = "consent-receipt.read"
+    consent_history_read = "consent-history.read"
+    access_log_read = "access-log.read"
+    shop_export = "shop.export"
+
+
 #: Who the audit log names when the operator's CLI, not an API principal, acted.
 OPERATOR = "operator"
 
