@@ -32,6 +32,7 @@ from consent.schemas import (
 )
 from cornerstore.access import Authorize, AuthorizeShop, Permit
 from cornerstore.authz import Action, Resource
+from cornerstore.csvcells import neutralise
 from cornerstore.db import hold_snapshot, utcnow
 from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, Conflict, NotFound, error_responses
@@ -297,24 +298,27 @@ def _csv(versions: Iterator[ConsentVersionOut]) -> Iterator[str]:
         purpose = doc.get("purpose")
         writer.writerow(
             [
-                v.consent_id,
-                v.version,
-                doc.get("shop_id"),
-                doc.get("consumer_id"),
-                purpose.get("code") if isinstance(purpose, dict) else purpose,
-                v.status,
-                v.change,
-                v.changed_by,
-                v.changed_by_role,
-                doc.get("changed_at") or v.changed_at.isoformat(),
-                " ".join(doc.get("categories", [])),
-                doc.get("access_mode"),
-                json.dumps(doc.get("data_range"), separators=(",", ":")),
-                doc.get("max_reads_per_day"),
-                doc.get("valid_from"),
-                doc.get("valid_until"),
-                doc.get("data_life"),
-                v.receipt or "",
+                neutralise(cell)
+                for cell in (
+                    v.consent_id,
+                    v.version,
+                    doc.get("shop_id"),
+                    doc.get("consumer_id"),
+                    purpose.get("code") if isinstance(purpose, dict) else purpose,
+                    v.status,
+                    v.change,
+                    v.changed_by,
+                    v.changed_by_role,
+                    doc.get("changed_at") or v.changed_at.isoformat(),
+                    " ".join(doc.get("categories", [])),
+                    doc.get("access_mode"),
+                    json.dumps(doc.get("data_range"), separators=(",", ":")),
+                    doc.get("max_reads_per_day"),
+                    doc.get("valid_from"),
+                    doc.get("valid_until"),
+                    doc.get("data_life"),
+                    v.receipt or "",
+                )
             ]
         )
         yield buffer.getvalue()

@@ -11,6 +11,9 @@ import uuid
 import zipfile
 from typing import Any
 
+import pytest
+
+from cornerstore.csvcells import neutralise
 from cornerstore.gate import ShopExport
 from hub.export.router import _stream
 from hub.runtime import Hub
@@ -163,3 +166,46 @@ def test_an_export_reads_one_snapshot_while_the_shop_keeps_writing(world: World,
         assert session.scalar(count) == 5
     with hub.sessions() as session:
         assert session.scalar(count) == 9
+
+
+def test_a_formula_sent_as_data_cannot_run_when_the_csv_is_opened(world: World) -> None:
+    shop = world.shop()
+    # (A leading tab or carriage return never reaches a record: text fields are trimmed.)
+    formulas = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)"]
+    world.ingest(
+        shop,
+        "sales",
+        [sale(n, sku=sku, quantity=-1) for n, sku in enumerate(formulas, start=1)],
+    )
+
+    archive = _export(world, shop.id, shop.keeper)
+
+    # The spreadsheet shows each as text; a number stays a number.
+    rows = _csv(archive, "sales")
+    assert [r["sku"] for r in rows] == ["'" + sku for sku in formulas]
+    assert {r["quantity"] for r in rows} == {"-1"}
+    # The JSON Lines keep what the shop sent, exactly.
+    assert [r["sku"] for r in _jsonl(archive, "sales")] == formulas
+
+
+def test_an_export_whose_keys_are_gone_is_refused_before_its_first_byte(
+    keyed_world: World, keyed_hub: Hub
+) -> None:
+    shop = keyed_world.shop()
+    keyed_world.ingest(shop, "sales", [sale(1)])
+    shop_id = uuid.UUID(shop.id)
+    keyed_hub.keyring.provider.destroy_shop_key(shop_id)
+    keyed_hub.keyring.forget(shop_id)
+
+    response = shop.keeper.get(f"/v1/shops/{shop.id}/export")
+
+    assert response.status_code == 503, response.headers
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"] == "unavailable"
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_every_formula_start_is_neutralised_and_numbers_are_not(start: str) -> None:
+    assert neutralise(start + "1") == "'" + start + "1"
+    assert neutralise("SKU" + start) == "SKU" + start
+    assert neutralise(-1) == -1

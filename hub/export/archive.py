@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cornerstore.csvcells import neutralise
 from cornerstore.records.codec import format_time
 
 FORMAT = "cornerstore-export/1"
@@ -89,7 +90,7 @@ def _csv_cell(value: Any) -> Any:
         return ""
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return value
+    return neutralise(value)
 
 
 def _csv_lines(columns: tuple[str, ...], rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:

@@ -18,7 +18,7 @@ from cornerstore.access import AuthorizeShop, Permit
 from cornerstore.authz import Action, Resource
 from cornerstore.categories import CATEGORIES, Category
 from cornerstore.db import hold_snapshot, utcnow
-from cornerstore.deps import CoreDep
+from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import SHOP_ERRORS
 from cornerstore.gate import AccessGate, ShopExport
 from cornerstore.ports import Core
@@ -79,8 +79,10 @@ QUARANTINE_COLUMNS = (
         200: {"content": {"application/zip": {}}, "description": "The export, as a zip"},
     },
 )
-def export_shop(permit: ShopExportPermit, shop_id: uuid.UUID, core: CoreDep) -> StreamingResponse:
-    export = AccessGate(core).export(permit)
+def export_shop(
+    permit: ShopExportPermit, shop_id: uuid.UUID, core: CoreDep, session: DbSession
+) -> StreamingResponse:
+    export = AccessGate(core).export(session, permit)
     return StreamingResponse(
         _stream(core, export),
         media_type="application/zip",

@@ -157,16 +157,28 @@ class AccessGate:
             # 7) Respond.
             return page
 
-    def export(self, permit: Permit) -> ShopExport:
+    def export(self, session: Session, permit: Permit) -> ShopExport:
         """Open the shop's own data for export (data portability), all fields, audited first.
 
         Only the shop's shopkeeper is permitted (Casbin's ``shop``/``export``);
         the shop reads its own data, so no consent is needed and nothing is
-        cut away. The audit entry is committed before anything is returned;
-        decryption happens as the caller streams the records out of the
-        returned :class:`ShopExport`.
+        cut away. Every data key of the shop is opened first, so that an
+        export whose keys are gone (a restored backup of an erased shop, a
+        missing key-encryption key) is refused before its first byte rather
+        than cut off mid-stream. The audit entry is committed before anything
+        is returned; decryption happens as the caller streams the records out
+        of the returned :class:`ShopExport`.
         """
         with _span("gate.export"):
+            try:
+                self._core.keyring.open_every_version(session, permit.shop)
+            except Exception as exc:
+                _log.error(
+                    "export of shop %s withheld, its keys do not open: %s",
+                    permit.shop,
+                    type(exc).__name__,
+                )
+                raise ServiceUnavailable() from None
             draft = AuditDraft.of(
                 permit.caller,
                 "export",

@@ -181,6 +181,19 @@ class KeyRing:
                 self._cache.popitem(last=False)
         return cipher
 
+    def open_every_version(self, session: Session, shop_id: uuid.UUID) -> None:
+        """Unwrap every data key the shop has, or raise as :meth:`cipher` does.
+
+        For work that will need them all later and must not fail half-way,
+        such as an export, whose answer cannot turn into an error once it
+        has started.
+        """
+        versions = list(session.scalars(select(ShopKey.version).where(ShopKey.shop_id == shop_id)))
+        if not versions:
+            raise UnknownShopKey(f"shop {shop_id} has no data key")
+        for version in versions:
+            self.cipher(session, shop_id, version)
+
     def forget(self, shop_id: uuid.UUID) -> None:
         """Drop the shop's unwrapped keys from this process's cache."""
         with self._lock:
