@@ -25,6 +25,7 @@ serve: install
 ## audit writer's connection) and some tests start four hub processes, so more
 ## workers would run PostgreSQL out of its 100 connections on a many-core machine.
 test: install
+	bash .ci/system-packages
 	$(BIN)/pytest -n auto --maxprocesses 4
 
 lint: install

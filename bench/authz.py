@@ -136,16 +136,13 @@ def _copy_consents(
         with cursor.copy("COPY shops (id, name, created_at) FROM STDIN") as copy:
             for shop_id in shop_ids:
                 copy.write_row((shop_id, "s", "2026-01-01T00:00:00Z"))
-        with cursor.copy(
-            "COPY principals (id, name, role, api_key_hash, created_at) FROM STDIN"
-        ) as copy:
+        with cursor.copy("COPY principals (id, name, role, created_at) FROM STDIN") as copy:
             for consumer_id in consumer_ids:
                 copy.write_row(
                     (
                         consumer_id,
                         "c",
                         "consumer",
-                        consumer_id.bytes * 2,
                         "2026-01-01T00:00:00Z",
                     )
                 )

@@ -214,11 +214,9 @@ def _loaded_hub(shops: int) -> Iterator[tuple[Hub, list[uuid.UUID], uuid.UUID, u
             with cursor.copy("COPY shops (id, name, created_at) FROM STDIN") as copy:
                 for shop_id in shop_ids:
                     copy.write_row((shop_id, "s", now))
-            with cursor.copy(
-                "COPY principals (id, name, role, api_key_hash, created_at) FROM STDIN"
-            ) as copy:
-                copy.write_row((consumer, "c", "consumer", consumer.bytes * 2, now))
-                copy.write_row((keeper, "k", "shopkeeper", keeper.bytes * 2, now))
+            with cursor.copy("COPY principals (id, name, role, created_at) FROM STDIN") as copy:
+                copy.write_row((consumer, "c", "consumer", now))
+                copy.write_row((keeper, "k", "shopkeeper", now))
             with cursor.copy(
                 "COPY consents (id, shop_id, consumer_id, purpose, categories, status, version, "
                 "access_mode, range_last_days, data_life_seconds, valid_from, expires_at, "

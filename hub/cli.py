@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 
 from audit_verifier.__main__ import add_consistency_arguments, add_export_arguments
 from cornerstore.authz import PolicyError
 from cornerstore.crypto import KeyMaterialError
-from cornerstore.db import make_engine, session_scope
+from cornerstore.db import make_engine
 from cornerstore.migrations import NotMigrated, upgrade
 from cornerstore.settings import get_settings
-
-EXIT_REFUSED = 2
-
-
-def _print(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-
-
-def _fail(message: str) -> int:
-    sys.stderr.write(f"cornerstore: {message}\n")
-    return EXIT_REFUSED
+from hub.console import fail, say
+from hub.principals.commands import add_commands as _add_principals
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -52,45 +42,7 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
         upgrade(engine)
     finally:
         engine.dispose()
-    _print("database is at the newest revision")
-    return 0
-
-
-def cmd_principals_create(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from cornerstore.errors import ValidationFailed
-    from hub.principals import service
-    from hub.principals.schemas import PrincipalIn
-    from hub.runtime import Hub
-
-    try:
-        body = PrincipalIn(name=args.name, role=args.role, shop_ids=args.shop or [])
-    except ValidationError as exc:
-        return _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
-    hub = Hub.open(get_settings())
-    try:
-        with session_scope(hub.sessions) as session:
-            created = service.create(session, body)
-    except ValidationFailed as exc:
-        # e.g. a connector without --shop: one line for the operator, not a traceback.
-        return _fail(exc.detail)
-    finally:
-        hub.close()
-    if args.json:
-        _print(
-            json.dumps(
-                {
-                    "id": str(created.id),
-                    "name": created.name,
-                    "role": created.role.value,
-                    "api_key": created.api_key,
-                }
-            )
-        )
-    else:
-        _print(f"created {created.role.value} {created.name} ({created.id})")
-        _print(f"API key (shown this once): {created.api_key}")
+    say("database is at the newest revision")
     return 0
 
 
@@ -109,11 +61,11 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if report.ok:
-        _print(f"audit log intact: {report.entries_checked} entries verified")
+        say(f"audit log intact: {report.entries_checked} entries verified")
         return 0
-    _print(f"audit log FAILED verification at entry {report.first_bad_seq}: {report.problem}")
+    say(f"audit log FAILED verification at entry {report.first_bad_seq}: {report.problem}")
     checked = report.entries_checked
-    _print(f"entries 1..{checked} verified before it" if checked else "no entry verified before it")
+    say(f"entries 1..{checked} verified before it" if checked else "no entry verified before it")
     return 1
 
 
@@ -167,7 +119,7 @@ def cmd_keys_rotate_master(args: argparse.Namespace) -> int:
         begun = rotation.begin_master_rotation(tools.sessions, tools.keyring)
         old = ", ".join(sorted(begun.retiring))
         verb = "resuming the rotation" if begun.resumed else "rotating"
-        _print(f"{verb} from master key {old} to {begun.active}")
+        say(f"{verb} from master key {old} to {begun.active}")
         update, close = _progress_bar("re-wrapping data keys")
         try:
             moved = rotation.rewrap_all(
@@ -181,8 +133,8 @@ def cmd_keys_rotate_master(args: argparse.Namespace) -> int:
         finally:
             close()
         rotation.finish_master_rotation(tools.sessions, tools.keyring, begun)
-    _print(f"re-wrapped {moved} data keys; master key {begun.active} is active, {old} destroyed")
-    _print("back up the key material now: older backups need the old key, this one the new")
+    say(f"re-wrapped {moved} data keys; master key {begun.active} is active, {old} destroyed")
+    say("back up the key material now: older backups need the old key, this one the new")
     return 0
 
 
@@ -195,13 +147,13 @@ def cmd_keys_rotate_shop(args: argparse.Namespace) -> int:
     try:
         shop_id = uuid.UUID(args.shop)
     except ValueError:
-        return _fail(f"not a shop id: {args.shop}")
+        return fail(f"not a shop id: {args.shop}")
     with _KeyTools() as tools:
         try:
             version = rotation.rotate_shop(tools.sessions, tools.keyring, shop_id)
         except UnknownShopKey:
-            return _fail(f"shop {shop_id} has no data key (no such shop, or it was erased)")
-        _print(f"shop {shop_id}: new writes use data key version {version}")
+            return fail(f"shop {shop_id} has no data key (no such shop, or it was erased)")
+        say(f"shop {shop_id}: new writes use data key version {version}")
         if args.reencrypt:
             update, close = _progress_bar("re-encrypting records")
             try:
@@ -215,7 +167,7 @@ def cmd_keys_rotate_shop(args: argparse.Namespace) -> int:
                 )
             finally:
                 close()
-            _print(f"re-encrypted {moved} records to data key version {version}")
+            say(f"re-encrypted {moved} records to data key version {version}")
     return 0
 
 
@@ -226,17 +178,17 @@ def cmd_keys_status(_args: argparse.Namespace) -> int:
     from cornerstore.models.shops import ShopErasure
 
     with _KeyTools() as tools, tools.sessions() as session:
-        _print(f"key provider: {tools.keyring.provider.describe()}")
+        say(f"key provider: {tools.keyring.provider.describe()}")
         for record in session.scalars(select(MasterKeyRecord).order_by(MasterKeyRecord.created_at)):
             count = session.scalar(select(func.count()).where(ShopKey.master_key_id == record.id))
-            _print(f"master key {record.id}: {record.state}, wraps {count} data keys")
+            say(f"master key {record.id}: {record.state}, wraps {count} data keys")
         legacy = session.scalar(select(func.count()).where(ShopKey.wrap_format == 1))
         if legacy:
-            _print(f"{legacy} data keys predate shop key-encryption keys: run keys rotate-master")
+            say(f"{legacy} data keys predate shop key-encryption keys: run keys rotate-master")
         pending = session.scalar(
             select(func.count()).where(ShopErasure.keys_destroyed_at.is_(None))
         )
-        _print(f"erasures waiting for key destruction: {pending}")
+        say(f"erasures waiting for key destruction: {pending}")
     return 0
 
 
@@ -246,8 +198,8 @@ def cmd_keys_finish_erasures(_args: argparse.Namespace) -> int:
     with _KeyTools() as tools:
         left = erasure.finish_pending(tools.sessions, tools.keyring)
     if left:
-        return _fail(f"{len(left)} erasures still wait for key destruction; see the log")
-    _print("every erased shop's key is destroyed")
+        return fail(f"{len(left)} erasures still wait for key destruction; see the log")
+    say("every erased shop's key is destroyed")
     return 0
 
 
@@ -276,8 +228,8 @@ def cmd_audit_rotate_signing_key(_args: argparse.Namespace) -> int:
             checkpoints.sign_latest(session, signer)
     finally:
         hub.close()
-    _print(f"new checkpoint-signing key: {signer.verifier_key}")
-    _print("older checkpoints still verify with the earlier keys at /v1/audit/public-key")
+    say(f"new checkpoint-signing key: {signer.verifier_key}")
+    say("older checkpoints still verify with the earlier keys at /v1/audit/public-key")
     return 0
 
 
@@ -293,8 +245,8 @@ def cmd_keys_rotate_receipt_key(_args: argparse.Namespace) -> int:
         kid = hub.receipt_signer.kid
     finally:
         hub.close()
-    _print(f"new consent-receipt signing key: kid {kid}")
-    _print("older receipts still verify with the earlier keys at /v1/keys/receipts")
+    say(f"new consent-receipt signing key: kid {kid}")
+    say("older receipts still verify with the earlier keys at /v1/keys/receipts")
     return 0
 
 
@@ -324,21 +276,6 @@ def _add_serving(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     db.add_parser("upgrade", help="migrate to the newest revision").set_defaults(
         func=cmd_db_upgrade
     )
-
-
-def _add_principals(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """principals create"""
-    principals = commands.add_parser("principals", help="API principals").add_subparsers(
-        dest="principals", required=True
-    )
-    create = principals.add_parser("create", help="create a principal and print its API key once")
-    create.add_argument(
-        "--role", required=True, choices=["admin", "shopkeeper", "connector", "consumer", "auditor"]
-    )
-    create.add_argument("--name", required=True)
-    create.add_argument("--shop", action="append", help="a shop id (repeat for several)")
-    create.add_argument("--json", action="store_true", help="print one JSON object")
-    create.set_defaults(func=cmd_principals_create)
 
 
 def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -419,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except (NotMigrated, KeyMaterialError, PolicyError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     return code
 
 

@@ -81,10 +81,20 @@ def expected(
     purpose: PurposeName | None,
 ) -> bool:
     """The access model, written out independently of policy.csv."""
+    if resource == "identity":
+        # Every principal may see who it is.
+        return role in ROLES and action == "read"
+    if resource == "principal-key":
+        # An admin rotates any key; a shopkeeper its own and its shops' connectors'.
+        return action == "create" and (
+            role == "admin" or (role == "shopkeeper" and relation == OWN)
+        )
     if role == "admin":
         # An admin erases a shop on its shopkeeper's behalf, but never exports its data.
-        return (resource in ("shop", "principal") and action == "create") or (
-            resource == "shop" and action == "erase"
+        return (
+            (resource in ("shop", "principal") and action == "create")
+            or (resource == "shop" and action == "erase")
+            or (resource == "principal" and action in ("list", "disable"))
         )
     if role == "shopkeeper":
         if resource == "audit-proof":  # checkpoints and proofs name no shop
@@ -210,7 +220,8 @@ def test_consumer_reads_exactly_the_pairs_purposes_toml_lists(authorizer: Author
 
 
 def test_auditor_reads_the_audit_log_and_consent_history_only(authorizer: Authorizer) -> None:
-    reviewed = (Resource.audit, Resource.audit_proof, Resource.consent_history)
+    # (and, as every principal, who it is itself)
+    reviewed = (Resource.audit, Resource.audit_proof, Resource.consent_history, Resource.identity)
     for reviewed_resource in reviewed:
         assert authorizer.decide(
             DecisionRequest("auditor", OTHER, reviewed_resource, Action.read, NO_PURPOSE)

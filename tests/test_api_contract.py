@@ -130,7 +130,7 @@ def test_unknown_route_is_a_404_in_the_error_shape(
     ("method", "path", "allowed"),
     [
         ("DELETE", "/v1/shops", {"POST"}),
-        ("GET", "/v1/principals", {"POST"}),
+        ("DELETE", "/v1/principals", {"GET", "HEAD", "POST"}),
         ("PUT", "/v1/audit/events", {"GET", "HEAD"}),
         ("DELETE", f"/v1/shops/{uuid.UUID(int=7)}/sales", {"GET", "HEAD", "POST"}),
     ],

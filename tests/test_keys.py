@@ -223,8 +223,8 @@ def test_erasure_leaves_a_copy_taken_before_it_unreadable(
         "records_deleted": {"sales": 2, "payments": 1},
         "quarantined_deleted": 1,
     }
-    # The shop is gone for everyone; its neighbour is untouched.
-    assert shop.keeper.get(f"/v1/shops/{shop.id}/sales").status_code == 404
+    # The shop is gone for everyone, its keeper's key with it; its neighbour is untouched.
+    assert shop.keeper.get(f"/v1/shops/{shop.id}/sales").status_code == 401
     assert (
         consumer.get(f"/v1/shops/{shop.id}/payments", purpose="credit-assessment").status_code
         == 404

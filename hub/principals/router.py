@@ -1,19 +1,46 @@
+"""Principals: who calls the hub. Admins create, list and disable them; keys are rotated."""
+
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 
-from cornerstore.access import Authorize, Permit
+from cornerstore.access import Authorize, AuthorizePrincipal, Permit
 from cornerstore.authz import Action, Resource
+from cornerstore.db import utcnow
 from cornerstore.deps import DbSession
-from cornerstore.errors import GLOBAL_ERRORS
+from cornerstore.errors import (
+    GLOBAL_ERRORS,
+    Conflict,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+    error_responses,
+)
+from cornerstore.models.principals import Role
 from hub.principals import service
-from hub.principals.schemas import PrincipalCreated, PrincipalIn
+from hub.principals.schemas import (
+    DisabledOut,
+    KeyRotated,
+    PrincipalCreated,
+    PrincipalIn,
+    PrincipalOut,
+    PrincipalsOut,
+)
 
 router = APIRouter(prefix="/v1/principals", tags=["admin"], responses=GLOBAL_ERRORS)
 
 PrincipalCreate = Annotated[Permit, Depends(Authorize(Resource.principal, Action.create))]
+PrincipalList = Annotated[Permit, Depends(Authorize(Resource.principal, Action.list))]
+PrincipalDisable = Annotated[Permit, Depends(Authorize(Resource.principal, Action.disable))]
+IdentityRead = Annotated[Permit, Depends(Authorize(Resource.identity, Action.read))]
+KeyCreate = Annotated[Permit, Depends(AuthorizePrincipal(Resource.principal_key, Action.create))]
+
+#: How long a rotated key keeps working beside its successor, unless the request says.
+DEFAULT_GRACE = timedelta(hours=24)
 
 
 @router.post(
@@ -26,3 +53,74 @@ def create_principal(
     permit: PrincipalCreate, body: PrincipalIn, session: DbSession
 ) -> PrincipalCreated:
     return service.create(session, body, by=permit.caller, policy_version=permit.policy_version)
+
+
+@router.get("/me", response_model=PrincipalOut, summary="Who the calling key belongs to")
+def me(permit: IdentityRead, session: DbSession) -> PrincipalOut:
+    return service.get(session, permit.caller.id)
+
+
+@router.get("", response_model=PrincipalsOut, summary="List principals, a page at a time")
+def list_principals(
+    permit: PrincipalList,
+    session: DbSession,
+    role: Role | None = None,
+    shop_id: uuid.UUID | None = None,
+    cursor: Annotated[uuid.UUID | None, Query(description="The `next` of the page before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> PrincipalsOut:
+    return service.list_page(session, role=role, shop_id=shop_id, after=cursor, limit=limit)
+
+
+@router.post(
+    "/{principal_id}/disable",
+    response_model=DisabledOut,
+    responses=error_responses(NotFound),
+    summary="Disable a principal: every one of its keys answers 401 from now on",
+)
+def disable_principal(
+    permit: PrincipalDisable, principal_id: uuid.UUID, session: DbSession
+) -> DisabledOut:
+    return service.disable(
+        session,
+        principal_id,
+        by=permit.caller,
+        policy_version=permit.policy_version,
+        now=utcnow(),
+    )
+
+
+@router.post(
+    "/{principal_id}/keys",
+    response_model=KeyRotated,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(NotFound, Conflict),
+    summary="Issue a new API key (shown once); the earlier keys stop after a grace period",
+    description="An admin for any principal; a shopkeeper for itself and its shops' connectors.",
+)
+def rotate_key(
+    permit: KeyCreate,
+    principal_id: uuid.UUID,
+    session: DbSession,
+    grace: Annotated[
+        timedelta | None,
+        Query(
+            description="How long the earlier keys keep working, as an ISO 8601 duration "
+            "(default PT24H; PT0S ends them at once)",
+            examples=["PT24H"],
+        ),
+    ] = None,
+) -> KeyRotated:
+    if grace is not None and grace < timedelta(0):
+        raise ValidationFailed(
+            "a grace period cannot be negative",
+            [FieldError(field="query.grace", reason="must be PT0S or longer")],
+        )
+    return service.rotate_key(
+        session,
+        principal_id,
+        grace=DEFAULT_GRACE if grace is None else grace,
+        by=permit.caller,
+        policy_version=permit.policy_version,
+        now=utcnow(),
+    )

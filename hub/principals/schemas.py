@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,3 +26,32 @@ class PrincipalCreated(BaseModel):
     role: Role
     shop_ids: list[uuid.UUID]
     api_key: str = Field(description="Shown this once; only its hash is stored")
+
+
+class PrincipalOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    role: Role
+    shop_ids: list[uuid.UUID]
+    created_at: datetime
+    disabled_at: datetime | None = Field(
+        default=None, description="When it was disabled; its keys answer 401 from then on"
+    )
+
+
+class PrincipalsOut(BaseModel):
+    principals: list[PrincipalOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
+
+
+class DisabledOut(BaseModel):
+    id: uuid.UUID
+    disabled_at: datetime
+
+
+class KeyRotated(BaseModel):
+    id: uuid.UUID = Field(description="The principal's id")
+    api_key: str = Field(description="The new key, shown this once; only its hash is stored")
+    previous_keys_expire_at: datetime = Field(
+        description="The principal's earlier keys stop working at this time"
+    )

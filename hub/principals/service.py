@@ -1,17 +1,25 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from audit import service as audit
-from cornerstore.errors import FieldError, ValidationFailed
+from cornerstore.errors import Conflict, FieldError, NotFound, ValidationFailed
 from cornerstore.identity import Caller, hash_api_key, new_api_key
-from cornerstore.models.principals import Principal, PrincipalShop, Role
+from cornerstore.models.principals import Principal, PrincipalKey, PrincipalShop, Role
 from cornerstore.models.shops import Shop
 from cornerstore.ports import AuditDraft
-from hub.principals.schemas import PrincipalCreated, PrincipalIn
+from hub.principals.schemas import (
+    DisabledOut,
+    KeyRotated,
+    PrincipalCreated,
+    PrincipalIn,
+    PrincipalOut,
+    PrincipalsOut,
+)
 
 
 def create(
@@ -42,7 +50,7 @@ def create(
         id=uuid.uuid4(),
         name=body.name,
         role=body.role.value,
-        api_key_hash=hash_api_key(api_key),
+        keys=[PrincipalKey(key_hash=hash_api_key(api_key))],
         shop_links=[PrincipalShop(shop_id=s) for s in shop_ids],
     )
     session.add(principal)
@@ -73,3 +81,145 @@ def _shop_scope_problem(role: Role, count: int) -> str | None:
     if role not in (Role.shopkeeper, Role.connector) and count:
         return f"a {role.value} is not tied to shops"
     return None
+
+
+def describe(principal: Principal) -> PrincipalOut:
+    return PrincipalOut(
+        id=principal.id,
+        name=principal.name,
+        role=Role(principal.role),
+        shop_ids=sorted(link.shop_id for link in principal.shop_links),
+        created_at=principal.created_at,
+        disabled_at=principal.disabled_at,
+    )
+
+
+def get(session: Session, principal_id: uuid.UUID) -> PrincipalOut:
+    principal = session.get(Principal, principal_id)
+    if principal is None:
+        raise NotFound()
+    return describe(principal)
+
+
+def list_page(
+    session: Session,
+    *,
+    role: Role | None,
+    shop_id: uuid.UUID | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> PrincipalsOut:
+    """Principals in id order, a page at a time; ``after`` is the last id of the page before."""
+    stmt = select(Principal).order_by(Principal.id).limit(limit + 1)
+    if role is not None:
+        stmt = stmt.where(Principal.role == role.value)
+    if shop_id is not None:
+        stmt = stmt.where(
+            Principal.id.in_(
+                select(PrincipalShop.principal_id).where(PrincipalShop.shop_id == shop_id)
+            )
+        )
+    if after is not None:
+        stmt = stmt.where(Principal.id > after)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    page = [describe(p) for p in rows[:limit]]
+    return PrincipalsOut(principals=page, next=str(page[-1].id) if more else None)
+
+
+def _audit_change(
+    session: Session,
+    principal: Principal,
+    action: str,
+    *,
+    by: Caller | None,
+    policy_version: str | None,
+    now: datetime,
+) -> None:
+    """One entry for each shop the principal acts for, so each shop's access log shows it."""
+    linked: list[uuid.UUID | None] = [link.shop_id for link in principal.shop_links] or [None]
+    for shop_id in linked:
+        audit.append(
+            session,
+            AuditDraft.of(
+                by,
+                action,
+                "changed",
+                shop_id=shop_id,
+                policy_version=policy_version,
+                details={"principal_id": str(principal.id), "at": now.isoformat()},
+            ),
+        )
+
+
+def disable(
+    session: Session,
+    principal_id: uuid.UUID,
+    *,
+    by: Caller | None,
+    policy_version: str | None,
+    now: datetime,
+) -> DisabledOut:
+    """Every key of the principal answers 401 from ``now``, in every worker (nothing is cached)."""
+    principal = session.get(Principal, principal_id, with_for_update=True)
+    if principal is None:
+        raise NotFound()
+    if principal.disabled_at is None:
+        principal.disabled_at = now
+        session.flush()
+        _audit_change(
+            session, principal, "principal.disable", by=by, policy_version=policy_version, now=now
+        )
+    return DisabledOut(id=principal.id, disabled_at=principal.disabled_at)
+
+
+def rotate_key(
+    session: Session,
+    principal_id: uuid.UUID,
+    *,
+    grace: timedelta,
+    by: Caller | None,
+    policy_version: str | None,
+    now: datetime,
+) -> KeyRotated:
+    """A new key for the principal; its earlier keys keep working for ``grace``, then stop."""
+    principal = session.get(Principal, principal_id, with_for_update=True)
+    if principal is None:
+        raise NotFound()
+    if principal.disabled_at is not None:
+        raise Conflict("the principal is disabled; a disabled principal gets no new key")
+    ends = now + grace
+    session.execute(
+        update(PrincipalKey)
+        .where(
+            PrincipalKey.principal_id == principal_id,
+            or_(PrincipalKey.expires_at.is_(None), PrincipalKey.expires_at > ends),
+        )
+        .values(expires_at=ends)
+    )
+    api_key = new_api_key()
+    session.add(
+        PrincipalKey(principal_id=principal_id, key_hash=hash_api_key(api_key), created_at=now)
+    )
+    session.flush()
+    _audit_change(
+        session, principal, "principal.rotate-key", by=by, policy_version=policy_version, now=now
+    )
+    return KeyRotated(id=principal.id, api_key=api_key, previous_keys_expire_at=ends)
+
+
+def disable_those_only_of(session: Session, shop_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
+    """Disable the principals that act for ``shop_id`` and no other shop (before it is erased)."""
+    linked = select(PrincipalShop.principal_id).where(PrincipalShop.shop_id == shop_id)
+    elsewhere = select(PrincipalShop.principal_id).where(PrincipalShop.shop_id != shop_id)
+    ids = list(
+        session.scalars(
+            select(Principal.id)
+            .where(Principal.id.in_(linked), Principal.id.not_in(elsewhere))
+            .where(Principal.disabled_at.is_(None))
+            .order_by(Principal.id)
+        )
+    )
+    if ids:
+        session.execute(update(Principal).where(Principal.id.in_(ids)).values(disabled_at=now))
+    return ids

@@ -35,6 +35,7 @@ from cornerstore.models.principals import PrincipalShop
 from cornerstore.models.shops import Shop, ShopErasure
 from cornerstore.ports import AuditDraft
 from cornerstore.records import repository
+from hub.principals import service as principals
 
 _log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ def delete_rows(
             },
             now=now,
         )
+    # Its keeper's and connectors' keys stop working with it, unless they act for another shop.
+    disabled = principals.disable_those_only_of(session, shop_id, now)
     counts, quarantined = repository.delete_shop(session, shop_id)
     for table in (Consent, ShopKey):
         session.execute(delete(table).where(table.shop_id == shop_id))
@@ -97,6 +100,7 @@ def delete_rows(
             policy_version=policy_version,
             details={
                 "consents_ended": [str(c) for c in ended],
+                "principals_disabled": [str(p) for p in disabled],
                 "records_deleted": counts,
                 "quarantined_deleted": erased.quarantined_deleted,
             },

@@ -24,9 +24,9 @@ from opentelemetry import trace
 
 from cornerstore.authz import Action, DecisionRequest, PurposeName, Relation, Resource
 from cornerstore.categories import Category
-from cornerstore.deps import CoreDep, CurrentCaller
+from cornerstore.deps import CoreDep, CurrentCaller, DbSession
 from cornerstore.errors import Forbidden, NotFound
-from cornerstore.identity import Caller
+from cornerstore.identity import Caller, keeps_principal
 from cornerstore.ports import AuditDraft, Core, Decision
 
 _tracer = trace.get_tracer("cornerstore.access")
@@ -143,6 +143,32 @@ class Authorize:
 
     def __call__(self, core: CoreDep, caller: CurrentCaller) -> Permit:
         return authorize(core, caller, resource=self.resource, action=self.action)
+
+
+class AuthorizePrincipal:
+    """A dependency for endpoints under ``/v1/principals/{principal_id}``.
+
+    The caller's relation is ``own`` for its own principal and, for a
+    shopkeeper, its shops' connectors. A refusal is a 404, so that no one
+    learns which principals exist.
+    """
+
+    def __init__(self, resource: Resource, action: Action) -> None:
+        self.resource = resource
+        self.action = action
+
+    def __call__(
+        self, principal_id: uuid.UUID, core: CoreDep, caller: CurrentCaller, session: DbSession
+    ) -> Permit:
+        relation = (
+            Relation.own if keeps_principal(session, caller, principal_id) else Relation.other
+        )
+        request = DecisionRequest(caller.role, relation, self.resource, self.action)
+        if not core.authorizer.decide(request):
+            raise NotFound()
+        return Permit(
+            caller, None, self.resource, self.action, None, relation, core.authorizer.policy_version
+        )
 
 
 class AuthorizeShop:

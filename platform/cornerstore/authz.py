@@ -59,6 +59,10 @@ class Resource(StrEnum):
     webhook = "webhook"
     audit = "audit"
     audit_proof = "audit-proof"
+    #: The caller's own principal, as GET /v1/principals/me shows it.
+    identity = "identity"
+    #: A principal's API keys.
+    principal_key = "principal-key"
 
 
 class Action(StrEnum):
@@ -70,6 +74,7 @@ class Action(StrEnum):
     list = "list"
     erase = "erase"
     export = "export"
+    disable = "disable"
 
 
 class PurposeName(StrEnum):

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from cornerstore.db import utcnow
 from cornerstore.errors import Unauthenticated
-from cornerstore.models.principals import Principal, PrincipalShop, Role
+from cornerstore.models.principals import Principal, PrincipalKey, PrincipalShop, Role
 
 _KEY_PREFIX = "cs_"
 
@@ -35,8 +36,12 @@ def hash_api_key(api_key: str) -> bytes:
 
 
 #: Built once: every request runs these, and building them cost more than running them.
-_BY_KEY_HASH = select(Principal.id, Principal.name, Principal.role, Principal.disabled_at).where(
-    Principal.api_key_hash == bindparam("key_hash")
+_BY_KEY_HASH = (
+    select(
+        Principal.id, Principal.name, Principal.role, Principal.disabled_at, PrincipalKey.expires_at
+    )
+    .join(PrincipalKey, PrincipalKey.principal_id == Principal.id)
+    .where(PrincipalKey.key_hash == bindparam("key_hash"))
 )
 _SHOPS_OF = select(PrincipalShop.shop_id).where(PrincipalShop.principal_id == bindparam("id"))
 _SHOP_SCOPED_ROLES = frozenset({Role.shopkeeper, Role.connector})
@@ -47,6 +52,10 @@ def caller_from_api_key(session: Session, api_key: str | None) -> Caller:
         raise Unauthenticated()
     row = session.execute(_BY_KEY_HASH, {"key_hash": hash_api_key(api_key)}).first()
     if row is None or row.disabled_at is not None:
+        raise Unauthenticated()
+    # Nothing is cached: a key that expires or a principal disabled in any
+    # worker is refused by every worker from that instant.
+    if row.expires_at is not None and row.expires_at <= utcnow():
         raise Unauthenticated()
     shop_ids = (
         frozenset(session.scalars(_SHOPS_OF, {"id": row.id}))
@@ -62,3 +71,24 @@ def names_of(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
         return {}
     rows = session.execute(select(Principal.id, Principal.name).where(Principal.id.in_(ids)))
     return {principal_id: name for principal_id, name in rows}
+
+
+def keeps_principal(session: Session, caller: Caller, principal_id: uuid.UUID) -> bool:
+    """Whether ``principal_id`` is the caller, or a connector of a shop the caller keeps.
+
+    A shopkeeper answers for their own key and their shop's connectors' keys.
+    """
+    if principal_id == caller.id:
+        return True
+    if caller.role != Role.shopkeeper or not caller.shop_ids:
+        return False
+    connector = session.execute(
+        select(Principal.id)
+        .join(PrincipalShop, PrincipalShop.principal_id == Principal.id)
+        .where(
+            Principal.id == principal_id,
+            Principal.role == Role.connector,
+            PrincipalShop.shop_id.in_(caller.shop_ids),
+        )
+    ).first()
+    return connector is not None

@@ -41,6 +41,8 @@ class AuditAction(StrEnum):
     shop_create = "shop.create"
     shop_erase = "shop.erase"
     principal_create = "principal.create"
+    principal_disable = "principal.disable"
+    principal_rotate_key = "principal.rotate-key"
     consent_request = "consent.request"
     consent_approve = "consent.approve"
     consent_refuse = "consent.refuse"

@@ -24,15 +24,34 @@ class Principal(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
-    # SHA-256 of the API key. The key has 256 bits of entropy, so a fast hash
-    # is enough; the key itself is shown once and never stored.
-    api_key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     shop_links: Mapped[list[PrincipalShop]] = relationship(
         back_populates="principal", cascade="all, delete-orphan", lazy="selectin"
     )
+    keys: Mapped[list[PrincipalKey]] = relationship(
+        back_populates="principal", cascade="all, delete-orphan", lazy="raise"
+    )
+
+
+class PrincipalKey(Base):
+    """One API key of a principal. A rotated key keeps working until ``expires_at``."""
+
+    __tablename__ = "principal_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    principal_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), index=True
+    )
+    # SHA-256 of the API key. The key has 256 bits of entropy, so a fast hash
+    # is enough; the key itself is shown once and never stored.
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: None: until the key is rotated (or its principal disabled).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    principal: Mapped[Principal] = relationship(back_populates="keys")
 
 
 class PrincipalShop(Base):
