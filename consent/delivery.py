@@ -29,8 +29,6 @@ import logging
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,11 +39,11 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import cornerstore
-from consent import webhooks
+from consent import pinned_http, webhooks
 from cornerstore.db import session_scope, utcnow
 from cornerstore.models.consent import ConsumerWebhook, WebhookDelivery
 from cornerstore.poller import Poller
-from cornerstore.settings import Environment, Settings
+from cornerstore.settings import Settings
 
 _log = logging.getLogger(__name__)
 
@@ -141,49 +139,25 @@ def _claim(
         )
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Events go to the registered URL only: a redirect is a failed attempt, not a new address."""
-
-    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
-def _error_name(exc: Exception) -> str:
-    # A URLError wraps the real cause (refused, timed out, unknown host): name that.
-    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
-        return type(exc.reason).__name__
-    return type(exc).__name__
-
-
-def _send(claim: _Claim, url: str, secret: bytes, now: datetime, timeout: float) -> _Outcome:
+def _send(
+    claim: _Claim, url: str, address: str, secret: bytes, now: datetime, timeout: float
+) -> _Outcome:
     # The URL was checked when it was registered; check the scheme again in
-    # case the row was edited since, as urllib would also open file: URLs.
+    # case the row was edited since.
     if urlsplit(url).scheme not in ("http", "https"):
         return _Outcome(None, "UnsupportedScheme")
     body = json.dumps(claim.payload, separators=(",", ":"), ensure_ascii=False).encode()
-    request = urllib.request.Request(  # noqa: S310 (the scheme is http or https, checked above)
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": _USER_AGENT,
-            webhooks.EVENT_ID_HEADER: str(claim.id),
-            webhooks.SIGNATURE_HEADER: webhooks.sign(secret, int(now.timestamp()), body),
-        },
-    )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": _USER_AGENT,
+        webhooks.EVENT_ID_HEADER: str(claim.id),
+        webhooks.SIGNATURE_HEADER: webhooks.sign(secret, int(now.timestamp()), body),
+    }
     try:
-        with _opener.open(request, timeout=timeout) as response:
-            return _Outcome(response.status, None)
-    except urllib.error.HTTPError as exc:
-        # A non-2xx answer. Its body is the receiver's and is never read or kept.
-        exc.close()
-        return _Outcome(exc.code, None)
+        # A redirect is an answer like any other non-2xx: never followed.
+        return _Outcome(pinned_http.post(url, address, body, headers, timeout), None)
     except Exception as exc:
-        return _Outcome(None, _error_name(exc)[:_ERROR_LENGTH])
+        return _Outcome(None, type(exc).__name__[:_ERROR_LENGTH])
 
 
 def _record(
@@ -254,7 +228,7 @@ def deliver_due(
     key = webhooks.load_key(settings.webhook_key_path)
     lease = lease_for(settings)
     timeout = settings.webhook_timeout_seconds
-    public_only = settings.environment is Environment.production
+    private_hosts = frozenset(settings.webhook_private_hosts)
     attempted = 0
     for _ in range(limit):
         if stopping is not None and stopping.is_set():
@@ -273,10 +247,11 @@ def deliver_due(
             _record(session_factory, settings, claim, outcome, clock.now())
             continue
         host = urlsplit(claim.url).hostname or ""
-        if public_only and not webhooks.resolves_publicly(host):
+        address = webhooks.delivery_address(host, private_hosts)
+        if address is None:
             outcome = _Outcome(None, "PrivateAddress")
         else:
-            outcome = _send(claim, claim.url, claim.secret, clock.now(), timeout)
+            outcome = _send(claim, claim.url, address, claim.secret, clock.now(), timeout)
         attempted += 1
         _record(session_factory, settings, claim, outcome, clock.now())
         _log.info(

@@ -49,6 +49,7 @@ import ipaddress
 import secrets
 import socket
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -126,30 +127,59 @@ def secret_of(key: bytes, webhook: ConsumerWebhook) -> bytes:
 # --- registration -----------------------------------------------------------------------------
 
 
+#: NAT64's well-known prefix (RFC 6052) and its local-use one (RFC 8215): the last 32 bits are IPv4.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64), which is where it leads."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in prefix for prefix in _NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def is_public_address(host: str) -> bool:
-    """Whether an IP address is one the public internet routes (not loopback, private, ...)."""
+    """Whether an IP address is one the public internet routes (not loopback, private, ...).
+
+    An IPv6 address that embeds an IPv4 one is judged by the IPv4 address.
+    """
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_global
+        address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return embedded.is_global
+    return address.is_global
 
 
-def resolves_publicly(host: str) -> bool:
-    """Whether every address ``host`` resolves to is public; False when it does not resolve.
+def delivery_address(host: str, private_hosts: Collection[str]) -> str | None:
+    """The address to deliver to ``host`` at, or None if it must not be reached.
 
-    Delivery asks this before each send in production, so a consumer cannot
-    aim the hub at hosts inside its network and read their answers off the
-    delivery log. (A name that resolves differently between this check and
-    the connection could still slip through; the check narrows, not closes, it.)
+    Every address the name resolves to must be public (unless the operator
+    named the host in ``webhook_private_hosts``, for development), so a
+    consumer cannot aim the hub at hosts inside its network and read their
+    answers off the delivery log. The connection then goes to the address
+    returned (:mod:`consent.pinned_http`), not to a second lookup.
     """
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
-        return False
-    return bool(infos) and all(is_public_address(str(info[4][0])) for info in infos)
+        return None
+    addresses = [str(info[4][0]) for info in infos]
+    if not addresses:
+        return None
+    if host in private_hosts or all(is_public_address(a) for a in addresses):
+        return addresses[0]
+    return None
 
 
-def url_problem(url: str, *, https_only: bool, public_only: bool = False) -> str | None:
+def url_problem(url: str, *, https_only: bool, private_hosts: Collection[str] = ()) -> str | None:
     """Why ``url`` cannot receive webhooks, or None if it can."""
     if len(url) > MAX_URL_LENGTH:
         return f"must be at most {MAX_URL_LENGTH} characters"
@@ -171,13 +201,12 @@ def url_problem(url: str, *, https_only: bool, public_only: bool = False) -> str
         return "must not carry credentials"
     if parts.fragment:
         return "must not have a fragment (it is never sent)"
-    if public_only:
-        try:
-            ipaddress.ip_address(parts.hostname.split("%", 1)[0])
-        except ValueError:
-            return None  # A name: checked against what it resolves to at each send.
-        if not is_public_address(parts.hostname):
-            return "must not point at a loopback, private or reserved address"
+    try:
+        ipaddress.ip_address(parts.hostname.split("%", 1)[0])
+    except ValueError:
+        return None  # A name: checked against what it resolves to at each send.
+    if parts.hostname not in private_hosts and not is_public_address(parts.hostname):
+        return "must not point at a loopback, private, link-local or reserved address"
     return None
 
 

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="The first retry's delay; each later one doubles it."
     )
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_private_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (names or addresses) webhooks may reach although they are "
+        "loopback, private or link-local: for a consumer on your own machine while "
+        "developing. Refused in production.",
+    )
     expiry_record_interval_seconds: float | None = Field(
         default=1.0,
         gt=0,
@@ -140,6 +146,11 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"production needs {', '.join(missing)} to be set explicitly")
+            if self.webhook_private_hosts:
+                raise ValueError(
+                    "CORNERSTORE_WEBHOOK_PRIVATE_HOSTS is for development: in production "
+                    "webhooks reach only the public internet"
+                )
         return self
 
     @model_validator(mode="after")
