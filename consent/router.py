@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from consent import service
+from consent import service, versions
 from consent.deps import ConsentCore, ConsentCoreDep
 from consent.schemas import (
     ConsentHistoryOut,
@@ -248,7 +248,7 @@ def consent_receipt(
     session: DbSession,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> PlainTextResponse:
-    jws = service.receipt(session, permit.caller, shop_id, consent_id, version)
+    jws = versions.receipt(session, permit.caller, shop_id, consent_id, version)
     return PlainTextResponse(jws, media_type="application/jose")
 
 
@@ -343,8 +343,8 @@ def _history_response(
     def stream() -> Iterator[str]:
         with hub.sessions() as session:
             hold_snapshot(session)
-            versions = service.history(session, shop_id=shop_id)
-            yield from _csv(versions) if fmt is HistoryFormat.csv else _json(versions)
+            changes = versions.history(session, shop_id=shop_id)
+            yield from _csv(changes) if fmt is HistoryFormat.csv else _json(changes)
 
     if fmt is HistoryFormat.csv:
         return StreamingResponse(

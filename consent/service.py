@@ -10,12 +10,12 @@ other: it applies only to the version it read (compare-and-set on
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, select, tuple_, update
+from sqlalchemy import ColumnElement, CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from audit import service as audit
@@ -24,7 +24,6 @@ from consent.schemas import (
     ConsentIn,
     ConsentOut,
     ConsentRequestIn,
-    ConsentVersionOut,
     NarrowingIn,
 )
 from cornerstore.authz import Purpose
@@ -48,6 +47,7 @@ AUDIT_ACTIONS = {
     "resumed": "consent.resume",
     "revoked": "consent.revoke",
     "expired": "consent.expire",
+    "superseded": "consent.supersede",
 }
 
 
@@ -201,6 +201,8 @@ def _new(
     session.add(consent)
     session.flush()
     _record_version(session, ctx, consent, change, now)
+    if granted:
+        _supersede_others(session, ctx, consent)
     return to_out(consent, now)
 
 
@@ -305,7 +307,7 @@ def approve(
         allowed_categories=ctx.allowed_categories(consent.purpose),
         now=now,
     )
-    return _transition(
+    out = _transition(
         session,
         ctx,
         consent,
@@ -315,6 +317,43 @@ def approve(
         now=now,
         values={**approved.columns(), "granted_by": ctx.caller.id, "granted_at": now},
     )
+    _supersede_others(session, ctx, consent)
+    return out
+
+
+def _supersede_others(session: Session, ctx: Context, consent: Consent) -> None:
+    """At most one live consent per shop, consumer and purpose: the newest terms replace the rest.
+
+    So a limit the shopkeeper narrows binds: an older, wider consent of the
+    same consumer for the same purpose does not keep allowing what the new
+    one refuses. Each one replaced gets a version of its own, with its
+    receipt, audit entry and webhook event.
+    """
+    others = session.scalars(
+        select(Consent)
+        .where(
+            Consent.shop_id == consent.shop_id,
+            Consent.consumer_id == consent.consumer_id,
+            Consent.purpose == consent.purpose,
+            Consent.id != consent.id,
+            Consent.status.in_([ConsentStatus.active, ConsentStatus.paused]),
+        )
+        .order_by(Consent.created_at, Consent.id)
+        .with_for_update()
+    ).all()
+    for other in others:
+        if effective_status(other, ctx.now) is ConsentStatus.expired:
+            continue  # Lapsed already: it allows nothing, and its lapse is recorded apart.
+        _transition(
+            session,
+            ctx,
+            other,
+            to=ConsentStatus.superseded,
+            change="superseded",
+            allowed_from=[ConsentStatus.active, ConsentStatus.paused],
+            now=ctx.now,
+            values={"paused_by_shop": False},
+        )
 
 
 def refuse(session: Session, ctx: Context, shop_id: uuid.UUID, request_id: uuid.UUID) -> ConsentOut:
@@ -518,57 +557,3 @@ def _record_version(
             "changed_at": terms.iso(now),
         },
     )
-
-
-def history(
-    session: Session, *, shop_id: uuid.UUID | None, page: int = 1000
-) -> Iterator[ConsentVersionOut]:
-    """Versions in the order they happened, for one shop or every shop, a page at a time."""
-    order = (ConsentVersion.changed_at, ConsentVersion.consent_id, ConsentVersion.version)
-    after: tuple[datetime, uuid.UUID, int] | None = None
-    while True:
-        stmt = select(ConsentVersion)
-        if shop_id is not None:
-            stmt = stmt.where(ConsentVersion.shop_id == shop_id)
-        if after is not None:
-            stmt = stmt.where(tuple_(*order) > tuple_(*after))
-        rows = session.scalars(stmt.order_by(*order).limit(page)).all()
-        for row in rows:
-            yield ConsentVersionOut(
-                consent_id=row.consent_id,
-                version=row.version,
-                status=row.status,
-                change=row.change,
-                changed_by=row.changed_by,
-                changed_by_role=row.changed_by_role,
-                changed_at=row.changed_at,
-                artefact=row.artefact,
-                receipt=row.receipt,
-            )
-        if len(rows) < page:
-            return
-        last = rows[-1]
-        after = (last.changed_at, last.consent_id, last.version)
-        session.expunge_all()
-
-
-def receipt(
-    session: Session,
-    caller: Caller,
-    shop_id: uuid.UUID,
-    consent_id: uuid.UUID,
-    version: int | None,
-) -> str:
-    """A version's receipt (the newest by default), for the shop's keeper or its consumer."""
-    consent = _load(session, shop_id, consent_id)
-    if shop_id not in caller.shop_ids and consent.consumer_id != caller.id:
-        raise NotFound()
-    row = session.scalar(
-        select(ConsentVersion.receipt).where(
-            ConsentVersion.consent_id == consent_id,
-            ConsentVersion.version == (version if version is not None else consent.version),
-        )
-    )
-    if row is None:
-        raise NotFound("no receipt for that version")
-    return row

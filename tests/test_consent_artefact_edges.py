@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import update
 
 from consent import enforcement
-from consent import service as consent_service
+from consent import versions as consent_versions
 from consent.expiry import record_expiries
 from cornerstore.models.consent import Consent
 from cornerstore.ports import ConsentRefused
 from hub.runtime import Hub
-from tests.factories import T0, Actor, ShopSetup, World, rfc3339
+from tests.factories import T0, Actor, ShopSetup, World, audit_log, rfc3339, sale
 from tests.test_consent_artefacts import (
     SALES,
     _b64url_decode,
@@ -176,7 +176,7 @@ def test_history_pages_through_every_version_in_order(world: World, hub: Hub) ->
         assert _change(shop, consent["id"], change).status_code == 200
 
     with hub.sessions() as session:
-        paged = list(consent_service.history(session, shop_id=uuid.UUID(shop.id), page=2))
+        paged = list(consent_versions.history(session, shop_id=uuid.UUID(shop.id), page=2))
 
     assert [(v.version, v.change) for v in paged] == [
         (1, "granted"),
@@ -199,8 +199,10 @@ def test_a_lapse_is_recorded_once_as_a_version_with_a_receipt_and_an_event(
         headers=consumer.headers,
     )
     assert hooked.status_code == 200, hooked.text
-    lapsing, revoked = _grant(shop, consumer), _grant(shop, consumer)
+    # Revoked first: a later grant for the same purpose would supersede a live one.
+    revoked = _grant(shop, consumer)
     _change(shop, revoked["id"], "revoke")
+    lapsing = _grant(shop, consumer)
     now = datetime.now(UTC)
     with hub.sessions() as session:
         session.execute(
@@ -231,3 +233,56 @@ def test_a_lapse_is_recorded_once_as_a_version_with_a_receipt_and_an_event(
     assert _read(consumer, shop).status_code == 404
     assert _refusal_reasons(world, shop) == ["consent_not_valid_now", "consent_not_valid_now"]
     assert _change(shop, lapsing["id"], "revoke").status_code == 200
+
+
+def test_a_narrowed_approval_supersedes_the_wider_consent_it_follows(world: World) -> None:
+    shop, consumer = world.shop(), world.consumer()
+    world.ingest(shop, "sales", [sale(n) for n in range(1, 4)])
+    unlimited = world.grant(shop, consumer, "replenishment", ["sales"])
+    asked = consumer.post(
+        f"/v1/shops/{shop.id}/consent-requests",
+        {
+            "purpose": "replenishment",
+            "categories": ["sales"],
+            "expires_at": unlimited["expires_at"],
+        },
+    )
+    assert asked.status_code == 201, asked.text
+
+    approved = shop.keeper.post(
+        f"/v1/shops/{shop.id}/consent-requests/{asked.json()['id']}/approve",
+        {"max_reads_per_day": 1},
+    )
+    assert approved.status_code == 200, approved.text
+
+    # The narrowed limit binds: the older, unlimited consent no longer allows a read.
+    read = f"/v1/shops/{shop.id}/sales"
+    assert consumer.get(read, purpose="replenishment").status_code == 200
+    assert consumer.get(read, purpose="replenishment").status_code == 404
+    listed = {
+        c["id"]: c["status"]
+        for c in shop.keeper.get(f"/v1/shops/{shop.id}/consents").json()["consents"]
+    }
+    assert listed == {unlimited["id"]: "superseded", asked.json()["id"]: "active"}
+    # The replaced consent has a version of its own, with its receipt and audit entry.
+    history = shop.keeper.get(f"/v1/shops/{shop.id}/consent-history").json()["versions"]
+    [superseded] = [v for v in history if v["consent_id"] == unlimited["id"] and v["version"] == 2]
+    assert (superseded["status"], superseded["change"]) == ("superseded", "superseded")
+    assert superseded["receipt"]
+    auditor = world.principal("auditor")
+    entries = audit_log(auditor, "/v1/audit/events", action="consent.supersede")
+    assert [e["details"]["consent_id"] for e in entries] == [unlimited["id"]]
+    # It is over: it cannot be resumed or revoked.
+    resumed = shop.keeper.post(f"/v1/shops/{shop.id}/consents/{unlimited['id']}/resume")
+    assert resumed.status_code == 409
+
+
+def test_a_consent_for_another_purpose_is_not_superseded(world: World) -> None:
+    shop, consumer = world.shop(), world.consumer()
+    analytics = world.grant(shop, consumer, "analytics", ["sales"])
+    world.grant(shop, consumer, "replenishment", ["sales"])
+    listed = {
+        c["id"]: c["status"]
+        for c in shop.keeper.get(f"/v1/shops/{shop.id}/consents").json()["consents"]
+    }
+    assert listed[analytics["id"]] == "active"

@@ -109,7 +109,21 @@ class Consents(RuleBasedStateMachine):
         self.model[consent_id] = _Model(
             number=len(self.model), consumer=consumer, status=status, **terms
         )
+        if status == "active":
+            self._supersede(consent_id)
         return consent_id
+
+    def _supersede(self, newest: str) -> None:
+        """One live consent per consumer and purpose: the newest replaces the others."""
+        new = self.model[newest]
+        for consent_id, other in self.model.items():
+            if (
+                consent_id != newest
+                and (other.consumer, other.purpose) == (new.consumer, new.purpose)
+                and other.status in ("active", "paused")
+                and not other.expired
+            ):
+                other.status = "superseded"
 
     @rule(
         target=consents,
@@ -182,6 +196,7 @@ class Consents(RuleBasedStateMachine):
         model.status = "active"
         if narrow:
             model.categories = frozenset([min(model.categories)])
+        self._supersede(request)
         return request
 
     @rule(request=consumes(requests))

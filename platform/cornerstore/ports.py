@@ -51,6 +51,7 @@ class AuditAction(StrEnum):
     consent_resume = "consent.resume"
     consent_revoke = "consent.revoke"
     consent_expire = "consent.expire"
+    consent_supersede = "consent.supersede"
     # Refusals of other requests about a shop are named resource.action.
     consent_read = "consent.read"
     consent_write = "consent.write"

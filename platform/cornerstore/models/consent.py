@@ -41,6 +41,8 @@ class ConsentStatus(StrEnum):
     #: A consent past its validity reads as expired at that instant; the hub
     #: also stores it shortly after, as a version of its own (consent.expiry).
     expired = "expired"
+    #: Replaced by a newer consent of the same consumer for the same purpose.
+    superseded = "superseded"
 
 
 #: Statuses from which nothing can move on.
