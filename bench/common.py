@@ -79,6 +79,9 @@ def hub_server(database_url: str, data_dir: Path, *, workers: int = WORKERS) -> 
         CORNERSTORE_DATABASE_URL=database_url,
         CORNERSTORE_DATA_DIR=str(data_dir),
         CORNERSTORE_TRACE_EXPORTER="none",
+        # Benchmarks refuse and request on purpose, far past a shop's sane limits.
+        CORNERSTORE_RATE_REFUSALS_PER_MINUTE="1000000000",
+        CORNERSTORE_RATE_CONSENT_REQUESTS_PER_DAY="1000000000",
     )
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)

@@ -39,6 +39,7 @@ from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, Conflict, NotFound, e
 from cornerstore.models.consent import ConsentStatus
 from cornerstore.models.shops import Shop
 from cornerstore.ports import Core
+from cornerstore.ratelimit import DAY
 
 router = APIRouter(tags=["consent"])
 shop_router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["consent"], responses=SHOP_ERRORS)
@@ -124,6 +125,14 @@ def request_consent(
 ) -> ConsentOut:
     if session.get(Shop, shop_id) is None:
         raise NotFound()
+    # Each request makes a receipt, an audit entry and an event for the shop
+    # to read: a consumer may not flood a shopkeeper with them.
+    core.rate_limiter.hit(
+        f"consent-requests:{permit.caller.id}:{shop_id}",
+        core.settings.rate_consent_requests_per_day,
+        DAY,
+        utcnow(),
+    )
     return service.request(session, _context(core, permit), shop_id, body)
 
 

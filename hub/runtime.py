@@ -19,6 +19,7 @@ from cornerstore.db import make_engine, make_sessionmaker
 from cornerstore.keys.bootstrap import open_keyring
 from cornerstore.keys.ring import KeyRing
 from cornerstore.migrations import assert_migrated
+from cornerstore.ratelimit import RateLimiter
 from cornerstore.settings import Settings
 from hub.shops import erasure
 
@@ -36,6 +37,7 @@ class Hub:
     signer: signing.SignerSource
     receipt_signer: receipts.ReceiptSigner
     consent_check: ConsentEnforcer
+    rate_limiter: RateLimiter
 
     @classmethod
     def open(cls, settings: Settings, *, engine: Engine | None = None) -> Hub:
@@ -67,11 +69,13 @@ class Hub:
             signer=signer,
             receipt_signer=receipt_signer,
             consent_check=ConsentEnforcer(engine.url.render_as_string(hide_password=False)),
+            rate_limiter=RateLimiter(engine.url.render_as_string(hide_password=False)),
         )
 
     def close(self) -> None:
         self.audit_writer.close()
         self.consent_check.close()
+        self.rate_limiter.close()
         self.keyring.provider.close()
         self.engine.dispose()
 

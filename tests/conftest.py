@@ -54,6 +54,11 @@ def make_settings(database_url: str, data_dir: Path) -> Settings:
         expiry_record_interval_seconds=None,
         # The tests' webhook receivers listen on this machine.
         webhook_private_hosts=["127.0.0.1", "localhost"],
+        # Many tests are refused on purpose, all from one address; the limits
+        # have tests of their own (tests/test_rate_limits.py).
+        rate_consent_requests_per_day=None,
+        rate_refusals_per_minute=None,
+        rate_failed_logins_per_minute=None,
     )
 
 

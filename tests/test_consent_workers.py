@@ -48,6 +48,8 @@ def _worker(hub: Hub) -> Iterator[str]:
         CORNERSTORE_DATABASE_URL=settings.sqlalchemy_url,
         CORNERSTORE_DATA_DIR=str(settings.data_dir),
         CORNERSTORE_TRACE_EXPORTER="none",
+        # The consumer is refused hundreds of times a second here, on purpose.
+        CORNERSTORE_RATE_REFUSALS_PER_MINUTE="1000000",
     )
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)

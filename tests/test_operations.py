@@ -38,6 +38,7 @@ from cornerstore.keys.localfile import LocalKeyProvider
 from cornerstore.keys.ring import KeyRing
 from cornerstore.migrations import SCRIPT_LOCATION, NotMigrated, current_revisions, upgrade
 from cornerstore.models import metadata
+from cornerstore.ratelimit import RateLimiter
 from cornerstore.settings import Environment, Settings, TraceExporter, get_settings
 from hub import cli
 from hub.app import create_app, serve_app
@@ -376,6 +377,7 @@ def test_a_wrong_master_key_fails_closed(tmp_path: Path) -> None:
         signer=SignerSource(settings.audit_signing_key_path, settings.audit_log_origin),
         receipt_signer=ReceiptSigner(settings.receipt_signing_key_path),
         consent_check=ConsentEnforcer(settings.sqlalchemy_url),
+        rate_limiter=RateLimiter(settings.sqlalchemy_url),
         authorizer=Authorizer(settings.policy_dir),
         keyring=KeyRing(
             LocalKeyProvider(

@@ -24,10 +24,12 @@ from opentelemetry import trace
 
 from cornerstore.authz import Action, DecisionRequest, PurposeName, Relation, Resource
 from cornerstore.categories import Category
+from cornerstore.db import utcnow
 from cornerstore.deps import CoreDep, CurrentCaller, DbSession
 from cornerstore.errors import Forbidden, NotFound
 from cornerstore.identity import Caller, keeps_principal
 from cornerstore.ports import AuditDraft, Core, Decision
+from cornerstore.ratelimit import MINUTE
 
 _tracer = trace.get_tracer("cornerstore.access")
 
@@ -114,7 +116,11 @@ def record_refusal(
     category: str | None = None,
     purpose: str | None = None,
 ) -> None:
-    """Commit a refusal to the audit log before the request fails."""
+    """Commit a refusal to the audit log before the request fails.
+
+    Refusals are counted per principal too: one that keeps probing shops is
+    answered 429 (the refusal still recorded) until its window ends.
+    """
     with _tracer.start_as_current_span(
         "gate.audit", record_exception=False, set_status_on_exception=False
     ):
@@ -132,6 +138,9 @@ def record_refusal(
                 details={"records": 0} if action == "read" else {},
             ),
         )
+    core.rate_limiter.hit(
+        f"refusals:{caller.id}", core.settings.rate_refusals_per_minute, MINUTE, utcnow()
+    )
 
 
 class Authorize:

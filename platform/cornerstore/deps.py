@@ -9,8 +9,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from cornerstore.db import utcnow
+from cornerstore.errors import Unauthenticated
 from cornerstore.identity import Caller, caller_from_api_key
 from cornerstore.ports import Core
+from cornerstore.ratelimit import MINUTE
 
 
 def hub_of(request: Request) -> Any:
@@ -57,10 +60,21 @@ _bearer = HTTPBearer(
 
 
 def get_caller(
+    request: Request,
+    core: CoreDep,
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    return caller_from_api_key(session, credentials.credentials if credentials else None)
+    try:
+        return caller_from_api_key(session, credentials.credentials if credentials else None)
+    except Unauthenticated:
+        # Only failures are counted: a valid key costs nothing more. Past the
+        # limit, the address's failures are answered 429 until the window ends.
+        address = request.client.host if request.client else "unknown"
+        core.rate_limiter.hit(
+            f"failed-login:{address}", core.settings.rate_failed_logins_per_minute, MINUTE, utcnow()
+        )
+        raise
 
 
 CurrentCaller = Annotated[Caller, Depends(get_caller)]

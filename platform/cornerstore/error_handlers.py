@@ -42,7 +42,7 @@ def _render(status: int, body: ErrorBody, headers: Mapping[str, str] | None = No
 
 async def _cornerstore_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CornerstoreError)
-    return _render(exc.status_code, exc.body(), exc.headers)
+    return _render(exc.status_code, exc.body(), exc.response_headers())
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

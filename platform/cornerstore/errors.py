@@ -37,6 +37,9 @@ class CornerstoreError(Exception):
     def body(self) -> ErrorBody:
         return ErrorBody(error=self.code, detail=self.detail, fields=self.fields)
 
+    def response_headers(self) -> dict[str, str]:
+        return self.headers
+
 
 class BadRequest(CornerstoreError):
     status_code = 400
@@ -49,6 +52,19 @@ class Unauthenticated(CornerstoreError):
     code = "unauthenticated"
     default_detail = "a valid API key is required: Authorization: Bearer <key>"
     headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+class TooManyRequests(CornerstoreError):
+    status_code = 429
+    code = "too_many_requests"
+    default_detail = "too many requests: retry after the seconds in Retry-After"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class Forbidden(CornerstoreError):

@@ -39,7 +39,13 @@ from cornerstore.categories import CATEGORIES, Category
 from cornerstore.crypto import ShopCipher
 from cornerstore.db import utcnow
 from cornerstore.deps import CoreDep, CurrentCaller
-from cornerstore.errors import FieldError, NotFound, ServiceUnavailable, ValidationFailed
+from cornerstore.errors import (
+    FieldError,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    ValidationFailed,
+)
 from cornerstore.identity import Caller
 from cornerstore.models.principals import Role
 from cornerstore.ports import Allowance, AuditDraft, ConsentRefused, Core
@@ -339,6 +345,9 @@ def _refuse(
             category=category.value,
             purpose=purpose,
         )
+    except TooManyRequests:
+        if not best_effort:
+            raise  # Recorded; the principal has been refused too often of late.
     except Exception as exc:
         if not best_effort:
             raise ServiceUnavailable() from None

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cornerstore.authz import Authorizer
 from cornerstore.identity import Caller
 from cornerstore.keys.ring import KeyRing
+from cornerstore.ratelimit import RateLimiter
 from cornerstore.settings import Settings
 
 
@@ -187,3 +188,6 @@ class Core(Protocol):
 
     @property
     def consent_check(self) -> ConsentCheck: ...
+
+    @property
+    def rate_limiter(self) -> RateLimiter: ...

@@ -94,6 +94,24 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="The first retry's delay; each later one doubles it."
     )
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    rate_consent_requests_per_day: int | None = Field(
+        default=10,
+        ge=1,
+        description="Consent requests one consumer may send one shop in a UTC day "
+        "(null: no limit).",
+    )
+    rate_refusals_per_minute: int | None = Field(
+        default=60,
+        ge=1,
+        description="Refused requests about shops one principal may make in a minute, "
+        "before it is answered 429 (null: no limit).",
+    )
+    rate_failed_logins_per_minute: int | None = Field(
+        default=30,
+        ge=1,
+        description="Failed authentications from one client address in a minute, "
+        "before they are answered 429 (null: no limit).",
+    )
     webhook_private_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts (names or addresses) webhooks may reach although they are "

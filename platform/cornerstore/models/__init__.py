@@ -8,8 +8,17 @@ query a table they share (consent reads shops, erasure deletes consents), and
 from __future__ import annotations
 
 from cornerstore.db import Base
-from cornerstore.models import audit, consent, keys, principals, records, shops
+from cornerstore.models import audit, consent, keys, principals, ratelimits, records, shops
 
 metadata = Base.metadata
 
-__all__ = ["audit", "consent", "keys", "metadata", "principals", "records", "shops"]
+__all__ = [
+    "audit",
+    "consent",
+    "keys",
+    "metadata",
+    "principals",
+    "ratelimits",
+    "records",
+    "shops",
+]
