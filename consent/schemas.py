@@ -94,10 +94,12 @@ class ConsentOut(BaseModel):
     id: uuid.UUID
     shop_id: uuid.UUID
     consumer_id: uuid.UUID
+    consumer_name: str = Field(description="Who the consumer is, as the hub's admin named it")
+    consumer_description: str | None = Field(description="What the consumer does, in a line")
     purpose: str
     categories: list[str]
     status: ConsentStatus = Field(
-        description="requested, active, paused, revoked, refused, or expired"
+        description="requested, active, paused, revoked, refused, expired, or superseded"
     )
     version: int
     access_mode: AccessMode

@@ -96,6 +96,8 @@ def to_out(consent: Consent, now: datetime) -> ConsentOut:
         id=consent.id,
         shop_id=consent.shop_id,
         consumer_id=consent.consumer_id,
+        consumer_name=consent.consumer.name,
+        consumer_description=consent.consumer.description,
         purpose=consent.purpose,
         categories=list(consent.categories),
         status=effective_status(consent, now),

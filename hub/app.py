@@ -26,6 +26,7 @@ from cornerstore.middleware import BodySizeLimit, CatchAll
 from cornerstore.reads import router as reads_router
 from cornerstore.settings import get_settings
 from hub.export.router import router as export_router
+from hub.principals.router import consumers_router
 from hub.principals.router import router as principals_router
 from hub.runtime import Hub
 from hub.shops.router import router as shops_router
@@ -43,6 +44,7 @@ and for validation errors one entry per offending field in `fields`.
 #: Every domain's endpoints, in the order the API reference lists them.
 ROUTERS = (
     principals_router,
+    consumers_router,
     shops_router,
     ingestion_router,
     reads_router,

@@ -55,6 +55,17 @@ CONSUMERS = (
 )
 
 
+#: What each demo consumer does, as the shopkeepers it asks read it.
+DESCRIPTIONS = {
+    "Fresh Route Replenishment 鲜达补货": "Restocks your shelves from nearby warehouses. "
+    "为您从附近仓库补货。",
+    "Market Insight Analytics 市场洞察": "Studies what sells in the district, never who buys. "
+    "分析本区畅销商品，不涉及顾客身份。",  # noqa: RUF001 (a Chinese comma)
+    "Neighbourhood Credit 邻里信贷": "Offers small credit lines priced on your takings. "
+    "根据您的流水提供小额授信。",
+}
+
+
 @dataclass
 class DemoKeys:
     admin: PrincipalCreated | None = None
@@ -79,9 +90,8 @@ def seed(hub: Hub, *, shops_count: int, days: int) -> DemoKeys:
             session, PrincipalIn(name="City market regulator", role=Role.auditor)
         )
         for name, purpose, _categories, _share in CONSUMERS:
-            keys.consumers.append(
-                (principals.create(session, PrincipalIn(name=name, role=Role.consumer)), purpose)
-            )
+            body = PrincipalIn(name=name, role=Role.consumer, description=DESCRIPTIONS[name])
+            keys.consumers.append((principals.create(session, body), purpose))
     total = demo_data.total_records(generated)
     _out(
         f"loading {len(generated)} shops: {total['sales']} sales lines, "

@@ -84,6 +84,9 @@ def expected(
     if resource == "identity":
         # Every principal may see who it is.
         return role in ROLES and action == "read"
+    if resource == "consumer":
+        # Who asks for a shop's data is no secret from those who decide or review it.
+        return role in ("shopkeeper", "admin", "auditor") and action == "read"
     if resource == "principal-key":
         # An admin rotates any key; a shopkeeper its own and its shops' connectors'.
         return action == "create" and (
@@ -220,8 +223,14 @@ def test_consumer_reads_exactly_the_pairs_purposes_toml_lists(authorizer: Author
 
 
 def test_auditor_reads_the_audit_log_and_consent_history_only(authorizer: Authorizer) -> None:
-    # (and, as every principal, who it is itself)
-    reviewed = (Resource.audit, Resource.audit_proof, Resource.consent_history, Resource.identity)
+    # (and, as every principal, who it is itself, and who the consumers are)
+    reviewed = (
+        Resource.audit,
+        Resource.audit_proof,
+        Resource.consent_history,
+        Resource.identity,
+        Resource.consumer,
+    )
     for reviewed_resource in reviewed:
         assert authorizer.decide(
             DecisionRequest("auditor", OTHER, reviewed_resource, Action.read, NO_PURPOSE)

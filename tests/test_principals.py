@@ -231,3 +231,34 @@ def test_the_operator_lists_disables_and_rotates_from_the_command_line(
     assert cli("principals", "rotate-key", shop.keeper.id).code == 2  # disabled: refused
     refused = cli("principals", "rotate-key", shop.connector.id, "--grace", "a day")
     assert (refused.code, "ISO 8601" in refused.err) == (2, True)
+
+
+def test_a_shopkeeper_sees_consumers_by_name_and_purpose_not_by_uuid(world: World) -> None:
+    shop = world.shop()
+    created = world.admin.post(
+        "/v1/principals",
+        {
+            "name": "Fresh Route 鲜达补货",
+            "role": "consumer",
+            "description": "Restocks your shelves 为您补货",
+        },
+    )
+    assert created.status_code == 201, created.text
+    consumer = Actor(world.client, created.json()["id"], "consumer", created.json()["api_key"])
+    world.grant(shop, consumer, "replenishment", ["sales"])
+
+    [listed] = shop.keeper.get(f"/v1/shops/{shop.id}/consents").json()["consents"]
+    assert (listed["consumer_name"], listed["consumer_description"]) == (
+        "Fresh Route 鲜达补货",
+        "Restocks your shelves 为您补货",
+    )
+    profile = shop.keeper.get(f"/v1/consumers/{consumer.id}")
+    assert profile.status_code == 200, profile.text
+    assert profile.json() == {
+        "id": consumer.id,
+        "name": "Fresh Route 鲜达补货",
+        "description": "Restocks your shelves 为您补货",
+    }
+    # A shopkeeper's id is not a consumer's; consumers see no one's profile.
+    assert shop.keeper.get(f"/v1/consumers/{shop.keeper.id}").status_code == 404
+    assert consumer.get(f"/v1/consumers/{consumer.id}").status_code == 403

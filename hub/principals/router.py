@@ -23,6 +23,7 @@ from cornerstore.errors import (
 from cornerstore.models.principals import Role
 from hub.principals import service
 from hub.principals.schemas import (
+    ConsumerOut,
     DisabledOut,
     KeyRotated,
     PrincipalCreated,
@@ -32,10 +33,12 @@ from hub.principals.schemas import (
 )
 
 router = APIRouter(prefix="/v1/principals", tags=["admin"], responses=GLOBAL_ERRORS)
+consumers_router = APIRouter(prefix="/v1/consumers", tags=["consent"], responses=GLOBAL_ERRORS)
 
 PrincipalCreate = Annotated[Permit, Depends(Authorize(Resource.principal, Action.create))]
 PrincipalList = Annotated[Permit, Depends(Authorize(Resource.principal, Action.list))]
 PrincipalDisable = Annotated[Permit, Depends(Authorize(Resource.principal, Action.disable))]
+ConsumerRead = Annotated[Permit, Depends(Authorize(Resource.consumer, Action.read))]
 IdentityRead = Annotated[Permit, Depends(Authorize(Resource.identity, Action.read))]
 KeyCreate = Annotated[Permit, Depends(AuthorizePrincipal(Resource.principal_key, Action.create))]
 
@@ -124,3 +127,13 @@ def rotate_key(
         policy_version=permit.policy_version,
         now=utcnow(),
     )
+
+
+@consumers_router.get(
+    "/{consumer_id}",
+    response_model=ConsumerOut,
+    responses=error_responses(NotFound),
+    summary="Who a consumer is: its name and what it does, for the shopkeepers it asks",
+)
+def get_consumer(permit: ConsumerRead, consumer_id: uuid.UUID, session: DbSession) -> ConsumerOut:
+    return service.consumer(session, consumer_id)

@@ -14,6 +14,9 @@ class PrincipalIn(BaseModel):
 
     name: Text
     role: Role
+    description: Text | None = Field(
+        default=None, description="For a consumer: what it does, shown to shopkeepers"
+    )
     shop_ids: list[uuid.UUID] = Field(
         default_factory=list,
         description="A shopkeeper's shops (one or more); a connector's one shop; empty otherwise",
@@ -32,6 +35,7 @@ class PrincipalOut(BaseModel):
     id: uuid.UUID
     name: str
     role: Role
+    description: str | None = None
     shop_ids: list[uuid.UUID]
     created_at: datetime
     disabled_at: datetime | None = Field(
@@ -55,3 +59,11 @@ class KeyRotated(BaseModel):
     previous_keys_expire_at: datetime = Field(
         description="The principal's earlier keys stop working at this time"
     )
+
+
+class ConsumerOut(BaseModel):
+    """What a shopkeeper may know of a consumer asking for, or holding, its consent."""
+
+    id: uuid.UUID
+    name: str
+    description: str | None

@@ -13,6 +13,7 @@ from cornerstore.models.principals import Principal, PrincipalKey, PrincipalShop
 from cornerstore.models.shops import Shop
 from cornerstore.ports import AuditDraft
 from hub.principals.schemas import (
+    ConsumerOut,
     DisabledOut,
     KeyRotated,
     PrincipalCreated,
@@ -50,6 +51,7 @@ def create(
         id=uuid.uuid4(),
         name=body.name,
         role=body.role.value,
+        description=body.description,
         keys=[PrincipalKey(key_hash=hash_api_key(api_key))],
         shop_links=[PrincipalShop(shop_id=s) for s in shop_ids],
     )
@@ -88,6 +90,7 @@ def describe(principal: Principal) -> PrincipalOut:
         id=principal.id,
         name=principal.name,
         role=Role(principal.role),
+        description=principal.description,
         shop_ids=sorted(link.shop_id for link in principal.shop_links),
         created_at=principal.created_at,
         disabled_at=principal.disabled_at,
@@ -223,3 +226,10 @@ def disable_those_only_of(session: Session, shop_id: uuid.UUID, now: datetime) -
     if ids:
         session.execute(update(Principal).where(Principal.id.in_(ids)).values(disabled_at=now))
     return ids
+
+
+def consumer(session: Session, consumer_id: uuid.UUID) -> ConsumerOut:
+    principal = session.get(Principal, consumer_id)
+    if principal is None or principal.role != Role.consumer:
+        raise NotFound()
+    return ConsumerOut(id=principal.id, name=principal.name, description=principal.description)

@@ -63,6 +63,8 @@ class Resource(StrEnum):
     identity = "identity"
     #: A principal's API keys.
     principal_key = "principal-key"
+    #: A consumer's name and description, as shopkeepers see them.
+    consumer = "consumer"
 
 
 class Action(StrEnum):

@@ -27,9 +27,10 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cornerstore.db import Base, UTCDateTime, utcnow
+from cornerstore.models.principals import Principal
 
 
 class ConsentStatus(StrEnum):
@@ -67,6 +68,8 @@ class Consent(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     shop_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     consumer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    #: Loaded with the consent, so that a shopkeeper sees who it is by name.
+    consumer: Mapped[Principal] = relationship(lazy="selectin", viewonly=True)
     purpose: Mapped[str] = mapped_column(String(40))
     categories: Mapped[list[str]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=ConsentStatus.active)
@@ -159,6 +162,8 @@ class WebhookDelivery(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     consumer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    #: Loaded with the consent, so that a shopkeeper sees who it is by name.
+    consumer: Mapped[Principal] = relationship(lazy="selectin", viewonly=True)
     event_type: Mapped[str] = mapped_column(String(40))
     #: The event as sent (JSON); it names consents and statuses, never shop data.
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
