@@ -1,9 +1,12 @@
-"""The hub app plus one ungoverned route, for the read benchmark only.
+"""The hub app plus two ungoverned routes, for the read and ingest benchmarks only.
 
 ``GET /bench/raw/{shop_id}/sales`` returns the same rows as the governed
 endpoint from the same server and database, decrypted, but with no
-authentication, Casbin, consent, minimisation or audit. It exists in this
-benchmark process and nowhere else.
+authentication, Casbin, consent, minimisation or audit.
+``POST /bench/raw/{shop_id}/sales`` validates a batch with the same schema as
+the governed endpoint and COPYs it in plaintext into ``bench_plain_sales``:
+no authentication, Casbin, sealing, de-duplication, quarantine or audit.
+They exist in this benchmark process and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 
-from cornerstore.categories import Category
+from connectors.schemas import BatchIn
+from cornerstore.categories import Category, SaleIn
 from cornerstore.deps import CoreDep, DbSession
 from cornerstore.reads import RecordsPage
 from cornerstore.records import repository
@@ -54,4 +60,29 @@ def create() -> FastAPI:
             records=records, next=encode_cursor(rows[-1][1], rows[-1][0]) if more else None
         )
 
+    adapter = TypeAdapter(list[SaleIn])
+
+    @app.post("/bench/raw/{shop_id}/sales")
+    def raw_ingest(session: DbSession, shop_id: uuid.UUID, batch: BatchIn) -> dict[str, int]:
+        records = adapter.validate_python(batch.records)
+        driver = session.connection().connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        with driver.cursor() as cursor, cursor.copy(PLAIN_COPY) as copy:
+            for r in records:
+                copy.write_row(
+                    (shop_id, r.event_id, r.occurred_at, r.sku, r.quantity, r.unit_price_cents)
+                )
+        return {"accepted": len(records)}
+
     return app
+
+
+#: The plain table the ungoverned ingest route writes (bench.ingest makes it).
+PLAIN_TABLE = (
+    "CREATE TABLE bench_plain_sales (shop_id uuid, event_id text, occurred_at timestamptz, "
+    "sku text, quantity int, unit_price_cents int)"
+)
+PLAIN_COPY = (
+    "COPY bench_plain_sales (shop_id, event_id, occurred_at, sku, quantity, unit_price_cents) "
+    "FROM STDIN"
+)
