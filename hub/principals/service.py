@@ -155,6 +155,14 @@ def _audit_change(
         )
 
 
+def _locked(session: Session, principal_id: uuid.UUID) -> Principal:
+    """The principal, locked for the change (concurrent changes take turns), or a 404."""
+    principal = session.get(Principal, principal_id, with_for_update=True)
+    if principal is None:
+        raise NotFound()
+    return principal
+
+
 def disable(
     session: Session,
     principal_id: uuid.UUID,
@@ -164,9 +172,7 @@ def disable(
     now: datetime,
 ) -> DisabledOut:
     """Every key of the principal answers 401 from ``now``, in every worker (nothing is cached)."""
-    principal = session.get(Principal, principal_id, with_for_update=True)
-    if principal is None:
-        raise NotFound()
+    principal = _locked(session, principal_id)
     if principal.disabled_at is None:
         principal.disabled_at = now
         session.flush()
@@ -186,9 +192,7 @@ def rotate_key(
     now: datetime,
 ) -> KeyRotated:
     """A new key for the principal; its earlier keys keep working for ``grace``, then stop."""
-    principal = session.get(Principal, principal_id, with_for_update=True)
-    if principal is None:
-        raise NotFound()
+    principal = _locked(session, principal_id)
     if principal.disabled_at is not None:
         raise Conflict("the principal is disabled; a disabled principal gets no new key")
     ends = now + grace
