@@ -126,7 +126,9 @@ def request_consent(
     if session.get(Shop, shop_id) is None:
         raise NotFound()
     # Each request makes a receipt, an audit entry and an event for the shop
-    # to read: a consumer may not flood a shopkeeper with them.
+    # to read: a consumer may not flood a shopkeeper with them. Counted before
+    # the request writes anything: on SQLite the count's own connection could
+    # not write while the request holds the database's write lock.
     core.rate_limiter.hit(
         f"consent-requests:{permit.caller.id}:{shop_id}",
         core.settings.rate_consent_requests_per_day,

@@ -127,8 +127,14 @@ def secret_of(key: bytes, webhook: ConsumerWebhook) -> bytes:
 # --- registration -----------------------------------------------------------------------------
 
 
-#: NAT64's well-known prefix (RFC 6052) and its local-use one (RFC 8215): the last 32 bits are IPv4.
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+#: Prefixes whose last 32 bits are an IPv4 address: NAT64's well-known and local-use ones
+#: (RFC 6052, RFC 8215), IPv4-compatible (::/96) and IPv4-translated (::ffff:0:0:0/96).
+_CARRY_IPV4 = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::/96"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+)
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -137,7 +143,7 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if any(address in prefix for prefix in _NAT64):
+    if any(address in prefix for prefix in _CARRY_IPV4):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
@@ -154,8 +160,14 @@ def is_public_address(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(address)
         if embedded is not None:
-            return embedded.is_global
-    return address.is_global
+            return _routable(embedded)
+        if address.is_site_local:
+            return False
+    return _routable(address)
+
+
+def _routable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_global and not address.is_multicast
 
 
 def delivery_address(host: str, private_hosts: Collection[str]) -> str | None:

@@ -138,11 +138,12 @@ def test_a_connector_cannot_issue_keys(world: World) -> None:
     assert shop.connector.post(f"/v1/principals/{shop.connector.id}/keys").status_code == 404
 
 
-def test_a_negative_grace_is_a_422(world: World) -> None:
+@pytest.mark.parametrize("grace", ["-PT1H", "P31D", "P3000000D"])
+def test_a_grace_outside_zero_to_thirty_days_is_a_422(world: World, grace: str) -> None:
     shop = world.shop()
     response = world.admin.client.post(
         f"/v1/principals/{shop.connector.id}/keys",
-        params={"grace": "-PT1H"},
+        params={"grace": grace},
         headers=world.admin.headers,
     )
     assert response.status_code == 422, response.text
@@ -169,29 +170,51 @@ def test_keys_from_before_rotation_existed_keep_working_after_the_migration(
     try:
         upgrade(engine, "0004")  # one key a principal, in principals.api_key_hash
         api_key = new_api_key()
-        principal_id = uuid.uuid4()
+        principal_id, shop_id = uuid.uuid4(), uuid.uuid4()
+        now = datetime.now(UTC)
         with engine.begin() as connection:
-            principals = table(
-                "principals",
-                column("id", Uuid()),
-                column("name", String()),
-                column("role", String()),
-                column("api_key_hash", LargeBinary()),
-                column("created_at", UTCDateTime()),
+            connection.execute(
+                table(
+                    "shops",
+                    column("id", Uuid()),
+                    column("name", String()),
+                    column("created_at", UTCDateTime()),
+                )
+                .insert()
+                .values(id=shop_id, name="old shop", created_at=now)
             )
             connection.execute(
-                principals.insert().values(
+                table(
+                    "principals",
+                    column("id", Uuid()),
+                    column("name", String()),
+                    column("role", String()),
+                    column("api_key_hash", LargeBinary()),
+                    column("created_at", UTCDateTime()),
+                )
+                .insert()
+                .values(
                     id=principal_id,
                     name="old",
-                    role="auditor",
+                    role="shopkeeper",
                     api_key_hash=hash_api_key(api_key),
-                    created_at=datetime.now(UTC),
+                    created_at=now,
                 )
+            )
+            connection.execute(
+                table("principal_shops", column("principal_id", Uuid()), column("shop_id", Uuid()))
+                .insert()
+                .values(principal_id=principal_id, shop_id=shop_id)
             )
         upgrade(engine)
         with Session(engine) as session:
             caller = caller_from_api_key(session, api_key)
-            assert (caller.id, caller.role) == (principal_id, "auditor")
+            # The key, and the shop it keeps: SQLite's table rebuilds lost neither.
+            assert (caller.id, caller.role, caller.shop_ids) == (
+                principal_id,
+                "shopkeeper",
+                frozenset({shop_id}),
+            )
             with pytest.raises(Unauthenticated):
                 caller_from_api_key(session, new_api_key())
     finally:

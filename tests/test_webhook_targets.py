@@ -44,6 +44,11 @@ from tests.webhook_consumer import (
         "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254
         "http://[2002:a9fe:a9fe::1]/",  # 6to4 of 169.254.169.254
         "http://[64:ff9b::a00:5]/",  # NAT64 of 10.0.0.5
+        "http://[::127.0.0.1]/",  # IPv4-compatible
+        "http://[::ffff:0:7f00:1]/",  # IPv4-translated
+        "http://[fec0::1]/",  # site-local
+        "http://224.0.0.1/",  # multicast
+        "http://[ff02::1]/",
     ],
 )
 def test_private_targets_are_refused_outside_production_too(world: World, url: str) -> None:

@@ -44,6 +44,8 @@ KeyCreate = Annotated[Permit, Depends(AuthorizePrincipal(Resource.principal_key,
 
 #: How long a rotated key keeps working beside its successor, unless the request says.
 DEFAULT_GRACE = timedelta(hours=24)
+#: A leaked key must not outlive its rotation for long.
+MAX_GRACE = timedelta(days=30)
 
 
 @router.post(
@@ -114,10 +116,10 @@ def rotate_key(
         ),
     ] = None,
 ) -> KeyRotated:
-    if grace is not None and grace < timedelta(0):
+    if grace is not None and not timedelta(0) <= grace <= MAX_GRACE:
         raise ValidationFailed(
-            "a grace period cannot be negative",
-            [FieldError(field="query.grace", reason="must be PT0S or longer")],
+            "a grace period runs from PT0S to P30D",
+            [FieldError(field="query.grace", reason="must be from PT0S to P30D")],
         )
     return service.rotate_key(
         session,

@@ -82,7 +82,8 @@ def downgrade() -> None:
         batch_op.add_column(sa.Column("api_key_hash", sa.LargeBinary(length=32), nullable=True))
     op.execute(
         "UPDATE principals SET api_key_hash = (SELECT key_hash FROM principal_keys k "
-        "WHERE k.principal_id = principals.id ORDER BY k.created_at DESC LIMIT 1)"
+        "WHERE k.principal_id = principals.id AND k.expires_at IS NULL "
+        "ORDER BY k.created_at DESC LIMIT 1)"
     )
     with op.batch_alter_table("principals", schema=None) as batch_op:
         batch_op.create_unique_constraint(op.f("uq_principals_api_key_hash"), ["api_key_hash"])
