@@ -35,9 +35,8 @@ from pathlib import Path
 import httpx2 as httpx
 import psycopg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from bench.common import Size, hub_server, percentile, report, scratch_postgres
+from bench.common import Size, hub_server, libpq, percentile, report, scratch_postgres
 from bench.setup import make_shop, migrated_admin_key, post_sales, sales_lines
 from consent import enforcement
 from consent import service as consents
@@ -206,11 +205,10 @@ def _loaded_hub(shops: int) -> Iterator[tuple[Hub, list[uuid.UUID], uuid.UUID, u
     """A hub on a scratch database holding ``shops`` shops with one active consent each."""
     with scratch_postgres() as url, tempfile.TemporaryDirectory() as data_dir:
         migrated_admin_key(url, Path(data_dir))
-        libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         shop_ids = [uuid.uuid4() for _ in range(shops)]
         consumer, keeper = uuid.uuid4(), uuid.uuid4()
         now = "2026-11-01T00:00:00Z"
-        with psycopg.connect(libpq) as connection, connection.cursor() as cursor:
+        with psycopg.connect(libpq(url)) as connection, connection.cursor() as cursor:
             with cursor.copy("COPY shops (id, name, created_at) FROM STDIN") as copy:
                 for shop_id in shop_ids:
                     copy.write_row((shop_id, "s", now))

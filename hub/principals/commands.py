@@ -101,7 +101,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
         grace = _GRACE.validate_python(args.grace)
     except ValidationError:
         return fail(f"--grace {args.grace!r} is not an ISO 8601 duration such as PT24H or PT0S")
-    if not timedelta(0) <= grace <= timedelta(days=30):
+    if not timedelta(0) <= grace <= service.MAX_GRACE:
         return fail("--grace runs from PT0S to P30D")
     try:
         with _session() as session:

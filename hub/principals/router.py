@@ -44,8 +44,6 @@ KeyCreate = Annotated[Permit, Depends(AuthorizePrincipal(Resource.principal_key,
 
 #: How long a rotated key keeps working beside its successor, unless the request says.
 DEFAULT_GRACE = timedelta(hours=24)
-#: A leaked key must not outlive its rotation for long.
-MAX_GRACE = timedelta(days=30)
 
 
 @router.post(
@@ -116,7 +114,7 @@ def rotate_key(
         ),
     ] = None,
 ) -> KeyRotated:
-    if grace is not None and not timedelta(0) <= grace <= MAX_GRACE:
+    if grace is not None and not timedelta(0) <= grace <= service.MAX_GRACE:
         raise ValidationFailed(
             "a grace period runs from PT0S to P30D",
             [FieldError(field="query.grace", reason="must be from PT0S to P30D")],

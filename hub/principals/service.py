@@ -155,6 +155,11 @@ def _audit_change(
         )
 
 
+#: How long a rotated key may keep working beside its successor: a leaked key
+#: must not outlive its rotation for long.
+MAX_GRACE = timedelta(days=30)
+
+
 def _locked(session: Session, principal_id: uuid.UUID) -> Principal:
     """The principal, locked for the change (concurrent changes take turns), or a 404."""
     principal = session.get(Principal, principal_id, with_for_update=True)
