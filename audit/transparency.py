@@ -23,7 +23,13 @@ from audit.deps import AuditCoreDep, AuditProofRead, AuditRead, EntriesRead
 from audit_verifier import merkle
 from cornerstore.db import hold_snapshot
 from cornerstore.deps import CoreDep, DbSession
-from cornerstore.errors import GLOBAL_ERRORS, FieldError, ValidationFailed
+from cornerstore.errors import (
+    GLOBAL_ERRORS,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+    error_responses,
+)
 from cornerstore.models.audit import AuditEntry
 from cornerstore.ports import Core
 
@@ -90,7 +96,7 @@ def checkpoint(permit: AuditProofRead, core: AuditCoreDep, session: DbSession) -
     response_model=LogEntriesOut,
     summary="Entries with their leaf index and canonical bytes",
     description="Auditors may list any entries; a shopkeeper must name one of their shops.",
-    responses=GLOBAL_ERRORS,
+    responses=GLOBAL_ERRORS | error_responses(NotFound),
 )
 def entries(
     permit: EntriesRead,

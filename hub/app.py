@@ -22,6 +22,7 @@ from consent.router import router as consent_router
 from consent.router import shop_router as consent_shop_router
 from consent.webhooks_router import router as webhooks_router
 from cornerstore import error_handlers, telemetry
+from cornerstore.apidoc import declare_shared_errors
 from cornerstore.middleware import BodySizeLimit, CatchAll
 from cornerstore.reads import router as reads_router
 from cornerstore.settings import get_settings
@@ -105,6 +106,7 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             document_record_schemas(document)
+            declare_shared_errors(document)
             app.openapi_schema = document
         return app.openapi_schema
 

@@ -228,6 +228,17 @@ def test_openapi_lists_the_whole_interface_with_error_bodies(client: TestClient)
     revoke = operations[("post", "/v1/shops/{shop_id}/consents/{consent_id}/revoke")]["responses"]
     assert "413" in ingest
     assert "409" in revoke
+    # Around every route: a rate limit on anything that takes a key, and an
+    # unreadable body on anything that takes one.
+    for (method, path), operation in operations.items():
+        responses = operation["responses"]
+        if operation.get("security"):
+            assert "Retry-After" in responses["429"]["headers"], (method, path)
+        if "requestBody" in operation:
+            assert {"400", "413"} <= set(responses), (method, path)
+        for status, response in responses.items():
+            if int(status) >= 400:
+                assert set(response["content"]) == {"application/json"}, (method, path, status)
 
     error_body = document["components"]["schemas"]["ErrorBody"]
     assert set(error_body["properties"]) == ERROR_KEYS
