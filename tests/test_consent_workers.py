@@ -10,15 +10,9 @@ worker caches consent.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import httpx2 as httpx
@@ -26,71 +20,9 @@ import pytest
 
 from hub.runtime import Hub
 from tests.factories import World, sale
+from tests.servers import hub_server
 
 WORKERS = 4
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _worker(hub: Hub) -> Iterator[str]:
-    """One hub process (``uvicorn hub.app:serve_app``) on this test's database and keys."""
-    port = _free_port()
-    settings = hub.settings
-    env = dict(
-        os.environ,
-        CORNERSTORE_ENVIRONMENT="test",
-        CORNERSTORE_DATABASE_URL=settings.sqlalchemy_url,
-        CORNERSTORE_DATA_DIR=str(settings.data_dir),
-        CORNERSTORE_TRACE_EXPORTER="none",
-        # The consumer is refused hundreds of times a second here, on purpose.
-        CORNERSTORE_RATE_REFUSALS_PER_MINUTE="1000000",
-    )
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "hub.app:serve_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"worker exited:\n{log.read().decode(errors='replace')}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("worker did not start within 60 s")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 @dataclass(frozen=True)
@@ -112,7 +44,12 @@ def test_a_change_is_enforced_by_every_worker_from_its_commit(
     read_path = f"/v1/shops/{shop.id}/sales?purpose=replenishment"
 
     with ExitStack() as stack:
-        bases = [stack.enter_context(_worker(hub)) for _ in range(WORKERS)]
+        # The consumer is refused hundreds of times a second here, on purpose.
+        servers = [
+            stack.enter_context(hub_server(hub, rate_refusals_per_minute="1000000"))
+            for _ in range(WORKERS)
+        ]
+        bases = [server.base_url for server in servers]
         clients = [
             stack.enter_context(httpx.Client(base_url=b, headers=consumer.headers, timeout=10))
             for b in bases
