@@ -1,5 +1,5 @@
 """``python -m bench {all,ingest,authz,read,decrypt,rotation,appends,proofs,verify,propagation,
-consent_writes,consent_checks} [--smoke]``."""
+consent_writes,consent_checks,soak} [--smoke]``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,17 @@ import argparse
 import json
 import sys
 
-from bench import audit_appends, audit_proofs, audit_verify, authz, consent, ingest, keys, read
+from bench import (
+    audit_appends,
+    audit_proofs,
+    audit_verify,
+    authz,
+    consent,
+    ingest,
+    keys,
+    read,
+    soak,
+)
 from bench.common import Size
 
 BENCHMARKS = {
@@ -22,6 +32,7 @@ BENCHMARKS = {
     "propagation": consent.run_propagation,
     "consent_writes": consent.run_writes,
     "consent_checks": consent.run_checks,
+    "soak": soak.run,
 }
 
 

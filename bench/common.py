@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2 as httpx
+import psutil
 from sqlalchemy.engine import make_url
 
 from cornerstore.db import make_engine, scratch_database
@@ -70,8 +71,27 @@ def _free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class BenchServer:
+    base_url: str
+    pid: int
+
+    def worker_rss_mib(self) -> dict[int, float]:
+        """Resident memory of each worker process, by pid (the server itself if it has none).
+
+        Uvicorn's workers are spawned processes; multiprocessing's resource
+        tracker, also a child, serves no request and is left out.
+        """
+        server = psutil.Process(self.pid)
+        workers = [c for c in server.children() if "spawn_main" in " ".join(c.cmdline())]
+        workers = workers or [server]
+        return {worker.pid: worker.memory_info().rss / 2**20 for worker in workers}
+
+
 @contextmanager
-def hub_server(database_url: str, data_dir: Path, *, workers: int = WORKERS) -> Iterator[str]:
+def hub_server(
+    database_url: str, data_dir: Path, *, workers: int = WORKERS
+) -> Iterator[BenchServer]:
     """Run the bench app (the hub plus an ungoverned baseline route) in its own process."""
     port = _free_port()
     env = dict(
@@ -120,7 +140,7 @@ def hub_server(database_url: str, data_dir: Path, *, workers: int = WORKERS) -> 
             if time.monotonic() > deadline:
                 raise RuntimeError("bench server did not start within 30 s")
             time.sleep(0.1)
-        yield base
+        yield BenchServer(base, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)

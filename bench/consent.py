@@ -65,7 +65,7 @@ def run_propagation(size: Size) -> dict[str, float]:
         admin_key = migrated_admin_key(url, Path(data_dir))
         with ExitStack() as stack:
             bases = [
-                stack.enter_context(hub_server(url, Path(data_dir), workers=1))
+                stack.enter_context(hub_server(url, Path(data_dir), workers=1)).base_url
                 for _ in range(WORKERS)
             ]
             setup = stack.enter_context(httpx.Client(base_url=bases[0], timeout=30))

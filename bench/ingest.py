@@ -67,8 +67,8 @@ def run(size: Size) -> dict[str, float]:
     with scratch_postgres() as url, tempfile.TemporaryDirectory() as data_dir:
         admin_key = migrated_admin_key(url, Path(data_dir))
         with (
-            hub_server(url, Path(data_dir)) as base,
-            httpx.Client(base_url=base, timeout=120) as client,
+            hub_server(url, Path(data_dir)) as server,
+            httpx.Client(base_url=server.base_url, timeout=120) as client,
         ):
             shops = [make_shop(client, admin_key) for _ in range(CONNECTORS)]
             # One warm-up batch each, so that no timed batch pays a cold start.

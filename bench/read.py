@@ -43,8 +43,8 @@ def run(size: Size) -> dict[str, float]:
     with scratch_postgres() as url, tempfile.TemporaryDirectory() as data_dir:
         admin_key = migrated_admin_key(url, Path(data_dir))
         with (
-            hub_server(url, Path(data_dir)) as base,
-            httpx.Client(base_url=base, timeout=120) as client,
+            hub_server(url, Path(data_dir)) as server,
+            httpx.Client(base_url=server.base_url, timeout=120) as client,
         ):
             shop = make_shop(client, admin_key)
             for start in range(0, total, 5000):

@@ -5,6 +5,12 @@ new version with its signed receipt, an audit entry and a webhook event for
 the consumer: either all of them are stored or none is. A change races no
 other: it applies only to the version it read (compare-and-set on
 ``version``), and a loser gets 409.
+
+Lock order: a change locks every consent row it will change before its first
+audit entry. The audit log's head is the one row every writer locks (ingest,
+reads, every change), so it must come last; a change that held the head while
+it waited for a consent row could deadlock with one that held the row while
+it waited for the head, and the database would abort one of them as a 503.
 """
 
 from __future__ import annotations
@@ -202,9 +208,9 @@ def _new(
     )
     session.add(consent)
     session.flush()
+    replaced = _lock_live_others(session, consent) if granted else []
     _record_version(session, ctx, consent, change, now)
-    if granted:
-        _supersede_others(session, ctx, consent)
+    _supersede(session, ctx, replaced)
     return to_out(consent, now)
 
 
@@ -309,6 +315,7 @@ def approve(
         allowed_categories=ctx.allowed_categories(consent.purpose),
         now=now,
     )
+    replaced = _lock_live_others(session, consent)
     out = _transition(
         session,
         ctx,
@@ -319,19 +326,16 @@ def approve(
         now=now,
         values={**approved.columns(), "granted_by": ctx.caller.id, "granted_at": now},
     )
-    _supersede_others(session, ctx, consent)
+    _supersede(session, ctx, replaced)
     return out
 
 
-def _supersede_others(session: Session, ctx: Context, consent: Consent) -> None:
-    """At most one live consent per shop, consumer and purpose: the newest terms replace the rest.
+def _lock_live_others(session: Session, consent: Consent) -> Sequence[Consent]:
+    """The other live consents of the same shop, consumer and purpose, locked for the change.
 
-    So a limit the shopkeeper narrows binds: an older, wider consent of the
-    same consumer for the same purpose does not keep allowing what the new
-    one refuses. Each one replaced gets a version of its own, with its
-    receipt, audit entry and webhook event.
+    Called before the change's first audit entry: see the lock order above.
     """
-    others = session.scalars(
+    return session.scalars(
         select(Consent)
         .where(
             Consent.shop_id == consent.shop_id,
@@ -343,6 +347,16 @@ def _supersede_others(session: Session, ctx: Context, consent: Consent) -> None:
         .order_by(Consent.created_at, Consent.id)
         .with_for_update()
     ).all()
+
+
+def _supersede(session: Session, ctx: Context, others: Sequence[Consent]) -> None:
+    """At most one live consent per shop, consumer and purpose: the newest terms replace the rest.
+
+    So a limit the shopkeeper narrows binds: an older, wider consent of the
+    same consumer for the same purpose does not keep allowing what the new
+    one refuses. Each one replaced gets a version of its own, with its
+    receipt, audit entry and webhook event.
+    """
     for other in others:
         if effective_status(other, ctx.now) is ConsentStatus.expired:
             continue  # Lapsed already: it allows nothing, and its lapse is recorded apart.

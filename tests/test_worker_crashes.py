@@ -2,10 +2,11 @@
 
 A real server with two workers under uvicorn's supervisor (on SQLite as on
 PostgreSQL) takes batches of sales from four connectors at once, while its
-workers are killed with SIGKILL, one after another. Each connector re-sends a batch until it is answered, as the
-README tells connectors to. At the end the shop holds exactly the records that
-were sent, each once: a batch is one transaction, and a re-sent record is a
-duplicate by its event id, whether or not the first try had committed.
+workers are killed with SIGKILL, one after another. Each connector re-sends a
+batch until it is answered, as a connector should. At the end the shop holds
+exactly the records that were sent, each once: a batch is one transaction,
+and a re-sent record is a duplicate by its event id, whether or not the first
+try had committed.
 """
 
 from __future__ import annotations
