@@ -4,7 +4,8 @@
 endpoint from the same server and database, decrypted, but with no
 authentication, Casbin, consent, minimisation or audit.
 ``POST /bench/raw/{shop_id}/sales`` validates a batch with the same schema as
-the governed endpoint and COPYs it in plaintext into ``bench_plain_sales``:
+the governed endpoint and COPYs it in plaintext into ``bench_plain_sales``
+(``?keyed=true``: into ``bench_keyed_sales``, which has the hub table's keys):
 no authentication, Casbin, sealing, de-duplication, quarantine or audit.
 They exist in this benchmark process and nowhere else.
 """
@@ -63,11 +64,14 @@ def create() -> FastAPI:
     adapter = TypeAdapter(list[SaleIn])
 
     @app.post("/bench/raw/{shop_id}/sales")
-    def raw_ingest(session: DbSession, shop_id: uuid.UUID, batch: BatchIn) -> dict[str, int]:
+    def raw_ingest(
+        session: DbSession, shop_id: uuid.UUID, batch: BatchIn, keyed: bool = False
+    ) -> dict[str, int]:
         records = adapter.validate_python(batch.records)
         driver = session.connection().connection.driver_connection
         assert isinstance(driver, psycopg.Connection)
-        with driver.cursor() as cursor, cursor.copy(PLAIN_COPY) as copy:
+        table = KEYED_TABLE_NAME if keyed else PLAIN_TABLE_NAME
+        with driver.cursor() as cursor, cursor.copy(_copy_into(table)) as copy:
             for r in records:
                 copy.write_row(
                     (shop_id, r.event_id, r.occurred_at, r.sku, r.quantity, r.unit_price_cents)
@@ -77,12 +81,24 @@ def create() -> FastAPI:
     return app
 
 
-#: The plain table the ungoverned ingest route writes (bench.ingest makes it).
-PLAIN_TABLE = (
-    "CREATE TABLE bench_plain_sales (shop_id uuid, event_id text, occurred_at timestamptz, "
-    "sku text, quantity int, unit_price_cents int)"
+PLAIN_TABLE_NAME = "bench_plain_sales"
+KEYED_TABLE_NAME = "bench_keyed_sales"
+_COLUMNS = "shop_id uuid, event_id text, occurred_at timestamptz, sku text, quantity int, "
+_COLUMNS += "unit_price_cents int"
+#: The tables the ungoverned ingest route writes (bench.ingest makes them): a
+#: bare heap, as the issue's baseline; and one with the keys the hub's own
+#: table needs to find duplicates and serve windows (primary key, natural key,
+#: window index, the shop's foreign key), so that storage shape and governance
+#: can be told apart.
+PLAIN_TABLES = (
+    f"CREATE TABLE {PLAIN_TABLE_NAME} ({_COLUMNS})",
+    f"CREATE TABLE {KEYED_TABLE_NAME} (id bigserial PRIMARY KEY, {_COLUMNS}, "
+    "FOREIGN KEY (shop_id) REFERENCES shops (id), UNIQUE (shop_id, event_id))",
+    f"CREATE INDEX ON {KEYED_TABLE_NAME} (shop_id, occurred_at, id)",
 )
-PLAIN_COPY = (
-    "COPY bench_plain_sales (shop_id, event_id, occurred_at, sku, quantity, unit_price_cents) "
-    "FROM STDIN"
-)
+
+
+def _copy_into(table: str) -> str:
+    return (
+        f"COPY {table} (shop_id, event_id, occurred_at, sku, quantity, unit_price_cents) FROM STDIN"
+    )

@@ -3,7 +3,10 @@
 The API side includes HTTP, JSON, validation, sealing, de-duplication and the
 batch's audit entry. The first baseline is an ungoverned endpoint on the same
 server (``bench.baseline_app``): HTTP, JSON and the same validation, then a
-plaintext COPY; their ratio is the cost of governance. The second COPYs the
+plaintext COPY into a bare table; their ratio is the cost of governance and of
+a table that can be de-duplicated and read. The same endpoint COPYing into a
+table with the hub table's keys (primary key, natural key, window index, the
+shop's foreign key) tells the two apart. The second COPYs the
 same rows, in plaintext, from this process with psycopg 3: the database's own
 ceiling.
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 import httpx2 as httpx
 import psycopg
 
-from bench.baseline_app import PLAIN_TABLE
+from bench.baseline_app import PLAIN_TABLES
 from bench.common import WORKERS, Size, hub_server, libpq, report, scratch_postgres
 from bench.setup import BenchShop, make_shop, migrated_admin_key, post_sales, sales_lines
 
@@ -84,10 +87,13 @@ def run(size: Size) -> dict[str, float]:
             with ThreadPoolExecutor(CONNECTORS) as pool:
                 list(pool.map(send, range(batches)))
             api_rate = len(records) / (time.perf_counter() - started)
-            plain_rate = _ungoverned(url, client, shops, bodies, batch)
+            _make_plain_tables(url)
+            plain_rate = _ungoverned(client, shops, bodies, batch, keyed=False)
+            keyed_rate = _ungoverned(client, shops, bodies, batch, keyed=True)
         copy_rate = copy_baseline(url, records)
     ratio = api_rate / copy_rate
     governed = api_rate / plain_rate
+    keyed = api_rate / keyed_rate
     report(
         f"ingest: {len(records)} sales lines in batches of {batch} from {CONNECTORS} "
         f"connectors at once, {WORKERS} server workers (PostgreSQL)",
@@ -95,6 +101,8 @@ def run(size: Size) -> dict[str, float]:
             ("batch API (validate, seal, dedupe, audit)", f"{api_rate:,.0f} rows/s"),
             ("baseline: ungoverned endpoint (validate, COPY)", f"{plain_rate:,.0f} rows/s"),
             ("ratio governed / ungoverned", f"{governed:.2f}  (goal >= {GOAL})"),
+            ("baseline: ungoverned, into a table with the hub's keys", f"{keyed_rate:,.0f} rows/s"),
+            ("ratio governed / ungoverned with the same keys", f"{keyed:.2f}"),
             ("baseline: raw COPY of the same rows", f"{copy_rate:,.0f} rows/s"),
             ("ratio governed / raw COPY", f"{ratio:.2f}"),
         ],
@@ -105,19 +113,25 @@ def run(size: Size) -> dict[str, float]:
         "copy_rows_per_s": copy_rate,
         "ingest_ratio": ratio,
         "governed_ratio": governed,
+        "governed_keyed_ratio": keyed,
     }
 
 
+def _make_plain_tables(url: str) -> None:
+    with psycopg.connect(libpq(url)) as connection:
+        for statement in PLAIN_TABLES:
+            connection.execute(statement)
+
+
 def _ungoverned(
-    url: str, client: httpx.Client, shops: list[BenchShop], bodies: list[bytes], batch: int
+    client: httpx.Client, shops: list[BenchShop], bodies: list[bytes], batch: int, *, keyed: bool
 ) -> float:
     """The same batches, as many at once, through the ungoverned endpoint on the same server."""
-    with psycopg.connect(libpq(url)) as connection:
-        connection.execute(PLAIN_TABLE)
 
     def send(i: int) -> None:
         response = client.post(
             f"/bench/raw/{shops[i % CONNECTORS].shop_id}/sales",
+            params={"keyed": "true" if keyed else "false"},
             content=bodies[i],
             headers={"Content-Type": "application/json"},
         )

@@ -15,6 +15,7 @@ from audit import service as audit
 from connectors.schemas import BatchResult, RejectedRecord
 from cornerstore.categories import CATEGORIES, Category, RecordIn
 from cornerstore.crypto import ShopCipher
+from cornerstore.db import utcnow
 from cornerstore.identity import Caller
 from cornerstore.ports import AuditDraft
 from cornerstore.records import repository
@@ -24,6 +25,7 @@ from cornerstore.records.codec import (
     VALUES_FIELD,
     quarantine_record_key,
 )
+from cornerstore.records.repository import NewRecord
 
 _ADAPTERS = {
     category: TypeAdapter(list[spec.schema])  # type: ignore[name-defined]
@@ -80,24 +82,24 @@ def ingest(
     spec = CATEGORIES[category]
     exclude = {spec.time_field}
 
-    rows: dict[bytes, dict[str, Any]] = {}
-    in_batch_repeats = 0
+    now = utcnow()
+    rows: dict[bytes, NewRecord] = {}
     for _, record in validated.good:
         key = cipher.record_key(category, spec.natural_id(record))
         if key in rows:
-            in_batch_repeats += 1
-            continue
+            continue  # Sent twice in one batch: a duplicate, like one stored before.
         # The event time is stored in the clear; everything else is sealed.
         values = record.model_dump_json(exclude=exclude).encode()
-        rows[key] = {
-            "shop_id": shop_id,
-            "category": category.value,
-            "record_key": key,
-            "occurred_at": getattr(record, spec.time_field),
-            "sealed": cipher.seal(category, VALUES_FIELD, key, values),
-            "key_version": cipher.version,
-            "batch_id": batch_id,
-        }
+        rows[key] = NewRecord(
+            shop_id,
+            category.value,
+            key,
+            getattr(record, spec.time_field),
+            cipher.seal(category, VALUES_FIELD, key, values),
+            cipher.version,
+            batch_id,
+            now,
+        )
     inserted = repository.insert_new(session, list(rows.values()))
     duplicates = len(validated.good) - inserted
 

@@ -93,7 +93,10 @@ class CategorySpec:
 
         Times are in UTC already: the same count sent with another offset is the same.
         """
-        return "|".join(_plain(getattr(record, name)) for name in self.natural_id_fields)
+        fields = self.natural_id_fields
+        if len(fields) == 1:  # An event id: the common case, once per record ingested.
+            return _plain(getattr(record, fields[0]))
+        return "|".join([_plain(getattr(record, name)) for name in fields])
 
 
 def _plain(value: object) -> str:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from opentelemetry import trace
@@ -16,7 +16,6 @@ from sqlalchemy import insert as insert_stmt
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from cornerstore.db import utcnow
 from cornerstore.models.records import QuarantinedRecord, ShopRecord
 from cornerstore.records.codec import (
     QUARANTINE_KIND,
@@ -57,7 +56,24 @@ def read_window(session: Session, window: Window) -> Sequence[WindowRow]:
     return session.execute(stmt).all()
 
 
-def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
+class NewRecord(NamedTuple):
+    """A row of ``shop_records`` to insert, in the order COPY sends its columns.
+
+    A tuple rather than a dict: ingest builds one per record, and COPY writes
+    them as they are.
+    """
+
+    shop_id: uuid.UUID
+    category: str
+    record_key: bytes
+    occurred_at: datetime
+    sealed: bytes
+    key_version: int
+    batch_id: uuid.UUID
+    ingested_at: datetime
+
+
+def insert_new(session: Session, rows: list[NewRecord]) -> int:
     """Insert rows, skipping any whose natural key is already stored; return how many went in.
 
     Conflicts are resolved by the database (``ON CONFLICT DO NOTHING``), so a
@@ -71,38 +87,15 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
     if session.get_bind().dialect.name == "postgresql":
         return _insert_new_by_copy(session, rows)
     stmt = sqlite.insert(ShopRecord).on_conflict_do_nothing().returning(ShopRecord.id)
-    return len(session.execute(stmt, rows).all())
+    return len(session.execute(stmt, [row._asdict() for row in rows]).all())
 
 
-_COPY_COLUMNS = (
-    "shop_id",
-    "category",
-    "record_key",
-    "occurred_at",
-    "sealed",
-    "key_version",
-    "batch_id",
-    "ingested_at",
-)
+_COPY_COLUMNS = NewRecord._fields
 _COPY_TYPES = ("uuid", "text", "bytea", "timestamptz", "bytea", "int4", "uuid", "timestamptz")
 _COLUMN_LIST = ", ".join(_COPY_COLUMNS)
 
 
-def _insert_new_by_copy(session: Session, rows: list[dict[str, Any]]) -> int:
-    now = utcnow()
-    tuples = [
-        (
-            r["shop_id"],
-            r["category"],
-            r["record_key"],
-            r["occurred_at"],
-            r["sealed"],
-            r["key_version"],
-            r["batch_id"],
-            now,
-        )
-        for r in rows
-    ]
+def _insert_new_by_copy(session: Session, tuples: list[NewRecord]) -> int:
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     # The driver is used directly, so the engine's tracing does not see this.
@@ -141,7 +134,7 @@ def _insert_new_by_copy(session: Session, rows: list[dict[str, Any]]) -> int:
         return int(inserted)
 
 
-def _copy(cursor: psycopg.Cursor[Any], table: str, tuples: list[tuple[Any, ...]]) -> None:
+def _copy(cursor: psycopg.Cursor[Any], table: str, tuples: Sequence[tuple[Any, ...]]) -> None:
     with cursor.copy(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_COPY_TYPES)
         for row in tuples:
