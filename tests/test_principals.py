@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
+import httpx2 as httpx
 import pytest
 from sqlalchemy import LargeBinary, String, Uuid, column, table
 from sqlalchemy.orm import Session
@@ -18,6 +20,7 @@ from cornerstore.migrations import upgrade
 from hub.runtime import Hub
 from tests.cli import Cli
 from tests.factories import Actor, World, audit_log
+from tests.servers import hub_server
 
 
 def _as(actor: Actor, api_key: str) -> Actor:
@@ -97,6 +100,40 @@ def test_a_disabled_principal_is_refused_everywhere_at_once(world: World) -> Non
     assert [(e["action"], e["principal_id"]) for e in entries if "disable" in e["action"]] == [
         ("principal.disable", world.admin.id)
     ]
+
+
+@pytest.mark.parametrize("change", ["disable", "rotate-key"])
+def test_every_worker_refuses_a_disabled_or_replaced_key_from_the_answer_on(
+    world: World, hub: Hub, change: str
+) -> None:
+    """Two server processes, as two workers: neither caches keys, so neither lags."""
+    shop = world.shop()
+    with ExitStack() as stack:
+        servers = [stack.enter_context(hub_server(hub)) for _ in range(2)]
+        clients = [
+            stack.enter_context(
+                httpx.Client(base_url=s.base_url, headers=shop.connector.headers, timeout=10)
+            )
+            for s in servers
+        ]
+        assert [c.get("/v1/principals/me").status_code for c in clients] == [200, 200]
+        if change == "disable":
+            answer = clients[0].post(
+                f"/v1/principals/{shop.connector.id}/disable", headers=world.admin.headers
+            )
+            assert answer.status_code == 200, answer.text
+        else:
+            answer = clients[0].post(
+                f"/v1/principals/{shop.connector.id}/keys",
+                params={"grace": "PT0S"},
+                headers=shop.keeper.headers,
+            )
+            assert answer.status_code == 201, answer.text
+        # From the answer on: the first request after it, in each worker.
+        assert [c.get("/v1/principals/me").status_code for c in clients] == [401, 401]
+        assert [
+            c.post(f"/v1/shops/{shop.id}/sales", json={"records": []}).status_code for c in clients
+        ] == [401, 401]
 
 
 def test_a_rotated_key_works_beside_the_new_one_for_its_grace(world: World) -> None:
