@@ -6,11 +6,12 @@ the consumer: either all of them are stored or none is. A change races no
 other: it applies only to the version it read (compare-and-set on
 ``version``), and a loser gets 409.
 
-Lock order: a change locks every consent row it will change before its first
-audit entry. The audit log's head is the one row every writer locks (ingest,
-reads, every change), so it must come last; a change that held the head while
-it waited for a consent row could deadlock with one that held the row while
-it waited for the head, and the database would abort one of them as a 503.
+Lock order: a grant or approval locks its shop's row first; every change locks
+the consent rows it will change before its first audit entry. The audit log's
+head is the one row every writer locks (ingest, reads, every change), so it
+must come last; a change that held the head while it waited for a consent row
+could deadlock with one that held the row while it waited for the head, and
+the database would abort one of them as a 503.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from cornerstore.errors import Conflict, FieldError, NotFound, ValidationFailed
 from cornerstore.identity import Caller
 from cornerstore.models.consent import AccessMode, Consent, ConsentStatus, ConsentVersion
 from cornerstore.models.principals import Principal, Role
+from cornerstore.models.shops import Shop
 from cornerstore.ports import AuditDraft
 
 if TYPE_CHECKING:
@@ -333,8 +335,16 @@ def approve(
 def _lock_live_others(session: Session, consent: Consent) -> Sequence[Consent]:
     """The other live consents of the same shop, consumer and purpose, locked for the change.
 
-    Called before the change's first audit entry: see the lock order above.
+    The shop's row is locked first, so that grants and approvals of one shop
+    take turns: two racing ones would each miss the consent the other has
+    not yet committed, and both would stay live. Called before the change's
+    first audit entry: see the lock order above. ``FOR NO KEY UPDATE``: it
+    does not wait for, or hold up, the inserts whose foreign keys name the
+    shop (this change's own, and every ingest's).
     """
+    session.execute(
+        select(Shop.id).where(Shop.id == consent.shop_id).with_for_update(key_share=True)
+    )
     return session.scalars(
         select(Consent)
         .where(
