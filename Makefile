@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo serve test lint typecheck check bench bench-smoke clean
+.PHONY: install demo serve test lint typecheck check bench bench-smoke messages clean
 
 $(BIN)/cornerstore: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench: install
 ## Every benchmark at a tiny size, so that none of them rots.
 bench-smoke: install
 	$(BIN)/python -m bench all --smoke
+
+## Extract the web console's strings and merge them into each language's .po file.
+messages: install
+	$(BIN)/pybabel extract -F web_console/babel.cfg -o web_console/locales/messages.pot --no-location --omit-header .
+	$(BIN)/pybabel update -i web_console/locales/messages.pot -l zh_Hans -w 100 -o web_console/locales/zh_Hans/LC_MESSAGES/messages.po
 
 clean:
 	rm -rf $(VENV) cornerstore-data .mypy_cache .ruff_cache .pytest_cache

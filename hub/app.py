@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
 import cornerstore
 from audit.checkpoints import checkpointer as make_checkpointer
@@ -31,6 +32,8 @@ from hub.principals.router import consumers_router
 from hub.principals.router import router as principals_router
 from hub.runtime import Hub
 from hub.shops.router import router as shops_router
+from web_console import site
+from web_console.security import PageHeaders
 
 DESCRIPTION = """
 The shop owns its data. Consumers read it only under the shop's consent for a
@@ -87,14 +90,21 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
         version=cornerstore.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by the web console from the hub's own copies, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.hub = hub
-    error_handlers.install(app)
+    error_handlers.install(app, error_page=site.error_page)
     # The last added runs first: CatchAll wraps everything, the body cap included.
+    app.add_middleware(PageHeaders)
     app.add_middleware(BodySizeLimit, max_body_bytes=hub.settings.max_body_bytes)
     app.add_middleware(CatchAll)
     for router in ROUTERS:
         app.include_router(router)
+    for router in site.ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=site.STATIC_DIR), name="static")
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     def healthz() -> dict[str, str]:

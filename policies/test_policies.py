@@ -87,8 +87,9 @@ def expected(
     if resource == "consumer":
         # Who asks for a shop's data is no secret from those who decide or review it.
         return role in ("shopkeeper", "admin", "auditor") and action == "read"
-    if resource == "principal-key":
+    if resource in ("principal-key", "sign-in-link"):
         # An admin rotates any key; a shopkeeper its own and its shops' connectors'.
+        # Sign-in links likewise (the service refuses them for any but people).
         return action == "create" and (
             role == "admin" or (role == "shopkeeper" and relation == OWN)
         )

@@ -114,7 +114,7 @@ def test_a_real_key_is_accepted_where_a_forged_one_is_not(world: World) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/v1/nope"), ("GET", "/"), ("POST", "/v2/shops"), ("GET", "/v1/shops/x/y/z")],
+    [("GET", "/v1/nope"), ("GET", "/v1"), ("POST", "/v2/shops"), ("GET", "/v1/shops/x/y/z")],
 )
 def test_unknown_route_is_a_404_in_the_error_shape(
     client: TestClient, method: str, path: str

@@ -6,6 +6,7 @@ The layers, from the bottom up (docs/architecture.md draws them):
     cornerstore           the core: settings, db, errors, keys, policy, tables, records, the gate
     audit                 the audit log as the hub stores and serves it
     consent, connectors   consent artefacts; ingestion (neither imports the other)
+    web_console           the shopkeeper's portal and the auditor's console (pages)
     hub                   the app, the CLI, the demo, principals, shops and exports
     bench, tests          may import anything; nothing imports them
 
@@ -33,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cornerstore",),
     ("audit",),
     ("consent", "connectors"),
+    ("web_console",),
     ("hub",),
     ("bench", "tests", "policies"),
 )
@@ -42,6 +44,7 @@ PACKAGE_DIRS = {
     "audit": ROOT / "audit",
     "consent": ROOT / "consent",
     "connectors": ROOT / "connectors",
+    "web_console": ROOT / "web_console",
     "hub": ROOT / "hub",
     "bench": ROOT / "bench",
     "tests": ROOT / "tests",

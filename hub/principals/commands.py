@@ -1,4 +1,5 @@
-"""``cornerstore principals create|list|disable|rotate-key``: the operator's hand on principals.
+"""``cornerstore principals …``: the operator's hand on principals (create, list,
+disable, rotate-key, sign-in-link).
 
 The CLI acts as the operator: its changes are audited under the role
 ``operator``, through the same service the API's admin endpoints call.
@@ -120,8 +121,35 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sign_in_link(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    try:
+        with _session() as session:
+            ids = service.ids_named(session, args.who)
+            if len(ids) != 1:
+                found = ", ".join(str(i) for i in ids)
+                return fail(
+                    f"{len(ids)} principals are named {args.who!r}"
+                    + (f" ({found}): give the id" if ids else "")
+                )
+            out = service.sign_in_link(
+                session,
+                ids[0],
+                public_url=settings.public_url,
+                valid_for=settings.sign_in_link_valid_for,
+                by=None,
+                policy_version=None,
+                now=utcnow(),
+            )
+    except Conflict as exc:
+        return fail(exc.detail)
+    say(out.url)
+    say(f"open it once, before {out.expires_at.isoformat()}")
+    return 0
+
+
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """principals create, list, disable, rotate-key"""
+    """principals create, list, disable, rotate-key, sign-in-link"""
     principals = commands.add_parser("principals", help="API principals").add_subparsers(
         dest="principals", required=True
     )
@@ -150,3 +178,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     rotate.add_argument("--json", action="store_true", help="print one JSON object")
     rotate.set_defaults(func=cmd_rotate_key)
+
+    link = principals.add_parser(
+        "sign-in-link", help="print a one-time link into the web console (shopkeepers, auditors)"
+    )
+    link.add_argument("who", metavar="NAME", help="the principal's name, or its id")
+    link.set_defaults(func=cmd_sign_in_link)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, status
 from cornerstore.access import Authorize, AuthorizePrincipal, Permit
 from cornerstore.authz import Action, Resource
 from cornerstore.db import utcnow
-from cornerstore.deps import DbSession
+from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import (
     GLOBAL_ERRORS,
     Conflict,
@@ -30,6 +30,7 @@ from hub.principals.schemas import (
     PrincipalIn,
     PrincipalOut,
     PrincipalsOut,
+    SignInLinkOut,
 )
 
 router = APIRouter(prefix="/v1/principals", tags=["admin"], responses=GLOBAL_ERRORS)
@@ -41,6 +42,9 @@ PrincipalDisable = Annotated[Permit, Depends(Authorize(Resource.principal, Actio
 ConsumerRead = Annotated[Permit, Depends(Authorize(Resource.consumer, Action.read))]
 IdentityRead = Annotated[Permit, Depends(Authorize(Resource.identity, Action.read))]
 KeyCreate = Annotated[Permit, Depends(AuthorizePrincipal(Resource.principal_key, Action.create))]
+SignInLinkCreate = Annotated[
+    Permit, Depends(AuthorizePrincipal(Resource.sign_in_link, Action.create))
+]
 
 #: How long a rotated key keeps working beside its successor, unless the request says.
 DEFAULT_GRACE = timedelta(hours=24)
@@ -123,6 +127,29 @@ def rotate_key(
         session,
         principal_id,
         grace=DEFAULT_GRACE if grace is None else grace,
+        by=permit.caller,
+        policy_version=permit.policy_version,
+        now=utcnow(),
+    )
+
+
+@router.post(
+    "/{principal_id}/sign-in-link",
+    response_model=SignInLinkOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(NotFound, Conflict),
+    summary="Mint a one-time link into the web console (shown once)",
+    description="An admin for any shopkeeper or auditor; a shopkeeper for itself. "
+    "The link starts one session and is valid for `CORNERSTORE_SIGN_IN_LINK_VALID_FOR`.",
+)
+def mint_sign_in_link(
+    permit: SignInLinkCreate, principal_id: uuid.UUID, core: CoreDep, session: DbSession
+) -> SignInLinkOut:
+    return service.sign_in_link(
+        session,
+        principal_id,
+        public_url=core.settings.public_url,
+        valid_for=core.settings.sign_in_link_valid_for,
         by=permit.caller,
         policy_version=permit.policy_version,
         now=utcnow(),

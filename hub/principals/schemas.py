@@ -61,6 +61,11 @@ class KeyRotated(BaseModel):
     )
 
 
+class SignInLinkOut(BaseModel):
+    url: str = Field(description="Open once, in a browser, before expires_at; shown this once")
+    expires_at: datetime
+
+
 class ConsumerOut(BaseModel):
     """What a shopkeeper may know of a consumer asking for, or holding, its consent."""
 

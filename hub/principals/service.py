@@ -7,6 +7,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from audit import service as audit
+from cornerstore import websessions
 from cornerstore.errors import Conflict, FieldError, NotFound, ValidationFailed
 from cornerstore.identity import Caller, hash_api_key, new_api_key
 from cornerstore.models.principals import Principal, PrincipalKey, PrincipalShop, Role
@@ -20,6 +21,7 @@ from hub.principals.schemas import (
     PrincipalIn,
     PrincipalOut,
     PrincipalsOut,
+    SignInLinkOut,
 )
 
 
@@ -180,6 +182,7 @@ def disable(
     principal = _locked(session, principal_id)
     if principal.disabled_at is None:
         principal.disabled_at = now
+        websessions.end_all(session, principal.id, now)
         session.flush()
         _audit_change(
             session, principal, "principal.disable", by=by, policy_version=policy_version, now=now
@@ -220,6 +223,41 @@ def rotate_key(
     return KeyRotated(id=principal.id, api_key=api_key, previous_keys_expire_at=ends)
 
 
+def ids_named(session: Session, who: str) -> list[uuid.UUID]:
+    """The principals a name (or an id) stands for; names need not be unique."""
+    try:
+        by_id = uuid.UUID(who)
+    except ValueError:
+        return list(
+            session.scalars(
+                select(Principal.id).where(Principal.name == who).order_by(Principal.id)
+            )
+        )
+    return [by_id] if session.get(Principal, by_id) is not None else []
+
+
+def sign_in_link(
+    session: Session,
+    principal_id: uuid.UUID,
+    *,
+    public_url: str,
+    valid_for: timedelta,
+    by: Caller | None,
+    policy_version: str | None,
+    now: datetime,
+) -> SignInLinkOut:
+    """A one-time link into the web console, for a shopkeeper or an auditor."""
+    principal = _locked(session, principal_id)
+    minted = websessions.mint_link(session, principal, valid_for=valid_for, now=now)
+    _audit_change(
+        session, principal, "principal.sign-in-link", by=by, policy_version=policy_version, now=now
+    )
+    return SignInLinkOut(
+        url=f"{public_url.rstrip('/')}/sign-in?token={minted.token}",
+        expires_at=minted.expires_at,
+    )
+
+
 def disable_those_only_of(session: Session, shop_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
     """Disable the principals that act for ``shop_id`` and no other shop (before it is erased)."""
     linked = select(PrincipalShop.principal_id).where(PrincipalShop.shop_id == shop_id)
@@ -234,6 +272,8 @@ def disable_those_only_of(session: Session, shop_id: uuid.UUID, now: datetime) -
     )
     if ids:
         session.execute(update(Principal).where(Principal.id.in_(ids)).values(disabled_at=now))
+        for principal_id in ids:
+            websessions.end_all(session, principal_id, now)
     return ids
 
 

@@ -65,6 +65,8 @@ class Resource(StrEnum):
     principal_key = "principal-key"
     #: A consumer's name and description, as shopkeepers see them.
     consumer = "consumer"
+    #: A one-time link into the web console.
+    sign_in_link = "sign-in-link"
 
 
 class Action(StrEnum):

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from cornerstore import websessions
 from cornerstore.db import utcnow
 from cornerstore.errors import Unauthenticated
 from cornerstore.identity import Caller, caller_from_api_key
@@ -59,14 +60,28 @@ _bearer = HTTPBearer(
 )
 
 
+#: Methods that change nothing: a session needs no CSRF token for them.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_caller(
     request: Request,
     core: CoreDep,
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
+    """The caller, by its API key, or else by its web console session.
+
+    A key wins when both are sent. A session that changes something must send
+    its CSRF token too, so that another site cannot act through the cookie.
+    """
+    token = request.cookies.get(websessions.COOKIE)
     try:
-        return caller_from_api_key(session, credentials.credentials if credentials else None)
+        if credentials is not None or not token:
+            return caller_from_api_key(session, credentials.credentials if credentials else None)
+        signed_in = websessions.caller_from_session(
+            session, token, idle=core.settings.session_idle_timeout, now=utcnow()
+        )
     except Unauthenticated:
         # Only failures are counted: a valid key costs nothing more. Past the
         # limit, the address's failures are answered 429 until the window ends.
@@ -75,6 +90,11 @@ def get_caller(
             f"failed-login:{address}", core.settings.rate_failed_logins_per_minute, MINUTE, utcnow()
         )
         raise
+    if request.method not in _SAFE_METHODS:
+        websessions.check_csrf(signed_in.csrf_token, request.headers.get(websessions.CSRF_HEADER))
+    # For the page that renders next: its forms send the token back.
+    request.state.csrf_token = signed_in.csrf_token
+    return signed_in.caller
 
 
 CurrentCaller = Annotated[Caller, Depends(get_caller)]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,16 +36,26 @@ _HTTP_CODES = {
 }
 
 
-def _render(status: int, body: ErrorBody, headers: Mapping[str, str] | None = None) -> JSONResponse:
+#: Renders an error as a web page, for the requests it claims; None for the rest.
+ErrorPage = Callable[[Request, int, ErrorBody], Response | None]
+
+
+def _render(
+    request: Request, status: int, body: ErrorBody, headers: Mapping[str, str] | None = None
+) -> Response:
+    page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    rendered = page(request, status, body) if page is not None else None
+    if rendered is not None:
+        return rendered
     return JSONResponse(status_code=status, content=body.model_dump(mode="json"), headers=headers)
 
 
-async def _cornerstore_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _cornerstore_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CornerstoreError)
-    return _render(exc.status_code, exc.body(), exc.response_headers())
+    return _render(request, exc.status_code, exc.body(), exc.response_headers())
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     fields = []
     for error in exc.errors():
@@ -55,47 +65,53 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
             loc = loc[:1]
         fields.append(FieldError(field=".".join(loc), reason=str(error.get("msg", "invalid"))))
     return _render(
+        request,
         ValidationFailed.status_code,
         ValidationFailed("the request did not validate", fields).body(),
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     # Keep the exception's headers: a 405 must say which methods are Allowed.
-    return _render(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)), exc.headers)
+    return _render(
+        request, exc.status_code, ErrorBody(error=code, detail=str(exc.detail)), exc.headers
+    )
 
 
-async def _integrity_error(_request: Request, _exc: Exception) -> JSONResponse:
-    return _render(Conflict.status_code, Conflict("the change conflicts with stored data").body())
+async def _integrity_error(request: Request, _exc: Exception) -> Response:
+    return _render(
+        request, Conflict.status_code, Conflict("the change conflicts with stored data").body()
+    )
 
 
-async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(request: Request, exc: Exception) -> Response:
     # The exception text can hold statement parameters, which can be shop data.
     _log.error("database error: %s", type(exc).__name__)
-    return _render(ServiceUnavailable.status_code, ServiceUnavailable().body())
+    return _render(request, ServiceUnavailable.status_code, ServiceUnavailable().body())
 
 
-async def _key_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _key_error(request: Request, exc: Exception) -> Response:
     # A data key that will not unwrap: fail closed, say nothing about the key.
     _log.error("key material error: %s", type(exc).__name__)
-    return _render(ServiceUnavailable.status_code, ServiceUnavailable().body())
+    return _render(request, ServiceUnavailable.status_code, ServiceUnavailable().body())
 
 
-async def _audit_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+async def _audit_unavailable(request: Request, exc: Exception) -> Response:
     # No durable audit entry, no answer: the request fails closed.
     _log.error("audit unavailable: %s", exc)
-    return _render(ServiceUnavailable.status_code, ServiceUnavailable().body())
+    return _render(request, ServiceUnavailable.status_code, ServiceUnavailable().body())
 
 
-def install(app: FastAPI) -> None:
-    """Handlers for the errors the app expects.
+def install(app: FastAPI, *, error_page: ErrorPage | None = None) -> None:
+    """Handlers for the errors the app expects; ``error_page`` renders them for pages.
 
     Any other exception is answered by :class:`cornerstore.middleware.CatchAll`:
     Starlette re-raises after an ``Exception`` handler here, on to the server's
     log and the request span.
     """
+    app.state.error_page = error_page
     app.add_exception_handler(CornerstoreError, _cornerstore_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

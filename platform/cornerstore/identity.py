@@ -57,12 +57,21 @@ def caller_from_api_key(session: Session, api_key: str | None) -> Caller:
     # worker is refused by every worker from that instant.
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise Unauthenticated()
+    return _caller(session, row.id, row.name, row.role)
+
+
+def caller_of(session: Session, principal: Principal) -> Caller:
+    """The caller a principal is, once something else (a web session) has vouched for it."""
+    return _caller(session, principal.id, principal.name, principal.role)
+
+
+def _caller(session: Session, principal_id: uuid.UUID, name: str, role: str) -> Caller:
     shop_ids = (
-        frozenset(session.scalars(_SHOPS_OF, {"id": row.id}))
-        if row.role in _SHOP_SCOPED_ROLES
+        frozenset(session.scalars(_SHOPS_OF, {"id": principal_id}))
+        if role in _SHOP_SCOPED_ROLES
         else frozenset()
     )
-    return Caller(id=row.id, name=row.name, role=row.role, shop_ids=shop_ids)
+    return Caller(id=principal_id, name=name, role=role, shop_ids=shop_ids)
 
 
 def names_of(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -44,6 +44,9 @@ class AuditAction(StrEnum):
     principal_create = "principal.create"
     principal_disable = "principal.disable"
     principal_rotate_key = "principal.rotate-key"
+    #: A one-time sign-in link minted for the web console, and the session it started.
+    principal_sign_in_link = "principal.sign-in-link"
+    session_start = "session.start"
     consent_request = "consent.request"
     consent_approve = "consent.approve"
     consent_refuse = "consent.refuse"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -111,6 +112,26 @@ class Settings(BaseSettings):
         ge=1,
         description="Failed authentications from one client address in a minute, "
         "before they are answered 429 (null: no limit).",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where people reach the hub: sign-in links start with it.",
+    )
+    sign_in_link_valid_for: timedelta = Field(
+        default=timedelta(minutes=15),
+        gt=timedelta(0),
+        le=timedelta(days=7),
+        description="How long a sign-in link may wait to be opened (ISO 8601 duration).",
+    )
+    session_idle_timeout: timedelta = Field(
+        default=timedelta(days=3),
+        gt=timedelta(0),
+        description="A web session unused this long is over.",
+    )
+    session_absolute_timeout: timedelta = Field(
+        default=timedelta(days=30),
+        gt=timedelta(0),
+        description="A web session is over this long after it began, however used.",
     )
     webhook_private_hosts: list[str] = Field(
         default_factory=list,

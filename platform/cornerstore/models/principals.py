@@ -69,3 +69,39 @@ class PrincipalShop(Base):
     )
 
     principal: Mapped[Principal] = relationship(back_populates="shop_links")
+
+
+class SignInLink(Base):
+    """A one-time link into the web console, minted for a shopkeeper or an auditor.
+
+    Only the SHA-256 of its token is kept; the link is shown once, to whoever minted it.
+    """
+
+    __tablename__ = "sign_in_links"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Set when the link is opened: a link starts one session, once.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class WebSession(Base):
+    """A signed-in browser. Kept on the server, so that it can be ended at any time."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), index=True
+    )
+    #: Sent back by every form and htmx request that changes something.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The absolute timeout: no use of the session extends it.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -1,0 +1,200 @@
+"""The web console's way in and its rules, seen from the server: links, sessions, CSRF, pages.
+
+What a person sees in a browser is tested in ``tests/test_web_console_browser.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import httpx2 as httpx
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from cornerstore.websessions import COOKIE, CSRF_HEADER
+from hub.runtime import Hub
+from tests.cli import Cli
+from tests.factories import Actor, World, sale
+from web_console.i18n import LOCALES_DIR
+
+ROOT = LOCALES_DIR.parent.parent
+
+
+def mint(world: World, by: Actor, principal_id: str) -> httpx.Response:
+    return by.post(f"/v1/principals/{principal_id}/sign-in-link")
+
+
+def sign_in(world: World, principal_id: str) -> tuple[str, str]:
+    """Sign in as the principal through a fresh link; return (the link's path, the CSRF token)."""
+    minted = mint(world, world.admin, principal_id)
+    assert minted.status_code == 201, minted.text
+    link = urlsplit(minted.json()["url"])
+    page = world.client.get(f"{link.path}?{link.query}")
+    assert page.status_code == 200
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token is not None
+    signed_in = world.client.post(
+        "/sign-in", data={"token": token.group(1)}, follow_redirects=False
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    home = world.client.get(signed_in.headers["location"], follow_redirects=True)
+    assert home.status_code == 200, home.text
+    csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', home.text)
+    assert csrf is not None
+    return f"{link.path}?{link.query}", csrf.group(1)
+
+
+def test_a_link_signs_in_once_and_the_cookie_is_guarded(world: World) -> None:
+    shop = world.shop()
+    minted = mint(world, world.admin, shop.keeper.id)
+    assert minted.status_code == 201
+    url = urlsplit(minted.json()["url"])
+    assert url.path == "/sign-in"
+    assert url.query.startswith("token=")
+    token = url.query.removeprefix("token=")
+
+    # Opening the link spends nothing: a link previewer cannot use it up.
+    assert world.client.get(f"/sign-in?token={token}").status_code == 200
+    first = world.client.post("/sign-in", data={"token": token}, follow_redirects=False)
+    assert first.status_code == 303
+    assert first.headers["location"] == "/portal/"
+    cookie = first.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+
+    world.client.cookies.clear()
+    again = world.client.post("/sign-in", data={"token": token}, follow_redirects=False)
+    assert again.status_code == 401
+    assert again.headers["content-type"].startswith("text/html")
+    assert "no longer works" in again.text
+    assert COOKIE not in again.headers.get("set-cookie", "")
+
+
+def test_who_may_mint_a_link(world: World) -> None:
+    shop = world.shop()
+    consumer = world.consumer()
+    assert mint(world, shop.keeper, shop.keeper.id).status_code == 201
+    # A connector never can, not even for itself: a stolen POS key takes over nothing.
+    assert mint(world, shop.connector, shop.connector.id).status_code == 404
+    assert mint(world, shop.connector, shop.keeper.id).status_code == 404
+    # The console is for people who decide or review, not for machines.
+    assert mint(world, world.admin, consumer.id).status_code == 409
+    assert mint(world, shop.keeper, shop.connector.id).status_code == 409
+    assert mint(world, world.admin, world.principal("auditor").id).status_code == 201
+
+
+def test_a_session_changes_nothing_without_its_csrf_token(world: World) -> None:
+    shop = world.shop()
+    _, csrf = sign_in(world, shop.keeper.id)
+    path = f"/v1/shops/{shop.id}/pause-sharing"
+    refused = world.client.post(path)
+    assert refused.status_code == 403
+    assert world.client.post(path, headers={CSRF_HEADER: "forged"}).status_code == 403
+    assert world.client.post(path, headers={CSRF_HEADER: csrf}).status_code == 200
+
+
+def test_disabling_a_principal_ends_its_sessions(world: World) -> None:
+    shop = world.shop()
+    sign_in(world, shop.keeper.id)
+    assert world.client.get(f"/portal/shops/{shop.id}/").status_code == 200
+    disabled = world.client.post(
+        f"/v1/principals/{shop.keeper.id}/disable", headers=world.admin.headers
+    )
+    assert disabled.status_code == 200
+    page = world.client.get(f"/portal/shops/{shop.id}/")
+    assert page.status_code == 401
+    assert page.headers["content-type"].startswith("text/html")
+
+
+def test_a_shopkeeper_never_sees_another_shops_page(world: World) -> None:
+    mine, theirs = world.shop(), world.shop("别家小店")
+    sign_in(world, mine.keeper.id)
+    for path in (f"/portal/shops/{theirs.id}/", "/portal/shops/not-a-shop/"):
+        page = world.client.get(path)
+        assert page.status_code in (404, 422), path
+        assert page.headers["content-type"].startswith("text/html"), path
+    assert world.client.get(f"/portal/shops/{theirs.id}/").status_code == 404
+
+
+def test_the_home_page_adds_up_the_shops_own_sales(world: World) -> None:
+    shop = world.shop()
+    now = datetime.now(UTC)
+    world.ingest(shop, "sales", [sale(1, at=now, quantity=2, unit_price_cents=450)])
+    sign_in(world, shop.keeper.id)
+    page = world.client.get(f"/portal/shops/{shop.id}/", headers={"Accept-Language": "en"})
+    assert 'data-figure="today">CN¥9.00<' in page.text or 'data-figure="today">¥9.00<' in page.text
+
+
+def test_pages_carry_a_strict_policy_and_docs_work_offline(world: World) -> None:
+    for path in ("/", "/sign-in?token=x", "/docs", "/redoc"):
+        page = world.client.get(path)
+        assert page.status_code == 200, path
+        policy = page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy
+        assert "script-src 'self'" in policy
+        assert "unsafe-inline' ;" not in policy
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert "http://" not in page.text, path
+        assert "https://" not in page.text, path
+    assert "'unsafe-inline'" not in world.client.get("/").headers["content-security-policy"]
+    for asset in (
+        "/static/vendor/swagger-ui/swagger-ui-bundle.js",
+        "/static/vendor/redoc/redoc.standalone.js",
+        "/static/vendor/htmx/htmx.min.js",
+    ):
+        assert world.client.get(asset).status_code == 200, asset
+
+
+def test_the_front_door_answers_in_the_visitors_language(world: World) -> None:
+    chinese = world.client.get("/", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"})
+    assert '<html lang="zh-Hans">' in chinese.text
+    assert "只按您的意愿分享" in chinese.text
+    english = world.client.get("/", headers={"Accept-Language": "en-GB"})
+    assert '<html lang="en">' in english.text
+    chosen = world.client.get("/language/zh-Hans?back=/", follow_redirects=False)
+    assert chosen.status_code == 303
+    assert '<html lang="zh-Hans">' in world.client.get("/", headers={"Accept-Language": "en"}).text
+
+
+def test_every_string_of_the_pages_is_in_the_chinese_catalogue() -> None:
+    with (LOCALES_DIR / "zh_Hans" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalogue = read_po(handle, locale="zh_Hans")
+    method_map = [("web_console/**.py", "python"), ("web_console/templates/**.html", "jinja2")]
+    options = {"web_console/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    missing = []
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        ROOT, method_map, options_map=options
+    ):
+        key = message[0] if isinstance(message, tuple) else message
+        found = catalogue.get(key)
+        if found is None or not found.string or found.string in ("", ("",)):
+            missing.append(key)
+    assert missing == []
+
+
+def test_the_operator_mints_a_link_by_name(
+    world: World, hub: Hub, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.principal("auditor", name="Regulator Li")
+    monkeypatch.setenv("CORNERSTORE_DATABASE_URL", hub.settings.sqlalchemy_url)
+    monkeypatch.setenv("CORNERSTORE_DATA_DIR", str(hub.settings.data_dir))
+    result = cli("principals", "sign-in-link", "Regulator Li")
+    assert result.code == 0, result.err
+    link = urlsplit(result.out.splitlines()[0])
+    assert link.path == "/sign-in"
+    page = world.client.post("/sign-in", data={"token": link.query.removeprefix("token=")})
+    assert page.status_code == 200
+    assert "/console/" in str(page.url)
+    assert cli("principals", "sign-in-link", "nobody").code == 2
+
+
+@pytest.mark.parametrize("path", ["/portal/", f"/portal/shops/{uuid.UUID(int=1)}/"])
+def test_a_page_without_a_session_asks_to_sign_in(world: World, path: str) -> None:
+    page = world.client.get(path)
+    assert page.status_code == 401
+    assert "sign-in link" in page.text

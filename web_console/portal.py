@@ -1,0 +1,104 @@
+"""The shopkeeper's portal: ``/portal/``. Each page declares its permit as the API does."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from consent import service as consents
+from cornerstore.access import Authorize, Permit
+from cornerstore.authz import Action, Resource
+from cornerstore.categories import Category
+from cornerstore.db import utcnow
+from cornerstore.deps import CoreDep, DbSession
+from cornerstore.errors import NotFound
+from cornerstore.gate import AccessGate, AuthorizeRead, ReadWindow
+from cornerstore.models.consent import ConsentStatus
+from cornerstore.ports import Core
+from web_console.templating import render
+
+router = APIRouter(prefix="/portal", include_in_schema=False)
+
+IdentityRead = Annotated[Permit, Depends(Authorize(Resource.identity, Action.read))]
+OwnSalesRead = Annotated[Permit, Depends(AuthorizeRead(Category.sales))]
+
+#: The most sales lines the home page adds up for a week; past it, it says so.
+WEEK_LIMIT = 20_000
+
+
+@dataclass(frozen=True)
+class Takings:
+    lines: int
+    cents: int
+
+
+@dataclass(frozen=True)
+class Week:
+    today: Takings
+    week: Takings
+    day_start: datetime
+    complete: bool
+
+
+def _week_of_sales(core: Core, session: Session, permit: Permit, now: datetime) -> Week:
+    """Today's and the last seven days' sales, read through the gate like any read."""
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    since = day_start - timedelta(days=6)
+    gate = AccessGate(core)
+    cursor: str | None = None
+    totals = {"today": [0, 0], "week": [0, 0]}
+    seen = 0
+    while True:
+        page = gate.read(session, permit, ReadWindow(since, now, cursor, 1000))
+        for record in page.records:
+            cents = int(record["quantity"]) * int(record["unit_price_cents"])
+            totals["week"][0] += 1
+            totals["week"][1] += cents
+            if _at(record) >= day_start:
+                totals["today"][0] += 1
+                totals["today"][1] += cents
+        seen += len(page.records)
+        cursor = page.next
+        if cursor is None or seen >= WEEK_LIMIT:
+            break
+    return Week(
+        Takings(*totals["today"]), Takings(*totals["week"]), day_start, complete=cursor is None
+    )
+
+
+def _at(record: dict[str, Any]) -> datetime:
+    value = record["occurred_at"]
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+@router.get("/")
+def portal(request: Request, permit: IdentityRead) -> Response:
+    shops = sorted(permit.caller.shop_ids)
+    if not shops:
+        raise NotFound()
+    return RedirectResponse(f"/portal/shops/{shops[0]}/", status_code=303)
+
+
+@router.get("/shops/{shop_id}/")
+def home(
+    request: Request, shop_id: uuid.UUID, permit: OwnSalesRead, core: CoreDep, session: DbSession
+) -> Response:
+    if shop_id not in permit.caller.shop_ids:
+        raise NotFound()  # The portal is the shop's own: a consumer's consent opens no page.
+    now = utcnow()
+    week = _week_of_sales(core, session, permit, now)
+    pending = consents.list_for_shop(session, shop_id, now, ConsentStatus.requested)
+    return render(
+        request,
+        "portal/home.html",
+        csrf_token=getattr(request.state, "csrf_token", None),
+        shop_id=shop_id,
+        week=week,
+        pending=len(pending),
+    )

@@ -1,0 +1,45 @@
+"""What the app needs from the web console: its routers, its static files, its error pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cornerstore.errors import ErrorBody
+from web_console import auditor, docs, portal, signin
+from web_console.i18n import negotiate
+from web_console.templating import render
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+ROUTERS: tuple[APIRouter, ...] = (signin.router, portal.router, auditor.router, docs.router)
+#: The paths whose errors are pages, not JSON.
+PAGE_PREFIXES = ("/portal", "/console", "/sign-in", "/sign-out", "/language")
+
+
+def error_page(request: Request, status: int, body: ErrorBody) -> Response | None:
+    """A friendly page in the person's language for an error on a page; None for the API."""
+    path = request.url.path
+    if path != "/" and not path.startswith(PAGE_PREFIXES):
+        return None
+    _ = negotiate(request).translations.gettext
+    if status == 401:
+        heading, message = (
+            _("Please sign in"),
+            _("Open the sign-in link your hub's operator sent you."),
+        )
+    elif status in (403, 404):
+        heading, message = (
+            _("Nothing here"),
+            _("This page does not exist, or it is not yours to see."),
+        )
+    elif status >= 500:
+        heading, message = (
+            _("Not now"),
+            _("The hub cannot answer safely right now. Nothing was lost: try again in a minute."),
+        )
+    else:
+        heading, message = _("That did not work"), body.detail
+    return render(request, "error.html", status_code=status, heading=heading, message=message)

@@ -1,0 +1,59 @@
+"""Rendering a page: one Jinja2 environment per language, each with its catalogue installed.
+
+An environment per language, built once, rather than one whose gettext is
+swapped per request: requests of both languages render at once in the
+server's thread pool.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+
+from web_console.i18n import LANGUAGES, Language, negotiate
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+
+
+@cache
+def _environment(tag: str) -> Environment:
+    from web_console.i18n import language
+
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(language(tag).translations, newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    status_code: int = 200,
+    csrf_token: str | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    lang: Language = negotiate(request)
+    page = (
+        _environment(lang.tag)
+        .get_template(template)
+        .render(
+            request=request,
+            lang=lang,
+            languages=LANGUAGES,
+            csrf_token=csrf_token,
+            path=request.url.path,
+            **context,
+        )
+    )
+    return HTMLResponse(page, status_code=status_code)
