@@ -232,6 +232,39 @@ def _demo_files(settings: Settings) -> list[Path]:
     return files
 
 
+def print_sign_in_links(hub: Hub, base: str) -> None:
+    """Fresh one-time links into the web console: the auditor's, then each shopkeeper's."""
+    _out()
+    _out(f"Sign-in links for the web console (each works once, within {_minutes(hub)} minutes):")
+    with session_scope(hub.sessions) as session:
+        for role in (Role.auditor, Role.shopkeeper):
+            after: uuid.UUID | None = None
+            while True:
+                page = principals.list_page(
+                    session, role=role, shop_id=None, after=after, limit=500
+                )
+                for person in page.principals:
+                    if person.disabled_at is None:
+                        link = principals.sign_in_link(
+                            session,
+                            person.id,
+                            public_url=base,
+                            valid_for=hub.settings.sign_in_link_valid_for,
+                            by=None,
+                            policy_version=None,
+                            now=utcnow(),
+                        )
+                        _out(f"  {person.name}: {link.url}")
+                if page.next is None:
+                    break
+                after = uuid.UUID(page.next)
+    _out("More later: .venv/bin/cornerstore principals sign-in-link NAME")
+
+
+def _minutes(hub: Hub) -> int:
+    return int(hub.settings.sign_in_link_valid_for.total_seconds() // 60)
+
+
 def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     refusal = _refusal(settings)
     if refusal is not None:
@@ -254,6 +287,8 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         else:
             keys = seed(hub, shops_count=args.shops, days=args.days)
             print_keys(keys, f"http://{args.host}:{args.port}")
+        # Links expire within minutes: every start of the demo prints fresh ones.
+        print_sign_in_links(hub, f"http://{args.host}:{args.port}")
     finally:
         hub.close()
     if args.no_serve:

@@ -24,6 +24,7 @@ from cornerstore.models import metadata
 from cornerstore.settings import Environment, Settings, get_settings
 from hub.app import create_app
 from hub.runtime import Hub
+from tests.browser import browser  # noqa: F401 (a fixture)
 from tests.cli import cli  # noqa: F401 (a fixture)
 from tests.factories import World
 from tests.keyed import fresh_database, keyed, keyed_hub, keyed_world  # noqa: F401 (fixtures)

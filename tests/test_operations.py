@@ -474,6 +474,9 @@ DEMO_ROLES = re.compile(
 CURL = re.compile(r"^  curl -s -H 'Authorization: Bearer (cs_\S+)' \"(http://[^\"]+)\"$", re.M)
 
 
+SIGN_IN_LINK = re.compile(r"^  (.+): http://127\.0\.0\.1:8000/sign-in\?token=(\S+)$", re.MULTILINE)
+
+
 def test_demo_loads_once_and_prints_working_keys_and_curl_lines(
     cli_env: pytest.MonkeyPatch, run: Callable[..., Run], tmp_path: Path
 ) -> None:
@@ -518,6 +521,14 @@ def test_demo_loads_once_and_prints_working_keys_and_curl_lines(
                 if expected == 200:
                     body = response.json()
                     assert body.get("records", body.get("events", body.get("consents"))), comment
+            # One sign-in link for the auditor and each shopkeeper; a shopkeeper's opens its shop.
+            links = SIGN_IN_LINK.findall(first.out)
+            assert links[0][0] == "City market regulator"
+            assert len(links) == 1 + 3
+            keeper_token = links[1][1]
+            home = client.post("/sign-in", data={"token": keeper_token})
+            assert home.status_code == 200, home.text
+            assert "/portal/shops/" in str(home.url)
     finally:
         hub.close()
 
@@ -528,3 +539,5 @@ def test_demo_loads_once_and_prints_working_keys_and_curl_lines(
     assert str(data_dir) in second.out
     assert API_KEY.search(second.out) is None
     assert "curl" not in second.out
+    # Links expire within minutes: every start prints fresh ones.
+    assert len(SIGN_IN_LINK.findall(second.out)) == 1 + 3

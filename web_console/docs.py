@@ -2,7 +2,9 @@
 
 FastAPI's defaults load both from a CDN and start Swagger UI with an inline
 script: blank pages without internet, and a page the console's policy would
-refuse. These load everything from ``/static``.
+refuse. These load everything from ``/static``. Redoc's bundle still asks a
+CDN for its logo; the page's policy blocks that request, and Redoc hides the
+image.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ router = APIRouter(include_in_schema=False)
 _SWAGGER = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Cornerstore API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css"></head>
 <body><div id="swagger-ui" data-spec-url="/openapi.json"></div>
 <script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
@@ -22,7 +25,8 @@ _SWAGGER = """<!doctype html>
 
 _REDOC = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Cornerstore API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml"></head>
 <body><redoc spec-url="/openapi.json"></redoc>
 <script src="/static/vendor/redoc/redoc.standalone.js"></script></body></html>"""
 

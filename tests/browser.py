@@ -1,0 +1,82 @@
+"""A real browser for the web console's tests: Playwright driving Debian's Chromium.
+
+``playwright install`` cannot download a browser here, so the tests use the
+system's ``/usr/bin/chromium`` (``.ci/system-packages`` installs it). Without
+it the browser tests skip with the reason, except under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: A phone: the portal's first audience.
+PHONE: ViewportSize = {"width": 390, "height": 844}
+LOCALES = {"en": "en-US", "zh-Hans": "zh-CN"}
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and /usr/bin/chromium is missing: .ci/system-packages installs it")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Watched:
+    """A page whose console errors and CSP violations are kept for the test to check."""
+
+    page: Page
+    language: str
+    errors: list[str] = field(default_factory=list)
+
+    def unexpected_errors(self, *expected_statuses: int) -> list[str]:
+        """Console errors, less the browser's note of each answer the test meant to get."""
+        expected = tuple(f"status of {status}" for status in expected_statuses)
+        return [e for e in self.errors if not any(word in e for word in expected)]
+
+    def csp_violations(self) -> list[str]:
+        found: list[str] = self.page.evaluate("window.cspViolations || []")
+        return found
+
+    def scrolls_sideways(self) -> bool:
+        width: bool = self.page.evaluate(
+            "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+        )
+        return width
+
+
+def phone_page(browser: Browser, base_url: str, language: str) -> Iterator[Watched]:
+    context = browser.new_context(
+        base_url=base_url, viewport=PHONE, locale=LOCALES[language], accept_downloads=True
+    )
+    # Recorded in the page itself: the browser reports a violation there too.
+    context.add_init_script(
+        "window.cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    page = context.new_page()
+    watched = Watched(page, language)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watched.errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: watched.errors.append(str(error)))
+    try:
+        yield watched
+    finally:
+        context.close()
