@@ -14,11 +14,21 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, status
+from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from consent import service, versions
-from consent.deps import ConsentCore, ConsentCoreDep
+from consent.deps import ConsentCoreDep
+from consent.permits import (
+    ConsentList,
+    ConsentRead,
+    ConsentRequestCreate,
+    ConsentWrite,
+    HistoryRead,
+    ReceiptRead,
+    ShopHistoryRead,
+    change_context,
+)
 from consent.schemas import (
     ConsentHistoryOut,
     ConsentIn,
@@ -30,8 +40,6 @@ from consent.schemas import (
     PurposeOut,
     PurposesOut,
 )
-from cornerstore.access import Authorize, AuthorizeShop, Permit
-from cornerstore.authz import Action, Resource
 from cornerstore.csvcells import neutralise
 from cornerstore.db import hold_snapshot, utcnow
 from cornerstore.deps import CoreDep, DbSession
@@ -45,21 +53,6 @@ router = APIRouter(tags=["consent"])
 shop_router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["consent"], responses=SHOP_ERRORS)
 
 CHANGE_ERRORS = error_responses(Conflict)
-
-
-ConsentRead = Annotated[Permit, Depends(AuthorizeShop(Resource.consent, Action.read))]
-ConsentWrite = Annotated[Permit, Depends(AuthorizeShop(Resource.consent, Action.write))]
-ConsentRequestCreate = Annotated[
-    Permit, Depends(AuthorizeShop(Resource.consent_request, Action.create))
-]
-ReceiptRead = Annotated[Permit, Depends(AuthorizeShop(Resource.consent_receipt, Action.read))]
-ShopHistoryRead = Annotated[Permit, Depends(AuthorizeShop(Resource.consent_history, Action.read))]
-HistoryRead = Annotated[Permit, Depends(Authorize(Resource.consent_history, Action.read))]
-ConsentList = Annotated[Permit, Depends(Authorize(Resource.consent, Action.list))]
-
-
-def _context(core: ConsentCore, permit: Permit) -> service.Context:
-    return service.context(core, permit.caller, permit.policy_version, utcnow())
 
 
 @router.get("/v1/purposes", response_model=PurposesOut, summary="The purpose catalogue")
@@ -107,7 +100,7 @@ def grant_consent(
     core: ConsentCoreDep,
     session: DbSession,
 ) -> ConsentOut:
-    return service.grant(session, _context(core, permit), shop_id, body)
+    return service.grant(session, change_context(core, permit), shop_id, body)
 
 
 @shop_router.post(
@@ -135,7 +128,7 @@ def request_consent(
         DAY,
         utcnow(),
     )
-    return service.request(session, _context(core, permit), shop_id, body)
+    return service.request(session, change_context(core, permit), shop_id, body)
 
 
 @shop_router.post(
@@ -152,7 +145,7 @@ def approve_request(
     session: DbSession,
     body: Annotated[NarrowingIn | None, Body()] = None,
 ) -> ConsentOut:
-    return service.approve(session, _context(core, permit), shop_id, request_id, body)
+    return service.approve(session, change_context(core, permit), shop_id, request_id, body)
 
 
 @shop_router.post(
@@ -168,7 +161,7 @@ def refuse_request(
     core: ConsentCoreDep,
     session: DbSession,
 ) -> ConsentOut:
-    return service.refuse(session, _context(core, permit), shop_id, request_id)
+    return service.refuse(session, change_context(core, permit), shop_id, request_id)
 
 
 @shop_router.post(
@@ -184,7 +177,7 @@ def pause_consent(
     core: ConsentCoreDep,
     session: DbSession,
 ) -> ConsentOut:
-    return service.pause(session, _context(core, permit), shop_id, consent_id)
+    return service.pause(session, change_context(core, permit), shop_id, consent_id)
 
 
 @shop_router.post(
@@ -200,7 +193,7 @@ def resume_consent(
     core: ConsentCoreDep,
     session: DbSession,
 ) -> ConsentOut:
-    return service.resume(session, _context(core, permit), shop_id, consent_id)
+    return service.resume(session, change_context(core, permit), shop_id, consent_id)
 
 
 @shop_router.post(
@@ -216,7 +209,7 @@ def revoke_consent(
     core: ConsentCoreDep,
     session: DbSession,
 ) -> ConsentOut:
-    return service.revoke(session, _context(core, permit), shop_id, consent_id)
+    return service.revoke(session, change_context(core, permit), shop_id, consent_id)
 
 
 @shop_router.post(
@@ -227,7 +220,9 @@ def revoke_consent(
 def pause_sharing(
     permit: ConsentWrite, shop_id: uuid.UUID, core: ConsentCoreDep, session: DbSession
 ) -> ConsentsOut:
-    return ConsentsOut(consents=service.pause_sharing(session, _context(core, permit), shop_id))
+    return ConsentsOut(
+        consents=service.pause_sharing(session, change_context(core, permit), shop_id)
+    )
 
 
 @shop_router.post(
@@ -238,7 +233,9 @@ def pause_sharing(
 def resume_sharing(
     permit: ConsentWrite, shop_id: uuid.UUID, core: ConsentCoreDep, session: DbSession
 ) -> ConsentsOut:
-    return ConsentsOut(consents=service.resume_sharing(session, _context(core, permit), shop_id))
+    return ConsentsOut(
+        consents=service.resume_sharing(session, change_context(core, permit), shop_id)
+    )
 
 
 @shop_router.get(

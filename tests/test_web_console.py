@@ -198,3 +198,26 @@ def test_a_page_without_a_session_asks_to_sign_in(world: World, path: str) -> No
     page = world.client.get(path)
     assert page.status_code == 401
     assert "sign-in link" in page.text
+
+
+def test_only_the_shops_own_keeper_acts_from_its_pages(world: World) -> None:
+    mine, theirs = world.shop(), world.shop("别家小店")
+    consumer = world.consumer()
+    consent = world.grant(theirs, consumer, "replenishment", ["sales"])
+    _, csrf = sign_in(world, mine.keeper.id)
+    headers = {CSRF_HEADER: csrf}
+    for path in (
+        f"/portal/shops/{theirs.id}/consents",
+        f"/portal/shops/{theirs.id}/requests",
+    ):
+        assert world.client.get(path).status_code == 404, path
+    revoke = f"/portal/shops/{theirs.id}/consents/{consent['id']}/revoke"
+    assert world.client.post(revoke, headers=headers).status_code == 404
+    assert (
+        world.client.post(f"/portal/shops/{theirs.id}/sharing/pause", headers=headers).status_code
+        == 404
+    )
+    # Nothing changed: the consumer still reads the other shop.
+    assert consumer.get(f"/v1/shops/{theirs.id}/sales", purpose="replenishment").status_code == 200
+    # And a keeper's own action without the token is refused.
+    assert world.client.post(f"/portal/shops/{mine.id}/sharing/pause").status_code == 403

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Route, expect
 
 from hub.runtime import Hub
 from tests.browser import Watched, phone_page
-from tests.factories import ShopSetup, World, sale
+from tests.factories import Actor, ShopSetup, World, rfc3339, sale
 from tests.servers import Server, hub_server
 
 #: What each language calls the things the tests look for.
@@ -21,12 +21,30 @@ WORDS = {
         "dead_link": "This link no longer works",
         "sign_in": "Sign in",
         "sign_out": "Sign out",
+        "stock counts": "stock counts",
+        "reads a day": "Reads a day, at most",
+        "approve_terms": "Approve these terms",
+        "refuse": "Refuse",
+        "no_requests": "No one is waiting for an answer.",
+        "pause_all": "Pause all sharing",
+        "resume_all": "Resume sharing",
+        "revoke": "Revoke",
+        "receipt": "Signed receipt",
     },
     "zh-Hans": {
         "home": "我的店铺",
         "dead_link": "此链接已失效",
         "sign_in": "登录",
         "sign_out": "退出登录",
+        "stock counts": "库存盘点",
+        "reads a day": "每天最多读取次数",
+        "approve_terms": "同意这些条款",
+        "refuse": "拒绝",
+        "no_requests": "没有等待您答复的请求。",
+        "pause_all": "暂停所有分享",
+        "resume_all": "恢复分享",
+        "revoke": "撤销",
+        "receipt": "签名回执",
     },
 }
 
@@ -113,3 +131,79 @@ def test_the_api_reference_renders_with_no_internet(phone: Watched, server: Serv
         assert [v for v in phone.csp_violations() if v != blocked_logo] == [], path
     assert [e for e in phone.unexpected_errors() if "cdn.redoc.ly" not in e] == []
     assert left == []
+
+
+def _ask(shop: ShopSetup, consumer: Actor, purpose: str, categories: list[str]) -> str:
+    asked = consumer.post(
+        f"/v1/shops/{shop.id}/consent-requests",
+        {
+            "purpose": purpose,
+            "categories": categories,
+            "expires_at": rfc3339(datetime.now(UTC) + timedelta(days=60)),
+        },
+    )
+    assert asked.status_code == 201, asked.text
+    request_id: str = asked.json()["id"]
+    return request_id
+
+
+def _reads(consumer: Actor, shop: ShopSetup, purpose: str, category: str = "sales") -> int:
+    return consumer.get(f"/v1/shops/{shop.id}/{category}", purpose=purpose).status_code
+
+
+def test_a_shopkeeper_answers_requests_and_stops_sharing_from_a_phone(
+    world: World, phone: Watched
+) -> None:
+    shop = _shop_with_sales(world)
+    grocer = world.consumer("Lucky Wholesale")
+    lender = world.consumer("Xihu Micro-Credit")
+    asked = _ask(shop, grocer, "replenishment", ["sales", "inventory"])
+    _ask(shop, lender, "credit-assessment", ["sales", "payments"])
+    words = WORDS[phone.language]
+    page = phone.page
+
+    page.goto(_link(world, shop.keeper.id))
+    page.get_by_role("button", name=words["sign_in"]).click()
+    page.goto(f"/portal/shops/{shop.id}/requests")
+    grocers = page.locator(f'[data-request="{asked}"]')
+    expect(grocers).to_contain_text("Lucky Wholesale")
+    assert not phone.scrolls_sideways()
+
+    # Approve the grocer's request narrowed: sales only, three reads a day.
+    grocers.locator("summary").click()
+    grocers.get_by_label(words["stock counts"]).uncheck()
+    grocers.get_by_label(words["reads a day"]).fill("3")
+    grocers.get_by_role("button", name=words["approve_terms"]).click()
+    expect(grocers).to_have_count(0)
+    # Refuse the lender's.
+    page.get_by_role("button", name=words["refuse"]).click()
+    expect(page.get_by_text(words["no_requests"])).to_be_visible()
+
+    consents = grocer.get("/v1/consumers/me/consents").json()["consents"]
+    (approved,) = [c for c in consents if c["status"] == "active"]
+    assert approved["categories"] == ["sales"]
+    assert approved["max_reads_per_day"] == 3
+    assert _reads(grocer, shop, "replenishment") == 200
+    assert _reads(grocer, shop, "replenishment", "inventory") == 404
+    assert _reads(lender, shop, "credit-assessment") == 404
+
+    # Pause all sharing: the grocer is refused at once; resume, then revoke.
+    page.goto(f"/portal/shops/{shop.id}/consents")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=words["pause_all"]).click()
+    expect(page.locator(".status-paused")).to_have_count(1)
+    assert _reads(grocer, shop, "replenishment") == 404
+    page.get_by_role("button", name=words["resume_all"]).click()
+    expect(page.locator(".status-active")).to_have_count(1)
+    assert _reads(grocer, shop, "replenishment") == 200
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=words["revoke"]).click()
+    expect(page.locator(".past .status-revoked")).to_have_count(1)
+    assert _reads(grocer, shop, "replenishment") == 404
+    assert not phone.scrolls_sideways()
+
+    with page.expect_download() as receipt:
+        page.get_by_role("link", name=words["receipt"]).first.click()
+    assert receipt.value.suggested_filename.startswith("receipt-")
+    assert phone.unexpected_errors() == []
+    assert phone.csp_violations() == []

@@ -99,6 +99,7 @@ def home(
         "portal/home.html",
         csrf_token=getattr(request.state, "csrf_token", None),
         shop_id=shop_id,
+        section="home",
         week=week,
         pending=len(pending),
     )

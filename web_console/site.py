@@ -9,12 +9,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cornerstore.errors import ErrorBody
-from web_console import auditor, docs, portal, signin
+from web_console import auditor, docs, portal, portal_consent, signin
 from web_console.i18n import negotiate
 from web_console.templating import render
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-ROUTERS: tuple[APIRouter, ...] = (signin.router, portal.router, auditor.router, docs.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    signin.router,
+    portal.router,
+    portal_consent.router,
+    auditor.router,
+    docs.router,
+)
 #: The paths whose errors are pages, not JSON.
 PAGE_PREFIXES = ("/portal", "/console", "/sign-in", "/sign-out", "/language")
 
