@@ -147,8 +147,19 @@ class AuditFilter:
     until: datetime | None = None
 
 
-def query(session: Session, where: AuditFilter, *, after_seq: int, limit: int) -> list[AuditEntry]:
+def query(
+    session: Session,
+    where: AuditFilter,
+    *,
+    after_seq: int,
+    limit: int,
+    before_seq: int | None = None,
+) -> list[AuditEntry]:
+    """Entries that match, oldest first after ``after_seq``; or, given ``before_seq``, the
+    newest ones before it, newest first (as a person reads a log)."""
     stmt: Select[AuditEntry] = select(AuditEntry).where(AuditEntry.seq > after_seq)
+    if before_seq is not None:
+        stmt = stmt.where(AuditEntry.seq < before_seq)
     if where.shop_id is not None:
         stmt = stmt.where(AuditEntry.shop_id == where.shop_id)
     if where.principal_id is not None:
@@ -163,7 +174,8 @@ def query(session: Session, where: AuditFilter, *, after_seq: int, limit: int) -
         stmt = stmt.where(AuditEntry.recorded_at >= where.since)
     if where.until is not None:
         stmt = stmt.where(AuditEntry.recorded_at < where.until)
-    return list(session.scalars(stmt.order_by(AuditEntry.seq).limit(limit)))
+    order = AuditEntry.seq.desc() if before_seq is not None else AuditEntry.seq
+    return list(session.scalars(stmt.order_by(order).limit(limit)))
 
 
 def _stored_entries(session: Session, up_to: int | None, batch: int) -> Iterator[dict[str, object]]:

@@ -21,8 +21,10 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 LOCALES = {"en": "en-US", "zh-Hans": "zh-CN"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One browser per test module: Playwright's sync API keeps an event loop on the
+    thread while it runs, and tests of other modules start their own with asyncio.run."""
     if not CHROMIUM.exists():
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true and /usr/bin/chromium is missing: .ci/system-packages installs it")

@@ -14,7 +14,9 @@ import httpx2 as httpx
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from sqlalchemy import update
 
+from cornerstore.models.audit import AuditEntry
 from cornerstore.websessions import COOKIE, CSRF_HEADER
 from hub.runtime import Hub
 from tests.cli import Cli
@@ -221,3 +223,42 @@ def test_only_the_shops_own_keeper_acts_from_its_pages(world: World) -> None:
     assert consumer.get(f"/v1/shops/{theirs.id}/sales", purpose="replenishment").status_code == 200
     # And a keeper's own action without the token is refused.
     assert world.client.post(f"/portal/shops/{mine.id}/sharing/pause").status_code == 403
+
+
+def test_who_read_my_data_marks_only_entries_the_signed_log_holds(world: World) -> None:
+    shop = world.shop()
+    consumer = world.consumer("Lucky Wholesale")
+    world.ingest(shop, "sales", [sale(n) for n in range(3)])
+    world.grant(shop, consumer, "replenishment", ["sales"])
+    assert consumer.get(f"/v1/shops/{shop.id}/sales", purpose="replenishment").status_code == 200
+    assert consumer.get(f"/v1/shops/{shop.id}/payments", purpose="replenishment").status_code == 404
+    sign_in(world, shop.keeper.id)
+    page_path = f"/portal/shops/{shop.id}/access-log"
+
+    page = world.client.get(page_path, headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    assert "Lucky Wholesale" in page.text
+    assert "read 3 lines of sales" in page.text
+    assert "was refused:" in page.text
+    assert "Not yet checked" not in page.text
+    proof = re.search(
+        r'href="(/v1/audit/proofs/inclusion\?index=\d+&amp;tree_size=\d+)"', page.text
+    )
+    assert proof is not None
+    assert world.client.get(proof.group(1).replace("&amp;", "&")).status_code == 200
+
+    refused = world.client.get(page_path, params={"outcome": "deny"})
+    assert "was refused:" in refused.text
+    assert "read 3 lines" not in refused.text
+
+    # An entry changed behind the log's back loses its mark.
+    with world.hub.engine.begin() as connection:
+        connection.execute(
+            update(AuditEntry)
+            .where(AuditEntry.decision == "deny", AuditEntry.shop_id == uuid.UUID(shop.id))
+            .values(reason="edited")
+        )
+    tampered = world.client.get(
+        page_path, params={"outcome": "deny"}, headers={"Accept-Language": "en"}
+    )
+    assert "Not yet checked against the signed log" in tampered.text

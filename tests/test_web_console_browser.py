@@ -30,6 +30,11 @@ WORDS = {
         "resume_all": "Resume sharing",
         "revoke": "Revoke",
         "receipt": "Signed receipt",
+        "who_read": "Who read my data",
+        "outcome": "Outcome",
+        "show": "Show",
+        "read_one": "read 1 line of sales",
+        "verified": "In the signed log",
     },
     "zh-Hans": {
         "home": "我的店铺",
@@ -45,6 +50,11 @@ WORDS = {
         "resume_all": "恢复分享",
         "revoke": "撤销",
         "receipt": "签名回执",
+        "who_read": "谁读取了我的数据",
+        "outcome": "结果",
+        "show": "显示",
+        "read_one": "读取了 1 条销售记录",
+        "verified": "已记入签名日志",
     },
 }
 
@@ -205,5 +215,30 @@ def test_a_shopkeeper_answers_requests_and_stops_sharing_from_a_phone(
     with page.expect_download() as receipt:
         page.get_by_role("link", name=words["receipt"]).first.click()
     assert receipt.value.suggested_filename.startswith("receipt-")
+    assert phone.unexpected_errors() == []
+    assert phone.csp_violations() == []
+
+
+def test_a_shopkeeper_finds_a_read_in_the_signed_log(world: World, phone: Watched) -> None:
+    shop = _shop_with_sales(world)
+    grocer = world.consumer("Lucky Wholesale")
+    world.grant(shop, grocer, "replenishment", ["sales"])
+    assert _reads(grocer, shop, "replenishment") == 200
+    words = WORDS[phone.language]
+    page = phone.page
+
+    page.goto(_link(world, shop.keeper.id))
+    page.get_by_role("button", name=words["sign_in"]).click()
+    page.get_by_role("link", name=words["who_read"]).click()
+    page.get_by_label(words["outcome"]).select_option("allow")
+    page.get_by_role("button", name=words["show"]).click()
+    read = page.locator(".entry.allow", has_text="Lucky Wholesale").first
+    expect(read).to_contain_text(words["read_one"])
+    mark = read.get_by_role("link", name=words["verified"])
+    expect(mark).to_be_visible()
+    assert not phone.scrolls_sideways()
+    proof = page.request.get(mark.get_attribute("href") or "")
+    assert proof.status == 200
+    assert proof.json()["proof"] is not None
     assert phone.unexpected_errors() == []
     assert phone.csp_violations() == []

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cornerstore.errors import ErrorBody
-from web_console import auditor, docs, portal, portal_consent, signin
+from web_console import access_log, auditor, docs, portal, portal_consent, signin
 from web_console.i18n import negotiate
 from web_console.templating import render
 
@@ -18,6 +18,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     signin.router,
     portal.router,
     portal_consent.router,
+    access_log.router,
     auditor.router,
     docs.router,
 )

@@ -56,3 +56,36 @@ def purpose_description(purpose: Purpose, tag: str) -> str:
 def _in(texts: Mapping[str, str], tag: str) -> str:
     """The catalogue's text in the page's language ("zh-Hans" reads the "zh" entry)."""
     return texts.get(tag.split("-")[0], texts.get("en", ""))
+
+
+#: Why a read was refused, as the gate records it.
+REASONS = {
+    "no_consent": N_("no consent"),
+    "consent_not_active": N_("consent paused or ended"),
+    "consent_not_valid_now": N_("consent not valid at that time"),
+    "category_not_consented": N_("that data is not in the consent"),
+    "aggregate_only": N_("only totals are allowed"),
+    "outside_data_range": N_("outside the dates allowed"),
+    "frequency_limit": N_("daily limit reached"),
+    "no_purpose": N_("no purpose given"),
+    "policy": N_("not allowed by the rules"),
+}
+#: What each kind of entry did, besides reads.
+ACTIONS = {
+    "ingest": N_("sent records from the till"),
+    "export": N_("downloaded the shop's data"),
+    "shop.create": N_("created the shop"),
+    "principal.create": N_("created an account"),
+    "principal.disable": N_("disabled an account"),
+    "principal.rotate-key": N_("changed a key"),
+    "principal.sign-in-link": N_("made a sign-in link"),
+    "consent.request": N_("asked for consent"),
+    "consent.approve": N_("approved a request"),
+    "consent.refuse": N_("refused a request"),
+    "consent.grant": N_("granted consent"),
+    "consent.pause": N_("paused a consent"),
+    "consent.resume": N_("resumed a consent"),
+    "consent.revoke": N_("revoked a consent"),
+    "consent.expire": N_("a consent expired"),
+    "consent.supersede": N_("a consent was replaced by newer terms"),
+}

@@ -1,0 +1,127 @@
+"""The portal's "who read my data": the shop's access log in plain words, each entry
+checked against the signed log.
+
+For each entry shown, the server recomputes its leaf hash from the stored entry,
+fetches its inclusion proof in the newest signed checkpoint and checks the two
+against the checkpoint's root. A verified mark links to the raw proof, so a
+technical friend can check it independently with ``audit_verifier``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from audit import checkpoints, service, tree
+from audit.deps import AccessLogRead, AuditCoreDep
+from audit_verifier import merkle
+from consent import service as consents
+from cornerstore.authz import AuditedPurpose
+from cornerstore.db import utcnow
+from cornerstore.deps import DbSession
+from cornerstore.errors import FieldError, NotFound, ValidationFailed
+from cornerstore.identity import names_of
+from cornerstore.models.audit import AuditCheckpoint, AuditEntry
+from cornerstore.ports import Decision
+from web_console import words
+from web_console.templating import render
+
+router = APIRouter(prefix="/portal/shops/{shop_id}", include_in_schema=False)
+
+PAGE = 50
+
+
+@dataclass(frozen=True)
+class Shown:
+    entry: AuditEntry
+    who: str | None
+    verified: bool
+    proof_url: str | None
+
+
+def _verified(session: Session, entry: AuditEntry, checkpoint: AuditCheckpoint | None) -> bool:
+    index = entry.seq - 1
+    if checkpoint is None or index >= checkpoint.size:
+        return False
+    computed = merkle.leaf_hash(service.encoded(entry))
+    stored, proof = tree.inclusion_proof_with_leaf(session, index, checkpoint.size)
+    if stored != computed:
+        return False
+    try:
+        merkle.verify_inclusion(index, checkpoint.size, computed, proof, checkpoint.root_hash)
+    except merkle.ProofError:
+        return False
+    return True
+
+
+class _Filters(BaseModel):
+    consumer: uuid.UUID | None = None
+    purpose: AuditedPurpose | None = None
+    outcome: Decision | None = None
+
+
+@router.get("/access-log")
+def access_log_page(
+    request: Request,
+    shop_id: uuid.UUID,
+    permit: AccessLogRead,
+    core: AuditCoreDep,
+    session: DbSession,
+    consumer: Annotated[str, Query(max_length=36)] = "",
+    purpose: Annotated[str, Query(max_length=40)] = "",
+    outcome: Annotated[str, Query(max_length=10)] = "",
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """The filters come from a plain form: an empty choice means any."""
+    if shop_id not in permit.caller.shop_ids:
+        raise NotFound()
+    asked = {"consumer": consumer, "purpose": purpose, "outcome": outcome}
+    try:
+        chosen = _Filters.model_validate({name: value for name, value in asked.items() if value})
+    except ValidationError as exc:
+        fields = [
+            FieldError(field="query." + ".".join(map(str, e["loc"])), reason=e["msg"])
+            for e in exc.errors()
+        ]
+        raise ValidationFailed("a filter is not one the page offers", fields) from None
+    # Sign now, as GET /v1/audit/checkpoint does: every entry shown is in it.
+    checkpoints.sign_latest(session, core.signer.current())
+    newest = checkpoints.latest(session)
+    where = service.AuditFilter(
+        shop_id=shop_id,
+        principal_id=chosen.consumer,
+        purpose=chosen.purpose,
+        decision=chosen.outcome,
+    )
+    entries = service.query(session, where, after_seq=0, limit=PAGE, before_seq=before or 2**62)
+    names = names_of(session, {e.principal_id for e in entries if e.principal_id})
+    shown = []
+    for entry in entries:
+        ok = _verified(session, entry, newest)
+        proof = (
+            f"/v1/audit/proofs/inclusion?index={entry.seq - 1}&tree_size={newest.size}"
+            if ok and newest
+            else None
+        )
+        who = names.get(entry.principal_id) if entry.principal_id else None
+        shown.append(Shown(entry, who, ok, proof))
+    given = consents.list_for_shop(session, shop_id, utcnow())
+    return render(
+        request,
+        "portal/access_log.html",
+        csrf_token=getattr(request.state, "csrf_token", None),
+        shop_id=shop_id,
+        section="access-log",
+        shown=shown,
+        consumers=sorted({(c.consumer_id, c.consumer_name) for c in given}, key=lambda c: c[1]),
+        purposes=core.authorizer.purposes,
+        chosen=chosen,
+        older=entries[-1].seq if len(entries) == PAGE else None,
+        words=words,
+    )
