@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,12 +17,15 @@ from consent.deps import ConsentCore
 from consent.enforcement import ConsentEnforcer
 from cornerstore.authz import Authorizer
 from cornerstore.db import make_engine, make_sessionmaker
+from cornerstore.identity import Caller
 from cornerstore.keys.bootstrap import open_keyring
 from cornerstore.keys.ring import KeyRing
 from cornerstore.migrations import assert_migrated
 from cornerstore.ratelimit import RateLimiter
 from cornerstore.settings import Settings
 from hub.shops import erasure
+from hub.shops import service as shops
+from web_console.ports import ConsoleCore, Erased
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,25 @@ class Hub:
             rate_limiter=RateLimiter(engine.url.render_as_string(hide_password=False)),
         )
 
+    def shop_name(self, session: Session, shop_id: uuid.UUID) -> str | None:
+        return shops.name_of(session, shop_id)
+
+    def erase_shop(
+        self, session: Session, shop_id: uuid.UUID, *, by: Caller, policy_version: str
+    ) -> Erased | None:
+        """For the web console: the erasure ``POST /v1/shops/{id}/erasure`` runs."""
+        outcome = erasure.erase(
+            session, self.sessions, self.keyring, shop_id, by=by, policy_version=policy_version
+        )
+        if outcome is None:
+            return None
+        erased, destroyed = outcome
+        return Erased(
+            records_deleted=sum(erased.records_deleted.values()),
+            consents_ended=len(erased.consents_ended),
+            keys_destroyed=destroyed,
+        )
+
     def close(self) -> None:
         self.audit_writer.close()
         self.consent_check.close()
@@ -84,5 +107,5 @@ if TYPE_CHECKING:
     # The layers below see the hub as the protocols of the parts they use
     # (``cornerstore.ports.Core`` and its extensions); mypy checks here that
     # the hub is each of them.
-    def _is_every_core(hub: Hub) -> tuple[AuditCore, ConsentCore]:
-        return hub, hub
+    def _is_every_core(hub: Hub) -> tuple[AuditCore, ConsentCore, ConsoleCore]:
+        return hub, hub, hub

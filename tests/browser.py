@@ -44,8 +44,13 @@ class Watched:
     errors: list[str] = field(default_factory=list)
 
     def unexpected_errors(self, *expected_statuses: int) -> list[str]:
-        """Console errors, less the browser's note of each answer the test meant to get."""
-        expected = tuple(f"status of {status}" for status in expected_statuses)
+        """Console errors, less the browser's and htmx's notes of each answer the test
+        meant to get."""
+        expected = tuple(
+            note
+            for status in expected_statuses
+            for note in (f"status of {status}", f"Error Code {status} ")
+        )
         return [e for e in self.errors if not any(word in e for word in expected)]
 
     def csp_violations(self) -> list[str]:

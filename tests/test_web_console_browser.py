@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,6 +38,11 @@ WORDS = {
         "show": "Show",
         "read_one": "read 1 line of sales",
         "verified": "In the signed log",
+        "my_data": "My data",
+        "download": "Download my data",
+        "type_name": "Type your shop's name",
+        "erase": "Erase my shop for good",
+        "erased": "Your shop's data is erased",
     },
     "zh-Hans": {
         "home": "我的店铺",
@@ -55,6 +63,11 @@ WORDS = {
         "show": "显示",
         "read_one": "读取了 1 条销售记录",
         "verified": "已记入签名日志",
+        "my_data": "我的数据",
+        "download": "下载我的数据",
+        "type_name": "请输入您的店铺名称",
+        "erase": "永久删除我的店铺",
+        "erased": "您店铺的数据已删除",
     },
 }
 
@@ -241,4 +254,40 @@ def test_a_shopkeeper_finds_a_read_in_the_signed_log(world: World, phone: Watche
     assert proof.status == 200
     assert proof.json()["proof"] is not None
     assert phone.unexpected_errors() == []
+    assert phone.csp_violations() == []
+
+
+def test_a_shopkeeper_downloads_the_export_and_erases_behind_a_confirmation(
+    world: World, phone: Watched, tmp_path: Path
+) -> None:
+    shop = _shop_with_sales(world)
+    grocer = world.consumer("Lucky Wholesale")
+    world.grant(shop, grocer, "replenishment", ["sales"])
+    words = WORDS[phone.language]
+    page = phone.page
+
+    page.goto(_link(world, shop.keeper.id))
+    page.get_by_role("button", name=words["sign_in"]).click()
+    page.get_by_role("link", name=words["my_data"], exact=True).click()
+    assert not phone.scrolls_sideways()
+    with page.expect_download() as download:
+        page.get_by_role("link", name=words["download"]).click()
+    saved = tmp_path / "export.zip"
+    download.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive:
+        assert "manifest.json" in archive.namelist()
+        assert json.loads(archive.read("manifest.json"))
+
+    # A wrong name erases nothing, and says why.
+    page.get_by_label(words["type_name"]).fill("not my shop")
+    page.get_by_role("button", name=words["erase"]).click()
+    expect(page.locator("#flash")).to_be_visible()
+    assert _reads(grocer, shop, "replenishment") == 200
+
+    page.get_by_label(words["type_name"]).fill("王记便利店 Wang's Corner Store")
+    page.get_by_role("button", name=words["erase"]).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(words["erased"])
+    assert _reads(grocer, shop, "replenishment") == 404
+    assert shop.keeper.get("/v1/principals/me").status_code == 401
+    assert phone.unexpected_errors(422) == []
     assert phone.csp_violations() == []

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cornerstore.errors import ErrorBody
-from web_console import access_log, auditor, docs, portal, portal_consent, signin
+from web_console import access_log, auditor, docs, my_data, portal, portal_consent, signin
 from web_console.i18n import negotiate
 from web_console.templating import render
 
@@ -19,11 +19,12 @@ ROUTERS: tuple[APIRouter, ...] = (
     portal.router,
     portal_consent.router,
     access_log.router,
+    my_data.router,
     auditor.router,
     docs.router,
 )
 #: The paths whose errors are pages, not JSON.
-PAGE_PREFIXES = ("/portal", "/console", "/sign-in", "/sign-out", "/language")
+PAGE_PREFIXES = ("/portal", "/console", "/sign-in", "/sign-out", "/language", "/erased")
 
 
 def error_page(request: Request, status: int, body: ErrorBody) -> Response | None:

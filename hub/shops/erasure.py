@@ -110,6 +110,27 @@ def delete_rows(
     return erased
 
 
+def erase(
+    session: Session,
+    sessions: sessionmaker[Session],
+    keyring: KeyRing,
+    shop_id: uuid.UUID,
+    *,
+    by: Caller,
+    policy_version: str,
+) -> tuple[ErasedRows, bool] | None:
+    """Both steps: delete and commit, then destroy the keys. None if no such shop.
+
+    The deletion must be durable before the key goes, so this commits the
+    caller's session; the second of the pair says whether the keys are gone.
+    """
+    erased = delete_rows(session, shop_id, by=by, policy_version=policy_version)
+    if erased is None:
+        return None
+    session.commit()
+    return erased, destroy_keys(sessions, keyring, shop_id)
+
+
 def destroy_keys(sessions: sessionmaker[Session], keyring: KeyRing, shop_id: uuid.UUID) -> bool:
     """Step 2, after step 1 committed. True once the shop's key-encryption key is gone."""
     try:

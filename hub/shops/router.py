@@ -47,14 +47,17 @@ def create_shop(permit: ShopCreate, body: ShopIn, core: CoreDep, session: DbSess
 def erase_shop(
     permit: ShopErase, shop_id: uuid.UUID, core: CoreDep, session: DbSession, response: Response
 ) -> ErasureOut:
-    erased = erasure.delete_rows(
-        session, shop_id, by=permit.caller, policy_version=permit.policy_version
+    outcome = erasure.erase(
+        session,
+        core.sessions,
+        core.keyring,
+        shop_id,
+        by=permit.caller,
+        policy_version=permit.policy_version,
     )
-    if erased is None:
+    if outcome is None:
         raise NotFound()
-    # The deletion must be durable before the key goes: see hub.shops.erasure.
-    session.commit()
-    destroyed = erasure.destroy_keys(core.sessions, core.keyring, shop_id)
+    erased, destroyed = outcome
     if not destroyed:
         response.status_code = status.HTTP_202_ACCEPTED
     return ErasureOut(

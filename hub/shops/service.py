@@ -31,3 +31,8 @@ def create(
         AuditDraft.of(by, "shop.create", "created", shop_id=shop.id, policy_version=policy_version),
     )
     return ShopOut.model_validate(shop)
+
+
+def name_of(session: Session, shop_id: uuid.UUID) -> str | None:
+    shop = session.get(Shop, shop_id)
+    return shop.name if shop else None
