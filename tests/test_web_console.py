@@ -5,8 +5,11 @@ What a person sees in a browser is tested in ``tests/test_web_console_browser.py
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -20,7 +23,7 @@ from cornerstore.models.audit import AuditEntry
 from cornerstore.websessions import COOKIE, CSRF_HEADER
 from hub.runtime import Hub
 from tests.cli import Cli
-from tests.factories import Actor, World, sale
+from tests.factories import Actor, World, rebuild_audit_tree, sale
 from web_console.i18n import LOCALES_DIR
 
 ROOT = LOCALES_DIR.parent.parent
@@ -30,8 +33,16 @@ def mint(world: World, by: Actor, principal_id: str) -> httpx.Response:
     return by.post(f"/v1/principals/{principal_id}/sign-in-link")
 
 
-def sign_in(world: World, principal_id: str) -> tuple[str, str]:
-    """Sign in as the principal through a fresh link; return (the link's path, the CSRF token)."""
+@dataclass(frozen=True)
+class SignedIn:
+    link: str
+    csrf: str
+    #: The page the sign-in landed on.
+    home: str
+
+
+def sign_in(world: World, principal_id: str) -> SignedIn:
+    """Sign in as the principal through a fresh link, as a browser would."""
     minted = mint(world, world.admin, principal_id)
     assert minted.status_code == 201, minted.text
     link = urlsplit(minted.json()["url"])
@@ -47,7 +58,7 @@ def sign_in(world: World, principal_id: str) -> tuple[str, str]:
     assert home.status_code == 200, home.text
     csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', home.text)
     assert csrf is not None
-    return f"{link.path}?{link.query}", csrf.group(1)
+    return SignedIn(f"{link.path}?{link.query}", csrf.group(1), home.text)
 
 
 def test_a_link_signs_in_once_and_the_cookie_is_guarded(world: World) -> None:
@@ -92,7 +103,7 @@ def test_who_may_mint_a_link(world: World) -> None:
 
 def test_a_session_changes_nothing_without_its_csrf_token(world: World) -> None:
     shop = world.shop()
-    _, csrf = sign_in(world, shop.keeper.id)
+    csrf = sign_in(world, shop.keeper.id).csrf
     path = f"/v1/shops/{shop.id}/pause-sharing"
     refused = world.client.post(path)
     assert refused.status_code == 403
@@ -206,7 +217,7 @@ def test_only_the_shops_own_keeper_acts_from_its_pages(world: World) -> None:
     mine, theirs = world.shop(), world.shop("别家小店")
     consumer = world.consumer()
     consent = world.grant(theirs, consumer, "replenishment", ["sales"])
-    _, csrf = sign_in(world, mine.keeper.id)
+    csrf = sign_in(world, mine.keeper.id).csrf
     headers = {CSRF_HEADER: csrf}
     for path in (
         f"/portal/shops/{theirs.id}/consents",
@@ -262,3 +273,61 @@ def test_who_read_my_data_marks_only_entries_the_signed_log_holds(world: World) 
         page_path, params={"outcome": "deny"}, headers={"Accept-Language": "en"}
     )
     assert "Not yet checked against the signed log" in tampered.text
+
+
+def test_the_console_proves_each_checkpoint_extends_the_one_the_auditor_saw(world: World) -> None:
+    shop = world.shop()
+    auditor = world.principal("auditor")
+    world.ingest(shop, "sales", [sale(1)])
+    landing = sign_in(world, auditor.id).home
+    english = {"Accept-Language": "en"}
+
+    assert 'data-consistency="first"' in landing
+    world.ingest(shop, "sales", [sale(2)])
+    second = world.client.get("/console/", headers=english)
+    assert 'data-consistency="consistent"' in second.text
+    proof = re.search(r'href="(/v1/audit/proofs/consistency\?[^"]+)"', second.text)
+    assert proof is not None
+    assert world.client.get(proof.group(1).replace("&amp;", "&")).status_code == 200
+
+    # A log rewritten behind the auditor's back no longer extends what it saw.
+    world.ingest(shop, "sales", [sale(3)])
+    with world.hub.sessions() as session:
+        rebuild_audit_tree(session)  # what an operator with database access could do
+        session.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(reason="edited"))
+        rebuild_audit_tree(session)
+        session.commit()
+    third = world.client.get("/console/", headers=english)
+    assert 'data-consistency="inconsistent"' in third.text
+
+
+def test_the_console_searches_with_every_filter_and_its_csv_is_safe(world: World) -> None:
+    shop = world.shop()
+    consumer = world.consumer()
+    secret_sku = "SKU-SECRET-7F3A"
+    world.ingest(shop, "sales", [sale(1, sku=secret_sku)])
+    assert consumer.get(f"/v1/shops/{shop.id}/sales", purpose="analytics").status_code == 404
+    auditor = world.principal("auditor", name="=cmd|' /C calc'!A0")
+    sign_in(world, auditor.id)
+
+    refused = world.client.get("/console/events", params={"decision": "deny", "shop_id": shop.id})
+    assert refused.status_code == 200
+    assert 'class="entry deny"' in refused.text
+    assert 'class="entry allow"' not in refused.text
+    bad = world.client.get("/console/events", params={"since": "yesterday"})
+    assert bad.status_code == 422
+
+    every = world.client.get("/console/events.csv")
+    assert every.status_code == 200
+    assert every.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(every.text)))
+    assert rows[0][0] == "seq"
+    assert len(rows) > 3
+    # The auditor reviews access, never the shop's data values.
+    assert secret_sku not in every.text
+    for page in ("/console/", "/console/events"):
+        assert secret_sku not in world.client.get(page).text
+    # A principal named like a formula is written as text, not as a formula.
+    named = [row for row in rows if "calc" in ",".join(row)]
+    assert named
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in named for cell in row)

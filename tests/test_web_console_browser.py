@@ -43,6 +43,10 @@ WORDS = {
         "type_name": "Type your shop's name",
         "erase": "Erase my shop for good",
         "erased": "Your shop's data is erased",
+        "search_events": "Search events",
+        "action": "Action",
+        "search": "Search",
+        "csv": "Download as CSV",
     },
     "zh-Hans": {
         "home": "我的店铺",
@@ -68,6 +72,10 @@ WORDS = {
         "type_name": "请输入您的店铺名称",
         "erase": "永久删除我的店铺",
         "erased": "您店铺的数据已删除",
+        "search_events": "查询事件",
+        "action": "操作",
+        "search": "查询",
+        "csv": "下载 CSV",
     },
 }
 
@@ -290,4 +298,34 @@ def test_a_shopkeeper_downloads_the_export_and_erases_behind_a_confirmation(
     assert _reads(grocer, shop, "replenishment") == 404
     assert shop.keeper.get("/v1/principals/me").status_code == 401
     assert phone.unexpected_errors(422) == []
+    assert phone.csp_violations() == []
+
+
+def test_an_auditor_sees_the_logs_consistency_and_downloads_events(
+    world: World, phone: Watched
+) -> None:
+    shop = _shop_with_sales(world)
+    auditor = world.principal("auditor")
+    words = WORDS[phone.language]
+    page = phone.page
+
+    page.goto(_link(world, auditor.id))
+    page.get_by_role("button", name=words["sign_in"]).click()
+    expect(page.locator("[data-consistency=first]")).to_be_visible()
+    world.ingest(shop, "sales", [sale(9)])
+    page.reload()
+    expect(page.locator("[data-consistency=consistent]")).to_be_visible()
+    assert not phone.scrolls_sideways()
+
+    page.get_by_role("link", name=words["search_events"]).click()
+    page.get_by_label(words["action"]).select_option("ingest")
+    page.get_by_role("button", name=words["search"], exact=True).click()
+    expect(page.locator(".entry")).to_have_count(2)
+    with page.expect_download() as download:
+        page.get_by_role("link", name=words["csv"]).click()
+    lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("seq,")
+    assert len(lines) == 1 + 2
+    assert not phone.scrolls_sideways()
+    assert phone.unexpected_errors() == []
     assert phone.csp_violations() == []

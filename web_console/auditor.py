@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from audit import checkpoints
+from audit import checkpoints, witness
+from audit.deps import AuditCoreDep
 from cornerstore.access import Authorize, Permit
 from cornerstore.authz import Action, Resource
+from cornerstore.db import utcnow
 from cornerstore.deps import DbSession
 from web_console.templating import render
 
@@ -19,13 +21,24 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 AuditRead = Annotated[Permit, Depends(Authorize(Resource.audit, Action.read))]
 
 
+def b64(data: bytes | None) -> str:
+    return base64.b64encode(data).decode() if data else ""
+
+
 @router.get("/")
-def overview(request: Request, permit: AuditRead, session: DbSession) -> Response:
+def overview(
+    request: Request, permit: AuditRead, core: AuditCoreDep, session: DbSession
+) -> Response:
+    # Sign now, as GET /v1/audit/checkpoint does: the checkpoint covers every entry so far.
+    checkpoints.sign_latest(session, core.signer.current())
     newest = checkpoints.latest(session)
+    seen = witness.witness(session, permit.caller.id, newest, utcnow()) if newest else None
     return render(
         request,
         "console/overview.html",
         csrf_token=getattr(request.state, "csrf_token", None),
         checkpoint=newest,
-        root=base64.b64encode(newest.root_hash).decode() if newest else None,
+        root=b64(newest.root_hash) if newest else None,
+        seen=seen,
+        b64=b64,
     )

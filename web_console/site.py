@@ -9,7 +9,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cornerstore.errors import ErrorBody
-from web_console import access_log, auditor, docs, my_data, portal, portal_consent, signin
+from web_console import (
+    access_log,
+    audit_search,
+    auditor,
+    docs,
+    my_data,
+    portal,
+    portal_consent,
+    signin,
+)
 from web_console.i18n import negotiate
 from web_console.templating import render
 
@@ -21,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     access_log.router,
     my_data.router,
     auditor.router,
+    audit_search.router,
     docs.router,
 )
 #: The paths whose errors are pages, not JSON.

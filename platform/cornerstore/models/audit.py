@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -100,3 +101,16 @@ class AuditSigningKey(Base):
     verifier_key: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class AuditorCheckpoint(Base):
+    """The newest checkpoint each auditor was shown, so the next can be proved to extend it."""
+
+    __tablename__ = "auditor_checkpoints"
+
+    principal_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True
+    )
+    size: Mapped[int] = mapped_column(BigInteger)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
