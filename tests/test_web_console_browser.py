@@ -47,6 +47,7 @@ WORDS = {
         "action": "Action",
         "search": "Search",
         "csv": "Download as CSV",
+        "charts": "Access over time",
     },
     "zh-Hans": {
         "home": "我的店铺",
@@ -76,6 +77,7 @@ WORDS = {
         "action": "操作",
         "search": "查询",
         "csv": "下载 CSV",
+        "charts": "访问趋势",
     },
 }
 
@@ -326,6 +328,34 @@ def test_an_auditor_sees_the_logs_consistency_and_downloads_events(
     lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("seq,")
     assert len(lines) == 1 + 2
+    assert not phone.scrolls_sideways()
+    assert phone.unexpected_errors() == []
+    assert phone.csp_violations() == []
+
+
+def test_an_auditors_charts_render_and_a_name_stays_text(world: World, phone: Watched) -> None:
+    shop = _shop_with_sales(world)
+    sly = world.consumer("</script><script>document.title='owned'</script>")
+    world.grant(shop, sly, "analytics", ["sales"])
+    assert _reads(sly, shop, "analytics") == 200
+    assert _reads(sly, shop, "credit-assessment") == 404
+    auditor = world.principal("auditor")
+    words = WORDS[phone.language]
+    page = phone.page
+
+    page.goto(_link(world, auditor.id))
+    page.get_by_role("button", name=words["sign_in"]).click()
+    page.get_by_role("link", name=words["charts"]).click()
+    expect(page.locator("body")).to_have_attribute("data-charts-drawn", "true")
+    for name in ("reads", "refusals", "consumers", "changes"):
+        drawn = page.evaluate(
+            f"Chart.getChart(document.getElementById('chart-{name}')).data.datasets.length"
+        )
+        assert drawn >= 1, name
+    consumers = page.evaluate("Chart.getChart(document.getElementById('chart-consumers')).data")
+    assert consumers["labels"] == ["</script><script>document.title='owned'</script>"]
+    assert consumers["datasets"][0]["data"] == [1]
+    assert page.title() != "owned"
     assert not phone.scrolls_sideways()
     assert phone.unexpected_errors() == []
     assert phone.csp_violations() == []

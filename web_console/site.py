@@ -11,6 +11,7 @@ from starlette.responses import Response
 from cornerstore.errors import ErrorBody
 from web_console import (
     access_log,
+    audit_charts,
     audit_search,
     auditor,
     docs,
@@ -31,6 +32,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     my_data.router,
     auditor.router,
     audit_search.router,
+    audit_charts.router,
     docs.router,
 )
 #: The paths whose errors are pages, not JSON.
