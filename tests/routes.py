@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from cornerstore.access import Permit
 from hub.app import ROUTERS
+from web_console.site import ROUTERS as PAGE_ROUTERS
 
 
 def permits(dependant: Dependant) -> list[Callable[..., Any]]:
@@ -29,5 +30,14 @@ def endpoints() -> Iterator[tuple[str, str, APIRoute]]:
     for router in ROUTERS:
         for route in router.routes:
             assert isinstance(route, APIRoute), "the app includes routers of endpoints only"
+            for method in sorted(route.methods or ()):
+                yield method, route.path, route
+
+
+def pages() -> Iterator[tuple[str, str, APIRoute]]:
+    """The web console's routes: pages, and the forms they post."""
+    for router in PAGE_ROUTERS:
+        for route in router.routes:
+            assert isinstance(route, APIRoute), "the console includes routers of routes only"
             for method in sorted(route.methods or ()):
                 yield method, route.path, route

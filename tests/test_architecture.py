@@ -24,7 +24,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.routes import endpoints, permits
+from tests.routes import endpoints, pages, permits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -242,6 +242,40 @@ def test_every_endpoint_declares_its_permit_in_its_signature() -> None:
     # The allow-list names only endpoints that exist, and that really declare none.
     public = [(m, p) for m, p, route in endpoints() if not permits(route.dependant)]
     assert set(public) == PUBLIC_ENDPOINTS
+
+
+#: Pages anyone may open: the way in, the way out, the language switch, the API's docs.
+PUBLIC_PAGES = {
+    ("GET", "/"),
+    ("GET", "/sign-in"),
+    ("POST", "/sign-in"),
+    ("POST", "/sign-out"),
+    ("GET", "/language/{tag}"),
+    ("GET", "/erased"),
+    ("GET", "/docs"),
+    ("GET", "/redoc"),
+}
+
+
+def test_every_page_declares_its_permit_as_the_api_does() -> None:
+    undeclared = [
+        (method, path)
+        for method, path, route in pages()
+        if (method, path) not in PUBLIC_PAGES and len(permits(route.dependant)) != 1
+    ]
+    assert undeclared == []
+    public = {(m, p) for m, p, route in pages() if not permits(route.dependant)}
+    assert public == PUBLIC_PAGES
+    # A page about a shop is authorized for that shop, as its API endpoint is.
+    unscoped = [
+        (method, path)
+        for method, path, route in pages()
+        if "{shop_id}" in path
+        and not all(
+            "shop_id" in inspect.signature(permit).parameters for permit in permits(route.dependant)
+        )
+    ]
+    assert unscoped == []
 
 
 def test_an_endpoint_about_a_shop_is_authorized_for_that_shop() -> None:

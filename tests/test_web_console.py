@@ -10,7 +10,7 @@ import io
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx2 as httpx
@@ -23,7 +23,7 @@ from cornerstore.models.audit import AuditEntry
 from cornerstore.websessions import COOKIE, CSRF_HEADER
 from hub.runtime import Hub
 from tests.cli import Cli
-from tests.factories import Actor, World, rebuild_audit_tree, sale
+from tests.factories import Actor, World, count, rebuild_audit_tree, rfc3339, sale
 from web_console.i18n import LOCALES_DIR
 
 ROOT = LOCALES_DIR.parent.parent
@@ -331,3 +331,25 @@ def test_the_console_searches_with_every_filter_and_its_csv_is_safe(world: World
     named = [row for row in rows if "calc" in ",".join(row)]
     assert named
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in named for cell in row)
+
+
+def test_the_home_page_lists_what_runs_low_at_its_latest_count(world: World) -> None:
+    shop = world.shop()
+    now = datetime.now(UTC)
+    world.ingest(
+        shop,
+        "inventory",
+        [
+            count(1, sku="SKU-TEA", on_hand=2, counted_at=rfc3339(now - timedelta(days=2))),
+            count(2, sku="SKU-TEA", on_hand=40, counted_at=rfc3339(now - timedelta(days=1))),
+            count(3, sku="SKU-RICE", on_hand=3, counted_at=rfc3339(now - timedelta(hours=1))),
+        ],
+    )
+    sign_in(world, shop.keeper.id)
+    home = world.client.get(f"/portal/shops/{shop.id}/")
+    assert f'hx-get="/portal/shops/{shop.id}/low-stock"' in home.text
+    low = world.client.get(f"/portal/shops/{shop.id}/low-stock", headers={"Accept-Language": "en"})
+    assert low.status_code == 200
+    assert "SKU-RICE" in low.text
+    assert 'data-on-hand="3"' in low.text
+    assert "SKU-TEA" not in low.text  # restocked since its low count

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Route, expect
 
 from hub.runtime import Hub
 from tests.browser import Watched, phone_page
-from tests.factories import Actor, ShopSetup, World, rfc3339, sale
+from tests.factories import Actor, ShopSetup, World, count, rfc3339, sale
 from tests.servers import Server, hub_server
 
 #: What each language calls the things the tests look for.
@@ -359,3 +359,35 @@ def test_an_auditors_charts_render_and_a_name_stays_text(world: World, phone: Wa
     assert not phone.scrolls_sideways()
     assert phone.unexpected_errors() == []
     assert phone.csp_violations() == []
+
+
+def test_no_page_scrolls_sideways_errs_or_breaks_the_policy(world: World, phone: Watched) -> None:
+    """Every page of the portal and the console, on a phone, in this language."""
+    shop = _shop_with_sales(world)
+    world.ingest(shop, "inventory", [count(1, sku="SKU-长长的商品名称-" + "很长" * 20, on_hand=1)])
+    grocer = world.consumer("Lucky Wholesale 幸运批发 — a consumer with a very long name indeed")
+    _ask(shop, grocer, "replenishment", ["sales", "inventory"])
+    world.grant(shop, world.consumer(), "analytics", ["sales"])
+    page = phone.page
+    words = WORDS[phone.language]
+
+    page.goto(_link(world, shop.keeper.id))
+    page.get_by_role("button", name=words["sign_in"]).click()
+    expect(page.locator("#low-stock li")).to_have_count(1)
+    for path in ("", "requests", "consents", "access-log", "my-data"):
+        page.goto(f"/portal/shops/{shop.id}/{path}")
+        expect(page.locator("html")).to_have_attribute("lang", phone.language)
+        assert not phone.scrolls_sideways(), path
+        assert phone.csp_violations() == [], path
+
+    page.context.clear_cookies()
+    page.goto(_link(world, world.principal("auditor").id))
+    page.get_by_role("button", name=words["sign_in"]).click()
+    for path in ("/console/", "/console/charts", "/console/events"):
+        page.goto(path)
+        assert not phone.scrolls_sideways(), path
+        assert phone.csp_violations() == [], path
+    page.goto(f"/portal/shops/{shop.id}/")  # not the auditor's: a friendly page, not JSON
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    assert not phone.scrolls_sideways()
+    assert phone.unexpected_errors(404) == []

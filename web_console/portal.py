@@ -27,9 +27,14 @@ router = APIRouter(prefix="/portal", include_in_schema=False)
 
 IdentityRead = Annotated[Permit, Depends(Authorize(Resource.identity, Action.read))]
 OwnSalesRead = Annotated[Permit, Depends(AuthorizeRead(Category.sales))]
+OwnInventoryRead = Annotated[Permit, Depends(AuthorizeRead(Category.inventory))]
 
 #: The most sales lines the home page adds up for a week; past it, it says so.
 WEEK_LIMIT = 20_000
+#: A product with this many or fewer on the shelf at its latest count is running low.
+LOW_STOCK = 5
+#: How far back the latest count of a product is looked for.
+STOCK_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -103,3 +108,34 @@ def home(
         week=week,
         pending=len(pending),
     )
+
+
+@router.get("/shops/{shop_id}/low-stock")
+def low_stock(
+    request: Request,
+    shop_id: uuid.UUID,
+    permit: OwnInventoryRead,
+    core: CoreDep,
+    session: DbSession,
+) -> Response:
+    """The home page's list of products running low, loaded into it as a fragment."""
+    if shop_id not in permit.caller.shop_ids:
+        raise NotFound()
+    now = utcnow()
+    latest: dict[str, dict[str, Any]] = {}
+    gate = AccessGate(core)
+    cursor: str | None = None
+    while True:
+        page = gate.read(
+            session, permit, ReadWindow(now - timedelta(days=STOCK_DAYS), None, cursor, 1000)
+        )
+        for count in page.records:  # in count-time order: the last one of a SKU is its latest
+            latest[str(count["sku"])] = count
+        cursor = page.next
+        if cursor is None:
+            break
+    low = sorted(
+        (c for c in latest.values() if int(c["on_hand"]) <= LOW_STOCK),
+        key=lambda c: (int(c["on_hand"]), str(c["sku"])),
+    )
+    return render(request, "portal/_low_stock.html", low=low[:10], threshold=LOW_STOCK)
