@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: A phone: the portal's first audience.
@@ -54,14 +55,22 @@ class Watched:
         return [e for e in self.errors if not any(word in e for word in expected)]
 
     def csp_violations(self) -> list[str]:
+        self.page.wait_for_load_state()
         found: list[str] = self.page.evaluate("window.cspViolations || []")
         return found
 
     def scrolls_sideways(self) -> bool:
-        width: bool = self.page.evaluate(
-            "document.documentElement.scrollWidth > document.documentElement.clientWidth"
-        )
-        return width
+        # A click may have started a navigation: measure the page it lands on.
+        for _ in range(3):
+            self.page.wait_for_load_state()
+            try:
+                wider: bool = self.page.evaluate(
+                    "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+                )
+            except PlaywrightError:  # the document went away under the measurement
+                continue
+            return wider
+        raise AssertionError("the page never settled long enough to be measured")
 
 
 def phone_page(browser: Browser, base_url: str, language: str) -> Iterator[Watched]:

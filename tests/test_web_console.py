@@ -20,6 +20,7 @@ from babel.messages.pofile import read_po
 from sqlalchemy import update
 
 from cornerstore.models.audit import AuditEntry
+from cornerstore.models.principals import WebSession
 from cornerstore.websessions import COOKIE, CSRF_HEADER
 from hub.runtime import Hub
 from tests.cli import Cli
@@ -353,3 +354,22 @@ def test_the_home_page_lists_what_runs_low_at_its_latest_count(world: World) -> 
     assert "SKU-RICE" in low.text
     assert 'data-on-hand="3"' in low.text
     assert "SKU-TEA" not in low.text  # restocked since its low count
+
+
+@pytest.mark.parametrize("over", ["idle", "absolute"])
+def test_a_session_ends_when_unused_too_long_or_too_old(world: World, over: str) -> None:
+    shop = world.shop()
+    sign_in(world, shop.keeper.id)
+    assert world.client.get(f"/portal/shops/{shop.id}/").status_code == 200
+    settings = world.hub.settings
+    now = datetime.now(UTC)
+    values = (
+        {"last_seen_at": now - settings.session_idle_timeout - timedelta(seconds=1)}
+        if over == "idle"
+        else {"expires_at": now - timedelta(seconds=1)}
+    )
+    with world.hub.engine.begin() as connection:
+        connection.execute(update(WebSession).values(**values))
+    page = world.client.get(f"/portal/shops/{shop.id}/")
+    assert page.status_code == 401
+    assert "sign-in link" in page.text

@@ -279,6 +279,7 @@ def test_a_shopkeeper_downloads_the_export_and_erases_behind_a_confirmation(
     page.goto(_link(world, shop.keeper.id))
     page.get_by_role("button", name=words["sign_in"]).click()
     page.get_by_role("link", name=words["my_data"], exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(words["my_data"])
     assert not phone.scrolls_sideways()
     with page.expect_download() as download:
         page.get_by_role("link", name=words["download"]).click()
