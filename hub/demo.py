@@ -83,7 +83,8 @@ def _out(text: str = "") -> None:
 
 def seed(hub: Hub, *, shops_count: int, days: int) -> DemoKeys:
     keys = DemoKeys()
-    generated = demo_data.generate(shops=shops_count, days=days)
+    # Up to now, so that the portal's "today" and "last 7 days" show the demo's sales.
+    generated = demo_data.generate(shops=shops_count, days=days, end=utcnow())
     with session_scope(hub.sessions) as session:
         keys.admin = principals.create(session, PrincipalIn(name="Demo admin", role=Role.admin))
         keys.auditor = principals.create(

@@ -340,6 +340,8 @@ def test_an_auditors_charts_render_and_a_name_stays_text(world: World, phone: Wa
     world.grant(shop, sly, "analytics", ["sales"])
     assert _reads(sly, shop, "analytics") == 200
     assert _reads(sly, shop, "credit-assessment") == 404
+    # The shop reading its own data is no consumer's access.
+    assert shop.keeper.get(f"/v1/shops/{shop.id}/sales").status_code == 200
     auditor = world.principal("auditor")
     words = WORDS[phone.language]
     page = phone.page

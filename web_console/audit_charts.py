@@ -62,7 +62,7 @@ def charts(request: Request, permit: AuditRead, core: AuditCoreDep, session: DbS
                 else _("the shop itself")
             )
             reads[label][n] += c.count
-            if c.principal_id and c.purpose:
+            if c.principal_id and c.purpose in purposes:  # consumers, not the shop itself
                 by_consumer[c.principal_id] += c.count
         elif c.decision == "deny":
             refusals[_(words.REASONS.get(c.reason, c.reason))][n] += c.count

@@ -43,7 +43,8 @@ class Language:
 
     def when(self, moment: datetime) -> str:
         """A time in UTC (shops keep no time zone yet), with the zone stated."""
-        return dates.format_datetime(moment, "medium", tzinfo=dates.UTC, locale=self.locale)
+        shown = dates.format_datetime(moment, "medium", tzinfo=dates.UTC, locale=self.locale)
+        return f"{shown} UTC"
 
     def number(self, value: int) -> str:
         return numbers.format_decimal(value, locale=self.locale)
