@@ -373,3 +373,25 @@ def test_a_session_ends_when_unused_too_long_or_too_old(world: World, over: str)
     page = world.client.get(f"/portal/shops/{shop.id}/")
     assert page.status_code == 401
     assert "sign-in link" in page.text
+
+
+def test_an_auditor_reviews_one_shops_consents_and_their_history(world: World) -> None:
+    shop = world.shop()
+    consumer = world.consumer("Lucky Wholesale")
+    consent = world.grant(shop, consumer, "replenishment", ["sales"])
+    assert (
+        shop.keeper.post(f"/v1/shops/{shop.id}/consents/{consent['id']}/revoke").status_code == 200
+    )
+    world.ingest(shop, "sales", [sale(1, sku="SKU-SECRET-9C2B")])
+    sign_in(world, world.principal("auditor").id)
+
+    page = world.client.get(f"/console/shops/{shop.id}", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    assert "Lucky Wholesale" in page.text
+    assert page.text.count(f'data-consent="{consent["id"]}"') == 3  # the consent, granted, revoked
+    assert page.text.index("revoke") < page.text.index("grant")  # newest first
+    assert f'href="/console/events?shop_id={shop.id}"' in page.text
+    assert "SKU-SECRET-9C2B" not in page.text
+    # The page holds what the shop's consent history holds: another shop's keeper is refused.
+    sign_in(world, world.shop("别家小店").keeper.id)
+    assert world.client.get(f"/console/shops/{shop.id}").status_code == 404

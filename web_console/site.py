@@ -13,6 +13,7 @@ from web_console import (
     access_log,
     audit_charts,
     audit_search,
+    audit_shop,
     auditor,
     docs,
     my_data,
@@ -33,6 +34,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     auditor.router,
     audit_search.router,
     audit_charts.router,
+    audit_shop.router,
     docs.router,
 )
 #: The paths whose errors are pages, not JSON.
