@@ -395,3 +395,11 @@ def test_an_auditor_reviews_one_shops_consents_and_their_history(world: World) -
     # The page holds what the shop's consent history holds: another shop's keeper is refused.
     sign_in(world, world.shop("别家小店").keeper.id)
     assert world.client.get(f"/console/shops/{shop.id}").status_code == 404
+
+
+def test_the_front_door_sends_a_signed_in_auditor_to_the_console(world: World) -> None:
+    sign_in(world, world.principal("auditor").id)
+    landed = world.client.get("/", headers={"Accept-Language": "en"})
+    assert landed.status_code == 200
+    assert str(landed.url).endswith("/console/")
+    assert "Audit console" in landed.text

@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from audit import checkpoints, service, tree
@@ -25,11 +25,11 @@ from consent import service as consents
 from cornerstore.authz import AuditedPurpose
 from cornerstore.db import utcnow
 from cornerstore.deps import DbSession
-from cornerstore.errors import FieldError, NotFound, ValidationFailed
 from cornerstore.identity import names_of
 from cornerstore.models.audit import AuditCheckpoint, AuditEntry
 from cornerstore.ports import Decision
 from web_console import words
+from web_console.forms import own_shop, query_filters
 from web_console.templating import render
 
 router = APIRouter(prefix="/portal/shops/{shop_id}", include_in_schema=False)
@@ -61,6 +61,8 @@ def _verified(session: Session, entry: AuditEntry, checkpoint: AuditCheckpoint |
 
 
 class _Filters(BaseModel):
+    """The page's filters; an empty choice means any."""
+
     consumer: uuid.UUID | None = None
     purpose: AuditedPurpose | None = None
     outcome: Decision | None = None
@@ -73,23 +75,10 @@ def access_log_page(
     permit: AccessLogRead,
     core: AuditCoreDep,
     session: DbSession,
-    consumer: Annotated[str, Query(max_length=36)] = "",
-    purpose: Annotated[str, Query(max_length=40)] = "",
-    outcome: Annotated[str, Query(max_length=10)] = "",
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """The filters come from a plain form: an empty choice means any."""
-    if shop_id not in permit.caller.shop_ids:
-        raise NotFound()
-    asked = {"consumer": consumer, "purpose": purpose, "outcome": outcome}
-    try:
-        chosen = _Filters.model_validate({name: value for name, value in asked.items() if value})
-    except ValidationError as exc:
-        fields = [
-            FieldError(field="query." + ".".join(map(str, e["loc"])), reason=e["msg"])
-            for e in exc.errors()
-        ]
-        raise ValidationFailed("a filter is not one the page offers", fields) from None
+    own_shop(permit, shop_id)
+    chosen = query_filters(_Filters, request)
     # Sign now, as GET /v1/audit/checkpoint does: every entry shown is in it.
     checkpoints.sign_latest(session, core.signer.current())
     newest = checkpoints.latest(session)
@@ -115,7 +104,6 @@ def access_log_page(
     return render(
         request,
         "portal/access_log.html",
-        csrf_token=getattr(request.state, "csrf_token", None),
         shop_id=shop_id,
         section="access-log",
         shown=shown,

@@ -84,7 +84,6 @@ def charts(request: Request, permit: AuditRead, core: AuditCoreDep, session: DbS
     return render(
         request,
         "console/charts.html",
-        csrf_token=getattr(request.state, "csrf_token", None),
         chart_data=_script_safe(json.dumps(data, ensure_ascii=False)),
         first=date.fromisoformat(days[0]),
         last=today,

@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit import service
@@ -24,11 +24,11 @@ from cornerstore.access import Authorize, Permit
 from cornerstore.authz import Action, AuditedPurpose, Resource
 from cornerstore.csvcells import neutralise
 from cornerstore.deps import CoreDep, DbSession
-from cornerstore.errors import FieldError, ValidationFailed
 from cornerstore.fieldtypes import Timestamp
 from cornerstore.identity import names_of
 from cornerstore.ports import AuditAction, Decision
 from web_console import words
+from web_console.forms import query_filters
 from web_console.templating import render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -76,19 +76,7 @@ class Filters(BaseModel):
 
 
 def filters(request: Request) -> Filters:
-    asked = {
-        name: value
-        for name, value in request.query_params.items()
-        if name in Filters.model_fields and value
-    }
-    try:
-        return Filters.model_validate(asked)
-    except ValidationError as exc:
-        fields = [
-            FieldError(field="query." + ".".join(map(str, e["loc"])), reason=e["msg"])
-            for e in exc.errors()
-        ]
-        raise ValidationFailed("a filter is not valid", fields) from None
+    return query_filters(Filters, request)
 
 
 Chosen = Annotated[Filters, Depends(filters)]
@@ -112,7 +100,6 @@ def search(
     return render(
         request,
         "console/events.html",
-        csrf_token=getattr(request.state, "csrf_token", None),
         entries=entries,
         names=names,
         chosen=chosen,

@@ -42,7 +42,6 @@ def shop(
     return render(
         request,
         "console/shop.html",
-        csrf_token=getattr(request.state, "csrf_token", None),
         shop_id=shop_id,
         consents=consents,
         changes=changes,

@@ -36,7 +36,6 @@ def overview(
     return render(
         request,
         "console/overview.html",
-        csrf_token=getattr(request.state, "csrf_token", None),
         checkpoint=newest,
         root=b64(newest.root_hash) if newest else None,
         seen=seen,

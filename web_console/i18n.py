@@ -16,7 +16,6 @@ from functools import cache
 from pathlib import Path
 
 from babel import Locale, dates, numbers
-from babel.core import negotiate_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -89,7 +88,6 @@ def negotiate(request: Request) -> Language:
         if tag.lower().startswith("zh"):
             # zh, zh-CN, zh-SG, zh-Hans: all read Simplified Chinese.
             return language("zh-Hans")
-        match = negotiate_locale([tag.replace("-", "_")], ["en"], sep="_")
-        if match:
+        if tag.lower().split("-")[0] == "en":
             return language(DEFAULT)
     return language(DEFAULT)

@@ -17,6 +17,7 @@ from cornerstore.access import AuthorizeShop, Permit
 from cornerstore.authz import Action, Resource
 from cornerstore.deps import DbSession
 from cornerstore.errors import FieldError, NotFound, ValidationFailed
+from web_console.forms import own_shop
 from web_console.ports import ConsoleCoreDep
 from web_console.templating import render
 
@@ -34,13 +35,13 @@ def my_data(
     core: ConsoleCoreDep,
     session: DbSession,
 ) -> Response:
+    own_shop(permit, shop_id)
     name = core.shop_name(session, shop_id)
-    if name is None or shop_id not in permit.caller.shop_ids:
+    if name is None:
         raise NotFound()
     return render(
         request,
         "portal/my_data.html",
-        csrf_token=getattr(request.state, "csrf_token", None),
         shop_id=shop_id,
         section="my-data",
         shop_name=name,
@@ -55,8 +56,9 @@ def erase(
     session: DbSession,
     shop_name: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
+    own_shop(permit, shop_id)
     name = core.shop_name(session, shop_id)
-    if name is None or shop_id not in permit.caller.shop_ids:
+    if name is None:
         raise NotFound()
     if shop_name.strip() != name:
         raise ValidationFailed(

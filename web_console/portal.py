@@ -20,7 +20,9 @@ from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import NotFound
 from cornerstore.gate import AccessGate, AuthorizeRead, ReadWindow
 from cornerstore.models.consent import ConsentStatus
+from cornerstore.models.principals import Role
 from cornerstore.ports import Core
+from web_console.forms import own_shop
 from web_console.templating import render
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -84,6 +86,9 @@ def _at(record: dict[str, Any]) -> datetime:
 
 @router.get("/")
 def portal(request: Request, permit: IdentityRead) -> Response:
+    """Where the front door sends anyone signed in: a shopkeeper to its shop, an auditor on."""
+    if permit.caller.role == Role.auditor:
+        return RedirectResponse("/console/", status_code=303)
     shops = sorted(permit.caller.shop_ids)
     if not shops:
         raise NotFound()
@@ -94,15 +99,13 @@ def portal(request: Request, permit: IdentityRead) -> Response:
 def home(
     request: Request, shop_id: uuid.UUID, permit: OwnSalesRead, core: CoreDep, session: DbSession
 ) -> Response:
-    if shop_id not in permit.caller.shop_ids:
-        raise NotFound()  # The portal is the shop's own: a consumer's consent opens no page.
+    own_shop(permit, shop_id)
     now = utcnow()
     week = _week_of_sales(core, session, permit, now)
     pending = consents.list_for_shop(session, shop_id, now, ConsentStatus.requested)
     return render(
         request,
         "portal/home.html",
-        csrf_token=getattr(request.state, "csrf_token", None),
         shop_id=shop_id,
         section="home",
         week=week,
@@ -119,8 +122,7 @@ def low_stock(
     session: DbSession,
 ) -> Response:
     """The home page's list of products running low, loaded into it as a fragment."""
-    if shop_id not in permit.caller.shop_ids:
-        raise NotFound()
+    own_shop(permit, shop_id)
     now = utcnow()
     latest: dict[str, dict[str, Any]] = {}
     gate = AccessGate(core)

@@ -18,22 +18,17 @@ from consent import service
 from consent.deps import ConsentCoreDep
 from consent.permits import ConsentRead, ConsentWrite, change_context
 from consent.schemas import NarrowingIn
-from cornerstore.access import Permit
 from cornerstore.db import utcnow
 from cornerstore.deps import DbSession
-from cornerstore.errors import FieldError, NotFound, ValidationFailed
+from cornerstore.errors import NotFound
 from cornerstore.models.consent import ConsentStatus
 from web_console import words
+from web_console.forms import invalid, own_shop
 from web_console.templating import render
 
 router = APIRouter(prefix="/portal/shops/{shop_id}", include_in_schema=False)
 
 LIVE = (ConsentStatus.active, ConsentStatus.paused)
-
-
-def _own(permit: Permit, shop_id: uuid.UUID) -> None:
-    if shop_id not in permit.caller.shop_ids:
-        raise NotFound()
 
 
 def _back(path: str) -> Response:
@@ -49,12 +44,11 @@ def requests_page(
     core: ConsentCoreDep,
     session: DbSession,
 ) -> Response:
-    _own(permit, shop_id)
+    own_shop(permit, shop_id)
     pending = service.list_for_shop(session, shop_id, utcnow(), ConsentStatus.requested)
     return render(
         request,
         "portal/requests.html",
-        csrf_token=getattr(request.state, "csrf_token", None),
         shop_id=shop_id,
         section="requests",
         requests=pending,
@@ -75,7 +69,7 @@ def approve(
     reads_per_day: Annotated[int | None, Form(ge=1, le=1_000_000)] = None,
 ) -> Response:
     """As asked, or narrowed: fewer categories, fewer days, fewer reads a day."""
-    _own(permit, shop_id)
+    own_shop(permit, shop_id)
     narrowed = categories is not None or days is not None or reads_per_day is not None
     body = None
     if narrowed:
@@ -88,11 +82,7 @@ def approve(
                 }
             )
         except ValidationError as exc:
-            fields = [
-                FieldError(field=".".join(map(str, e["loc"])), reason=e["msg"])
-                for e in exc.errors()
-            ]
-            raise ValidationFailed("the narrowed terms are not valid", fields) from None
+            raise invalid(exc, "form", "the narrowed terms are not valid") from None
     service.approve(session, change_context(core, permit), shop_id, request_id, body)
     return _back(f"/portal/shops/{shop_id}/requests")
 
@@ -105,7 +95,7 @@ def refuse(
     core: ConsentCoreDep,
     session: DbSession,
 ) -> Response:
-    _own(permit, shop_id)
+    own_shop(permit, shop_id)
     service.refuse(session, change_context(core, permit), shop_id, request_id)
     return _back(f"/portal/shops/{shop_id}/requests")
 
@@ -118,14 +108,13 @@ def consents_page(
     core: ConsentCoreDep,
     session: DbSession,
 ) -> Response:
-    _own(permit, shop_id)
+    own_shop(permit, shop_id)
     every = service.list_for_shop(session, shop_id, utcnow())
     live = [c for c in every if c.status in LIVE]
     past = [c for c in every if c.status not in (*LIVE, ConsentStatus.requested)]
     return render(
         request,
         "portal/consents.html",
-        csrf_token=getattr(request.state, "csrf_token", None),
         shop_id=shop_id,
         section="consents",
         live=live,
@@ -144,7 +133,7 @@ def change_consent(
     core: ConsentCoreDep,
     session: DbSession,
 ) -> Response:
-    _own(permit, shop_id)
+    own_shop(permit, shop_id)
     changes = {"pause": service.pause, "resume": service.resume, "revoke": service.revoke}
     if change not in changes:
         raise NotFound()
@@ -161,7 +150,7 @@ def change_sharing(
     session: DbSession,
 ) -> Response:
     """Pause all sharing with one control, or resume what that paused."""
-    _own(permit, shop_id)
+    own_shop(permit, shop_id)
     changes = {"pause": service.pause_sharing, "resume": service.resume_sharing}
     if change not in changes:
         raise NotFound()

@@ -15,15 +15,13 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 
-from web_console.i18n import LANGUAGES, Language, negotiate
+from web_console.i18n import LANGUAGES, Language, language, negotiate
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
 @cache
 def _environment(tag: str) -> Environment:
-    from web_console.i18n import language
-
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         autoescape=select_autoescape(["html"]),
@@ -40,9 +38,9 @@ def render(
     template: str,
     *,
     status_code: int = 200,
-    csrf_token: str | None = None,
     **context: Any,
 ) -> HTMLResponse:
+    """A page in the person's language; a signed-in page's forms carry its CSRF token."""
     lang: Language = negotiate(request)
     page = (
         _environment(lang.tag)
@@ -51,7 +49,8 @@ def render(
             request=request,
             lang=lang,
             languages=LANGUAGES,
-            csrf_token=csrf_token,
+            # Set by cornerstore.deps.get_caller when a session authenticated the request.
+            csrf_token=getattr(request.state, "csrf_token", None),
             path=request.url.path,
             **context,
         )
