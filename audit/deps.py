@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Protocol
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
+from sqlalchemy.orm import Session
 
-from audit import signing
+from audit import signing, verification
 from cornerstore.access import Authorize, AuthorizeShop, Permit, authorize
 from cornerstore.authz import Action, Resource
 from cornerstore.deps import CoreDep, CurrentCaller, hub_of
@@ -32,6 +33,24 @@ AuditRead = Annotated[Permit, Depends(Authorize(Resource.audit, Action.read))]
 #: Checkpoints and proofs name no shop: auditors and shopkeepers may read them.
 AuditProofRead = Annotated[Permit, Depends(Authorize(Resource.audit_proof, Action.read))]
 AccessLogRead = Annotated[Permit, Depends(AuthorizeShop(Resource.access_log, Action.read))]
+VerificationStart = Annotated[
+    Permit, Depends(Authorize(Resource.audit_verification, Action.create))
+]
+VerificationRead = Annotated[Permit, Depends(Authorize(Resource.audit_verification, Action.read))]
+
+
+def start_verification(
+    session: Session, core: Core, permit: Permit, background: BackgroundTasks
+) -> verification.Run:
+    """Start the full verification, or join the one working, for the console and the API alike.
+
+    A new run's thread starts once the request's transaction has committed
+    its row (background tasks run after the response is ready).
+    """
+    run, new = verification.start(session, permit.caller.id)
+    if new:
+        background.add_task(verification.launch, core.sessions, run.id)
+    return run
 
 
 def authorize_entries(

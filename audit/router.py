@@ -5,15 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from sqlalchemy.orm import Session
 
-from audit import service
-from audit.deps import AccessLogRead, AuditRead
-from audit.schemas import AuditEventOut, AuditEventsOut
+from audit import service, verification
+from audit.deps import (
+    AccessLogRead,
+    AuditRead,
+    VerificationRead,
+    VerificationStart,
+    start_verification,
+)
+from audit.schemas import AuditEventOut, AuditEventsOut, VerificationOut
 from cornerstore.authz import AuditedPurpose
-from cornerstore.deps import DbSession
-from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS
+from cornerstore.deps import CoreDep, DbSession
+from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, NotFound, error_responses
 from cornerstore.fieldtypes import Timestamp
 from cornerstore.identity import names_of
 from cornerstore.models.audit import AuditEntry
@@ -88,3 +94,54 @@ def access_log(
 ) -> AuditEventsOut:
     where = service.AuditFilter(shop_id=shop_id, decision=decision, since=since, until=until)
     return _page(session, service.query(session, where, after_seq=after, limit=limit), limit)
+
+
+def _verification_out(run: verification.Run) -> VerificationOut:
+    return VerificationOut(
+        id=run.id,
+        status=run.status,
+        entries=run.entries,
+        percent=run.percent,
+        phase=run.phase,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        first_bad_seq=run.first_bad_seq,
+        problem=run.problem,
+    )
+
+
+@router.post(
+    "/v1/audit/verifications",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=VerificationOut,
+    responses=GLOBAL_ERRORS,
+    summary="Verify the whole log in the background, as `cornerstore audit verify` does",
+    description="Checks every entry against the hash chain, then every leaf against the "
+    "Merkle tree and every signed checkpoint. One run works at a time: while one works, "
+    "this answers that run. Follow it at the `Location` it names.",
+)
+def start_audit_verification(
+    permit: VerificationStart,
+    core: CoreDep,
+    session: DbSession,
+    response: Response,
+    background: BackgroundTasks,
+) -> VerificationOut:
+    run = start_verification(session, core, permit, background)
+    response.headers["Location"] = f"/v1/audit/verifications/{run.id}"
+    return _verification_out(run)
+
+
+@router.get(
+    "/v1/audit/verifications/{verification_id}",
+    response_model=VerificationOut,
+    responses=GLOBAL_ERRORS | error_responses(NotFound),
+    summary="How far a verification of the log has got, and what it found",
+)
+def audit_verification(
+    permit: VerificationRead, verification_id: uuid.UUID, session: DbSession
+) -> VerificationOut:
+    run = verification.get(session, verification_id)
+    if run is None:
+        raise NotFound("no such verification")
+    return _verification_out(run)

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from audit.verification import Phase, Status
 from cornerstore.ports import Decision
 
 
@@ -35,3 +36,24 @@ class AuditEventOut(BaseModel):
 class AuditEventsOut(BaseModel):
     events: list[AuditEventOut]
     next: str | None = Field(description="Cursor for the next page, or null")
+
+
+class VerificationOut(BaseModel):
+    """A full verification of the log, in the background."""
+
+    id: uuid.UUID
+    status: Status = Field(
+        description="`interrupted`: the process running it stopped; start another"
+    )
+    entries: int = Field(description="How many entries it covers: the log's size when it began")
+    percent: int = Field(ge=0, le=100, description="How far it has got")
+    phase: Phase = Field(
+        description="`chain`: each entry against the hash chain; `tree`: each leaf against "
+        "the Merkle tree and every signed checkpoint"
+    )
+    started_at: datetime
+    finished_at: datetime | None
+    first_bad_seq: int | None = Field(
+        description="When it failed: the first entry that did not verify"
+    )
+    problem: str | None = Field(description="When it failed or stopped: why")

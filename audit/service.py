@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -178,9 +178,21 @@ def query(
     return list(session.scalars(stmt.order_by(order).limit(limit)))
 
 
-def _stored_entries(session: Session, up_to: int | None, batch: int) -> Iterator[dict[str, object]]:
+#: Told ``(done, total)`` as a verification goes: each entry counts once for the
+#: hash chain and once for the tree, so ``total`` is twice the entries checked.
+Progress = Callable[[int, int], None]
+
+
+def _no_progress(_done: int, _total: int) -> None:
+    return None
+
+
+def _stored_entries(
+    session: Session, up_to: int | None, batch: int, progress: Progress = _no_progress
+) -> Iterator[dict[str, object]]:
     """Stored entries in seq order from the lowest, even one below 1, up to ``up_to``."""
     after: int | None = None
+    total = 2 * (up_to or 0)
     while True:
         stmt = select(AuditEntry).order_by(AuditEntry.seq).limit(batch)
         if after is not None:
@@ -197,6 +209,7 @@ def _stored_entries(session: Session, up_to: int | None, batch: int) -> Iterator
             yield fields
         after = rows[-1].seq
         session.expunge_all()
+        progress(min(max(after, 0), total // 2), total)
 
 
 def _head(session: Session) -> chain.ChainHead | None:
@@ -206,7 +219,9 @@ def _head(session: Session) -> chain.ChainHead | None:
     return chain.ChainHead(row.seq, bytes(row.entry_hash)) if row else None
 
 
-def verify(session: Session, *, batch: int = 5000) -> chain.ChainReport:
+def verify(
+    session: Session, *, batch: int = 5000, progress: Progress = _no_progress
+) -> chain.ChainReport:
     """Verify the chain up to the head as read first; later appends are outside this run.
 
     A running hub keeps appending, so entries after that head are not read.
@@ -216,7 +231,7 @@ def verify(session: Session, *, batch: int = 5000) -> chain.ChainReport:
     """
     head = _head(session)
     report = chain.verify_chain(
-        _stored_entries(session, head.seq if head else None, batch), head=head
+        _stored_entries(session, head.seq if head else None, batch, progress), head=head
     )
     if not report.ok or head is None:
         return report
@@ -227,7 +242,7 @@ def verify(session: Session, *, batch: int = 5000) -> chain.ChainReport:
         return chain.ChainReport(
             report.entries_checked, beyond, f"entry {beyond} is not in the chain's head"
         )
-    return verify_tree(session, up_to=head.seq, batch=batch)
+    return verify_tree(session, up_to=head.seq, batch=batch, progress=progress)
 
 
 def _signed_checkpoints(session: Session) -> list[tuple[int, bytes]] | chain.ChainReport:
@@ -276,7 +291,9 @@ class _CheckpointWalk:
         return None
 
 
-def verify_tree(session: Session, *, up_to: int, batch: int = 5000) -> chain.ChainReport:
+def verify_tree(
+    session: Session, *, up_to: int, batch: int = 5000, progress: Progress = _no_progress
+) -> chain.ChainReport:
     """Check the stored Merkle tree and the signed checkpoints against the entries.
 
     Run after the chain verified entries 1..``up_to``. Every entry's leaf hash
@@ -326,6 +343,7 @@ def verify_tree(session: Session, *, up_to: int, batch: int = 5000) -> chain.Cha
             if (problem := checkpoints.check(builder)) is not None:
                 return problem
         session.expunge_all()
+        progress(up_to + end, 2 * up_to)
     frontier = session.scalar(select(AuditHead.frontier).where(AuditHead.id == HEAD_ID))
     if up_to and tree.root_of_frontier(frontier) != builder.root() and head_seq(session) == up_to:
         return chain.ChainReport(up_to, up_to, "the tree's stored frontier does not match")

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Route, expect
 
+from audit import verification
 from hub.runtime import Hub
 from tests.browser import Watched, phone_page
 from tests.factories import Actor, ShopSetup, World, count, rfc3339, sale
@@ -48,6 +49,8 @@ WORDS = {
         "search": "Search",
         "csv": "Download as CSV",
         "charts": "Access over time",
+        "verify": "Verify the whole log",
+        "verified_all": "entries verified",
     },
     "zh-Hans": {
         "home": "我的店铺",
@@ -78,6 +81,8 @@ WORDS = {
         "search": "查询",
         "csv": "下载 CSV",
         "charts": "访问趋势",
+        "verify": "核验整个日志",
+        "verified_all": "已核验全部",
     },
 }
 
@@ -329,6 +334,33 @@ def test_an_auditor_sees_the_logs_consistency_and_downloads_events(
     lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("seq,")
     assert len(lines) == 1 + 2
+    assert not phone.scrolls_sideways()
+    assert phone.unexpected_errors() == []
+    assert phone.csp_violations() == []
+
+
+def test_an_auditor_follows_the_full_check_of_the_log(
+    world: World, hub: Hub, phone: Watched
+) -> None:
+    _shop_with_sales(world)
+    auditor = world.principal("auditor")
+    words = WORDS[phone.language]
+    page = phone.page
+    # A check already working, as another auditor's might be: the page shows how far it
+    # has got, and follows it to its end by itself.
+    with hub.sessions() as session, session.begin():
+        working, _ = verification.start(session, None)
+
+    page.goto(_link(world, auditor.id))
+    page.get_by_role("button", name=words["sign_in"]).click()
+    expect(page.locator("#verification progress")).to_be_visible()
+    expect(page.get_by_role("button", name=words["verify"])).to_have_count(0)
+    verification.work(hub.sessions, working.id)  # what the run's thread does
+    expect(page.locator("#verification[data-status=passed]")).to_contain_text(words["verified_all"])
+
+    page.get_by_role("button", name=words["verify"]).click()
+    again = page.locator(f"#verification[data-status=passed]:not([data-run='{working.id}'])")
+    expect(again).to_be_visible()
     assert not phone.scrolls_sideways()
     assert phone.unexpected_errors() == []
     assert phone.csp_violations() == []

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from audit import service
-from audit.deps import AuditCoreDep
-from cornerstore.access import Authorize, Permit
-from cornerstore.authz import Action, Resource
+from audit.deps import AuditCoreDep, AuditRead
 from cornerstore.db import utcnow
 from cornerstore.deps import DbSession
 from cornerstore.identity import names_of
@@ -28,7 +26,6 @@ from web_console.templating import render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-AuditRead = Annotated[Permit, Depends(Authorize(Resource.audit, Action.read))]
 DAYS = 14
 TOP_CONSUMERS = 10
 

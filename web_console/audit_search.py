@@ -20,8 +20,8 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit import service
-from cornerstore.access import Authorize, Permit
-from cornerstore.authz import Action, AuditedPurpose, Resource
+from audit.deps import AuditRead
+from cornerstore.authz import AuditedPurpose
 from cornerstore.csvcells import neutralise
 from cornerstore.deps import CoreDep, DbSession
 from cornerstore.fieldtypes import Timestamp
@@ -33,7 +33,6 @@ from web_console.templating import render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-AuditRead = Annotated[Permit, Depends(Authorize(Resource.audit, Action.read))]
 PAGE = 100
 COLUMNS = (
     "seq",

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+import uuid
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 
-from audit import checkpoints, witness
-from audit.deps import AuditCoreDep
-from cornerstore.access import Authorize, Permit
-from cornerstore.authz import Action, Resource
+from audit import checkpoints, verification, witness
+from audit.deps import (
+    AuditCoreDep,
+    AuditRead,
+    VerificationRead,
+    VerificationStart,
+    start_verification,
+)
 from cornerstore.db import utcnow
 from cornerstore.deps import DbSession
+from cornerstore.errors import NotFound
 from web_console.templating import render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-
-AuditRead = Annotated[Permit, Depends(Authorize(Resource.audit, Action.read))]
 
 
 def b64(data: bytes | None) -> str:
@@ -41,3 +44,34 @@ def overview(
         seen=seen,
         b64=b64,
     )
+
+
+# The full verification: the button starts it (or joins the run already working),
+# and the fragment polls itself every second until the run has finished.
+
+
+@router.post("/verifications")
+def start_full_verification(
+    request: Request,
+    permit: VerificationStart,
+    core: AuditCoreDep,
+    session: DbSession,
+    background: BackgroundTasks,
+) -> Response:
+    run = start_verification(session, core, permit, background)
+    return render(request, "console/_verification.html", run=run)
+
+
+@router.get("/verifications/latest")
+def latest_verification(request: Request, permit: VerificationRead, session: DbSession) -> Response:
+    return render(request, "console/_verification.html", run=verification.latest(session))
+
+
+@router.get("/verifications/{verification_id}")
+def full_verification(
+    request: Request, permit: VerificationRead, verification_id: uuid.UUID, session: DbSession
+) -> Response:
+    run = verification.get(session, verification_id)
+    if run is None:
+        raise NotFound("no such verification")
+    return render(request, "console/_verification.html", run=run)

@@ -67,6 +67,8 @@ class Resource(StrEnum):
     consumer = "consumer"
     #: A one-time link into the web console.
     sign_in_link = "sign-in-link"
+    #: A full verification of the audit log, run in the background.
+    audit_verification = "audit-verification"
 
 
 class Action(StrEnum):

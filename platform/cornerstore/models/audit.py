@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -114,3 +115,31 @@ class AuditorCheckpoint(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditVerification(Base):
+    """One run of the full verification an auditor started from the console or the API.
+
+    The run works in the background; its progress is kept here so that any
+    server process can show it. ``running`` is true while it works and null
+    after, and is unique, so at most one run works at a time.
+    """
+
+    __tablename__ = "audit_verifications"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    #: Who started it. No foreign key, as in the log: the record outlives the principal.
+    requested_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    #: How many entries the run covers: the log's size when it started.
+    entries: Mapped[int] = mapped_column(BigInteger)
+    #: Work done so far, of ``2 * entries``: the hash chain first, then the tree.
+    checked: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Written with each step of progress; a run silent for long has lost its process.
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    running: Mapped[bool | None] = mapped_column(Boolean, unique=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: passed, failed or interrupted, once it has finished.
+    outcome: Mapped[str | None] = mapped_column(String(12), default=None)
+    first_bad_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    problem: Mapped[str | None] = mapped_column(Text, default=None)
