@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from sqlalchemy.orm import Session
 
-from audit import service, verification
+from audit import daily, service, verification
 from audit.deps import (
     AccessLogRead,
     AuditRead,
@@ -16,8 +17,16 @@ from audit.deps import (
     VerificationStart,
     start_verification,
 )
-from audit.schemas import AuditEventOut, AuditEventsOut, VerificationOut
+from audit.schemas import (
+    AuditCountsOut,
+    AuditEventOut,
+    AuditEventsOut,
+    DayCountOut,
+    ReaderCountOut,
+    VerificationOut,
+)
 from cornerstore.authz import AuditedPurpose
+from cornerstore.db import utcnow
 from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, NotFound, error_responses
 from cornerstore.fieldtypes import Timestamp
@@ -96,6 +105,38 @@ def access_log(
     return _page(session, service.query(session, where, after_seq=after, limit=limit), limit)
 
 
+@router.get(
+    "/v1/audit/counts",
+    response_model=AuditCountsOut,
+    responses=GLOBAL_ERRORS,
+    summary="Entries per UTC day by action, outcome, purpose and refusal reason, and reads by "
+    "reader",
+    description="What the audit console's charts draw, from the start of the UTC day `days - 1` "
+    "days ago up to the newest entry.",
+)
+def audit_counts(
+    permit: AuditRead, session: DbSession, days: Annotated[int, Query(ge=1, le=366)] = 14
+) -> AuditCountsOut:
+    counts = daily.counts_since(session, daily.window_start(utcnow(), days))
+    return AuditCountsOut(
+        days=[
+            DayCountOut(
+                day=date.fromisoformat(c.day),
+                action=c.action,
+                decision=Decision(c.decision),
+                purpose=c.purpose,
+                reason=c.reason,
+                count=c.count,
+            )
+            for c in counts.days
+        ],
+        readers=[
+            ReaderCountOut(principal_id=reader, purpose=purpose, count=n)
+            for (reader, purpose), n in sorted(counts.readers.items(), key=lambda item: -item[1])
+        ],
+    )
+
+
 def _verification_out(run: verification.Run) -> VerificationOut:
     return VerificationOut(
         id=run.id,
@@ -129,6 +170,19 @@ def start_audit_verification(
 ) -> VerificationOut:
     run = start_verification(session, core, permit, background)
     response.headers["Location"] = f"/v1/audit/verifications/{run.id}"
+    return _verification_out(run)
+
+
+@router.get(
+    "/v1/audit/verifications/latest",
+    response_model=VerificationOut,
+    responses=GLOBAL_ERRORS | error_responses(NotFound),
+    summary="The newest verification of the log, working or finished",
+)
+def latest_audit_verification(permit: VerificationRead, session: DbSession) -> VerificationOut:
+    run = verification.latest(session)
+    if run is None:
+        raise NotFound("the log has not been verified yet")
     return _verification_out(run)
 
 

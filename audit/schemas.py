@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,3 +57,25 @@ class VerificationOut(BaseModel):
         description="When it failed: the first entry that did not verify"
     )
     problem: str | None = Field(description="When it failed or stopped: why")
+
+
+class DayCountOut(BaseModel):
+    day: date = Field(description="The UTC day")
+    action: str
+    decision: Decision
+    purpose: str | None
+    reason: str = Field(description="The refusal's reason; empty for what was allowed")
+    count: int
+
+
+class ReaderCountOut(BaseModel):
+    principal_id: uuid.UUID
+    purpose: str | None = Field(description="None: the shop's own reads")
+    count: int
+
+
+class AuditCountsOut(BaseModel):
+    """What the console's charts draw: entries per UTC day and kind, and who read how much."""
+
+    days: list[DayCountOut]
+    readers: list[ReaderCountOut] = Field(description="Allowed reads over the days, most first")

@@ -353,39 +353,3 @@ def verify_tree(
 def head_seq(session: Session) -> int:
     """How many entries the log holds, as its head row says."""
     return int(session.scalar(select(AuditHead.seq).where(AuditHead.id == HEAD_ID)) or 0)
-
-
-@dataclass(frozen=True)
-class DailyCount:
-    day: str
-    action: str
-    decision: str
-    purpose: str | None
-    reason: str
-    principal_id: uuid.UUID | None
-    count: int
-
-
-def daily_counts(session: Session, since: datetime) -> list[DailyCount]:
-    """Entries per UTC day since ``since``, by action, decision, purpose, reason and principal.
-
-    One grouped query: the console's charts are drawn from these counts, never from entries.
-    """
-    day = func.date(AuditEntry.recorded_at)
-    columns = (
-        AuditEntry.action,
-        AuditEntry.decision,
-        AuditEntry.purpose,
-        AuditEntry.reason,
-        AuditEntry.principal_id,
-    )
-    rows = session.execute(
-        select(day, *columns, func.count())
-        .where(AuditEntry.recorded_at >= since)
-        .group_by(day, *columns)
-        .order_by(day)
-    ).all()
-    return [
-        DailyCount(str(d), action, str(decision), purpose, reason, principal, int(n))
-        for d, action, decision, purpose, reason, principal, n in rows
-    ]

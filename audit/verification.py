@@ -161,27 +161,32 @@ def launch(sessions: sessionmaker[Session], run_id: uuid.UUID) -> None:
 
 
 def work(sessions: sessionmaker[Session], run_id: uuid.UUID) -> None:
-    """Verify the whole log, writing progress as it goes and the outcome at the end."""
-    progress = _ProgressWriter(sessions, run_id)
+    """Verify the whole log, writing progress as it goes and the outcome at the end.
+
+    Whatever fails is logged by its name only (a driver's message may quote
+    values). A run that cannot even record its end stops writing its
+    heartbeat, and is reported interrupted once that is stale.
+    """
     try:
         with sessions() as session:
-            report = service.verify(session, progress=progress)
+            report = service.verify(session, progress=_ProgressWriter(sessions, run_id))
+        if report.ok:
+            _finish(sessions, run_id, Status.passed, checked=2 * report.entries_checked)
+        else:
+            _finish(
+                sessions,
+                run_id,
+                Status.failed,
+                first_bad_seq=report.first_bad_seq,
+                problem=report.problem,
+            )
     except Exception as exc:
-        # The name of the failure only: a driver's message may quote values.
         _log.error("audit verification %s stopped: %s", run_id, type(exc).__name__)
-        stopped = f"the check stopped: {type(exc).__name__}"
-        _finish(sessions, run_id, Status.interrupted, problem=stopped)
-        return
-    if report.ok:
-        _finish(sessions, run_id, Status.passed, checked=2 * report.entries_checked)
-    else:
-        _finish(
-            sessions,
-            run_id,
-            Status.failed,
-            first_bad_seq=report.first_bad_seq,
-            problem=report.problem,
-        )
+        try:
+            stopped = f"the check stopped: {type(exc).__name__}"
+            _finish(sessions, run_id, Status.interrupted, problem=stopped)
+        except Exception as again:
+            _log.error("audit verification %s left unfinished: %s", run_id, type(again).__name__)
 
 
 class _ProgressWriter:

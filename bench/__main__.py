@@ -1,5 +1,5 @@
 """``python -m bench {all,ingest,authz,read,decrypt,rotation,appends,proofs,verify,propagation,
-consent_writes,consent_checks,soak} [--smoke]``."""
+consent_writes,consent_checks,soak,console} [--smoke]``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from bench import (
     audit_verify,
     authz,
     consent,
+    console,
     ingest,
     keys,
     read,
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "consent_writes": consent.run_writes,
     "consent_checks": consent.run_checks,
     "soak": soak.run,
+    "console": console.run,
 }
 
 

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 import cornerstore
 from audit.checkpoints import checkpointer as make_checkpointer
+from audit.daily import counter as make_daily_counter
 from audit.router import router as audit_router
 from audit.transparency import router as transparency_router
 from connectors.router import document_record_schemas
@@ -67,6 +68,9 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
         hub.sessions, hub.signer, interval=hub.settings.checkpoint_interval_seconds
     )
 
+    daily_counter = make_daily_counter(
+        hub.sessions, interval=hub.settings.daily_count_interval_seconds
+    )
     deliverer = make_deliverer(hub.sessions, hub.settings)
     interval = hub.settings.expiry_record_interval_seconds
     expiries = expiry_recorder(hub, interval=interval) if interval else None
@@ -74,6 +78,7 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         checkpointer.start()
+        daily_counter.start()
         deliverer.start()
         if expiries:
             expiries.start()
@@ -81,6 +86,7 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
         if expiries:
             expiries.stop()
         deliverer.stop()
+        daily_counter.stop()
         checkpointer.stop()
         if close_hub_on_shutdown:
             hub.close()

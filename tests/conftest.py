@@ -89,6 +89,7 @@ def wipe(engine: Engine) -> None:
             text("INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, 0, :h)"),
             {"h": bytes(32)},
         )
+        connection.execute(text("INSERT INTO audit_daily_count_mark (id, seq) VALUES (1, 0)"))
 
 
 @pytest.fixture

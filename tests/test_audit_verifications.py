@@ -113,13 +113,18 @@ def test_only_auditors_start_or_follow_a_check(world: World) -> None:
     for stranger in (shop.keeper, world.consumer(), world.admin):
         assert stranger.post("/v1/audit/verifications").status_code in (403, 404)
         assert stranger.get(location).status_code in (403, 404)
+    _finished(world.principal("auditor"), location)
 
 
-def test_an_unknown_check_is_a_404(world: World) -> None:
+def test_an_unknown_check_is_a_404_and_the_latest_is_the_newest(world: World) -> None:
     auditor = world.principal("auditor")
     missing = "/v1/audit/verifications/00000000-0000-4000-8000-000000000000"
 
     assert auditor.get(missing).status_code == 404
+    assert auditor.get("/v1/audit/verifications/latest").status_code == 404
+    started = auditor.post("/v1/audit/verifications")
+    assert auditor.get("/v1/audit/verifications/latest").json()["id"] == started.json()["id"]
+    _finished(auditor, started.headers["Location"])
 
 
 def test_progress_runs_through_the_chain_then_the_tree(world: World) -> None:
@@ -162,7 +167,8 @@ def test_the_console_shows_a_working_check_and_follows_it_to_its_end(world: Worl
 
 def test_the_consoles_button_needs_the_sessions_csrf_token(world: World) -> None:
     _log_of(world, 1)
-    signed_in = sign_in(world, world.principal("auditor").id)
+    auditor = world.principal("auditor")
+    signed_in = sign_in(world, auditor.id)
 
     forged = world.client.post("/console/verifications")
     started = world.client.post("/console/verifications", headers={"X-CSRF-Token": signed_in.csrf})
@@ -170,3 +176,4 @@ def test_the_consoles_button_needs_the_sessions_csrf_token(world: World) -> None
     assert forged.status_code == 403
     assert started.status_code == 200
     assert 'id="verification"' in started.text
+    _finished(auditor, "/v1/audit/verifications/latest")

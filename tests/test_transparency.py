@@ -144,6 +144,20 @@ def test_a_shopkeeper_proves_every_entry_about_their_shop_is_in_the_log(world: W
     assert consumer.get("/v1/audit/checkpoint").status_code == 403
 
 
+def test_proofs_read_together_equal_proofs_read_one_by_one(world: World) -> None:
+    _activity(world)
+    with world.hub.sessions() as session:
+        size = audit.head_seq(session)
+        indices = [0, 1, size // 2, size - 2, size - 1, 1]  # a repeat, and both ends
+        together = tree.inclusion_proofs_with_leaves(session, indices, size)
+        one_by_one = {i: tree.inclusion_proof_with_leaf(session, i, size) for i in indices}
+        root = merkle.root(size, tree.node_getter(session))
+
+    assert together == one_by_one
+    for index, (leaf, proof) in together.items():
+        merkle.verify_inclusion(index, size, leaf, proof, root)
+
+
 def test_proof_requests_outside_the_log_name_the_field(world: World) -> None:
     _, _, auditor = _activity(world)
     size = _size(world)

@@ -45,19 +45,29 @@ class Shown:
     proof_url: str | None
 
 
-def _verified(session: Session, entry: AuditEntry, checkpoint: AuditCheckpoint | None) -> bool:
-    index = entry.seq - 1
-    if checkpoint is None or index >= checkpoint.size:
-        return False
-    computed = merkle.leaf_hash(service.encoded(entry))
-    stored, proof = tree.inclusion_proof_with_leaf(session, index, checkpoint.size)
-    if stored != computed:
-        return False
-    try:
-        merkle.verify_inclusion(index, checkpoint.size, computed, proof, checkpoint.root_hash)
-    except merkle.ProofError:
-        return False
-    return True
+def _verified(
+    session: Session, entries: list[AuditEntry], checkpoint: AuditCheckpoint | None
+) -> set[int]:
+    """The sequence numbers of the entries whose leaf and proof match the checkpoint's root."""
+    if checkpoint is None:
+        return set()
+    signed = [entry for entry in entries if entry.seq - 1 < checkpoint.size]
+    proofs = tree.inclusion_proofs_with_leaves(
+        session, [entry.seq - 1 for entry in signed], checkpoint.size
+    )
+    verified: set[int] = set()
+    for entry in signed:
+        index = entry.seq - 1
+        computed = merkle.leaf_hash(service.encoded(entry))
+        stored, proof = proofs[index]
+        if stored != computed:
+            continue
+        try:
+            merkle.verify_inclusion(index, checkpoint.size, computed, proof, checkpoint.root_hash)
+        except merkle.ProofError:
+            continue
+        verified.add(entry.seq)
+    return verified
 
 
 class _Filters(BaseModel):
@@ -90,9 +100,10 @@ def access_log_page(
     )
     entries = service.query(session, where, after_seq=0, limit=PAGE, before_seq=before or 2**62)
     names = names_of(session, {e.principal_id for e in entries if e.principal_id})
+    verified = _verified(session, entries, newest)
     shown = []
     for entry in entries:
-        ok = _verified(session, entry, newest)
+        ok = entry.seq in verified
         proof = (
             f"/v1/audit/proofs/inclusion?index={entry.seq - 1}&tree_size={newest.size}"
             if ok and newest

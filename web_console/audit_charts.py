@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from audit import service
+from audit import daily
 from audit.deps import AuditCoreDep, AuditRead
 from cornerstore.db import utcnow
 from cornerstore.deps import DbSession
@@ -34,10 +34,7 @@ TOP_CONSUMERS = 10
 def charts(request: Request, permit: AuditRead, core: AuditCoreDep, session: DbSession) -> Response:
     today = utcnow().date()
     first = today - timedelta(days=DAYS - 1)
-    counts = service.daily_counts(
-        session,
-        utcnow().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=DAYS - 1),
-    )
+    counts = daily.counts_since(session, daily.window_start(utcnow(), DAYS))
     days = [(first + timedelta(days=n)).isoformat() for n in range(DAYS)]
     at = {day: n for n, day in enumerate(days)}
     lang = negotiate(request)
@@ -48,7 +45,7 @@ def charts(request: Request, permit: AuditRead, core: AuditCoreDep, session: DbS
     refusals: dict[str, list[int]] = defaultdict(lambda: [0] * DAYS)
     changes = [0] * DAYS
     by_consumer: dict[Any, int] = defaultdict(int)
-    for c in counts:
+    for c in counts.days:
         if c.day not in at:
             continue
         n = at[c.day]
@@ -59,12 +56,13 @@ def charts(request: Request, permit: AuditRead, core: AuditCoreDep, session: DbS
                 else _("the shop itself")
             )
             reads[label][n] += c.count
-            if c.principal_id and c.purpose in purposes:  # consumers, not the shop itself
-                by_consumer[c.principal_id] += c.count
         elif c.decision == "deny":
             refusals[_(words.REASONS.get(c.reason, c.reason))][n] += c.count
         elif c.action.startswith("consent."):
             changes[n] += c.count
+    for (reader, purpose), n in counts.readers.items():
+        if purpose in purposes:  # consumers, not the shop itself
+            by_consumer[reader] += n
     names = names_of(session, set(by_consumer))
     top = sorted(by_consumer.items(), key=lambda item: -item[1])[:TOP_CONSUMERS]
     data = {

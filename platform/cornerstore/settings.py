@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     checkpoint_interval_seconds: float = Field(
         default=0.25, gt=0, description="How often a grown audit log gets a signed checkpoint."
     )
+    daily_count_interval_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often new audit entries are added to the per-day counts the console's "
+        "charts draw (charts are exact regardless: newer entries are counted as they are read).",
+    )
     trace_exporter: TraceExporter = TraceExporter.none
     otlp_endpoint: str | None = None
     page_size_default: int = Field(default=500, ge=1, le=5000)

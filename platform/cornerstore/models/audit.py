@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -143,3 +144,33 @@ class AuditVerification(Base):
     outcome: Mapped[str | None] = mapped_column(String(12), default=None)
     first_bad_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
     problem: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class AuditDailyCount(Base):
+    """How many entries of one kind each UTC day holds: what the console's charts draw.
+
+    Kept up to date in the background from the entries (``audit.daily``), so a
+    chart of a fortnight reads a few thousand rows, not millions of entries.
+    A kind keeps only what the charts tell apart, so days stay small: the
+    principal only for allowed reads (reads by consumer), the reason only for
+    refusals. An empty string stands for none, so every column can be a key.
+    """
+
+    __tablename__ = "audit_daily_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    action: Mapped[str] = mapped_column(String(40), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(8), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(40), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(80), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditDailyCountMark(Base):
+    """The newest entry the daily counts include: one row."""
+
+    __tablename__ = "audit_daily_count_mark"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
