@@ -33,6 +33,9 @@ from hub.shops import service as shops
 from hub.shops.schemas import ShopIn
 
 #: (consumer name, purpose, categories, share of shops that consent)
+#: The demo's shops are in Hangzhou: their days begin at midnight there.
+DEMO_TIME_ZONE = "Asia/Shanghai"
+
 CONSUMERS = (
     (
         "Fresh Route Replenishment 鲜达补货",
@@ -102,7 +105,9 @@ def seed(hub: Hub, *, shops_count: int, days: int) -> DemoKeys:
     for number, shop in enumerate(generated):
         with session_scope(hub.sessions) as session:
             created = shops.create(
-                session, hub.keyring, ShopIn(name=shop.name, district=shop.district)
+                session,
+                hub.keyring,
+                ShopIn(name=shop.name, district=shop.district, time_zone=DEMO_TIME_ZONE),
             )
             keeper = principals.create(
                 session,

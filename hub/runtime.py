@@ -25,7 +25,8 @@ from cornerstore.ratelimit import RateLimiter
 from cornerstore.settings import Settings
 from hub.shops import erasure
 from hub.shops import service as shops
-from web_console.ports import ConsoleCore, Erased
+from hub.shops.schemas import ShopChange
+from web_console.ports import ConsoleCore, Erased, ShopFacts
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,28 @@ class Hub:
             rate_limiter=RateLimiter(engine.url.render_as_string(hide_password=False)),
         )
 
-    def shop_name(self, session: Session, shop_id: uuid.UUID) -> str | None:
-        return shops.name_of(session, shop_id)
+    def shop(self, session: Session, shop_id: uuid.UUID) -> ShopFacts | None:
+        found = shops.get(session, shop_id)
+        return ShopFacts(found.name, found.time_zone) if found else None
+
+    def set_shop_time_zone(
+        self,
+        session: Session,
+        shop_id: uuid.UUID,
+        time_zone: str | None,
+        *,
+        by: Caller,
+        policy_version: str,
+    ) -> bool:
+        """For the web console: the change ``PATCH /v1/shops/{id}`` makes."""
+        changed = shops.change(
+            session,
+            shop_id,
+            ShopChange(time_zone=time_zone),
+            by=by,
+            policy_version=policy_version,
+        )
+        return changed is not None
 
     def erase_shop(
         self, session: Session, shop_id: uuid.UUID, *, by: Caller, policy_version: str

@@ -50,6 +50,9 @@ WORDS = {
         "csv": "Download as CSV",
         "charts": "Access over time",
         "verify": "Verify the whole log",
+        "time_zone": "Time zone",
+        "save": "Save",
+        "shanghai_days": "Days run from midnight, China (Shanghai) Time.",
         "verified_all": "entries verified",
     },
     "zh-Hans": {
@@ -82,6 +85,9 @@ WORDS = {
         "csv": "下载 CSV",
         "charts": "访问趋势",
         "verify": "核验整个日志",
+        "time_zone": "时区",
+        "save": "保存",
+        "shanghai_days": "每天从午夜开始计算，按中国（上海）时间。",  # noqa: RUF001
         "verified_all": "已核验全部",
     },
 }
@@ -306,6 +312,24 @@ def test_a_shopkeeper_downloads_the_export_and_erases_behind_a_confirmation(
     assert _reads(grocer, shop, "replenishment") == 404
     assert shop.keeper.get("/v1/principals/me").status_code == 401
     assert phone.unexpected_errors(422) == []
+    assert phone.csp_violations() == []
+
+
+def test_a_shopkeeper_sets_the_shops_time_zone(world: World, phone: Watched) -> None:
+    shop = _shop_with_sales(world)
+    words = WORDS[phone.language]
+    page = phone.page
+
+    page.goto(_link(world, shop.keeper.id))
+    page.get_by_role("button", name=words["sign_in"]).click()
+    page.get_by_role("link", name=words["my_data"], exact=True).click()
+    page.get_by_label(words["time_zone"]).select_option("Asia/Shanghai")
+    page.get_by_role("button", name=words["save"]).click()
+
+    expect(page.get_by_text(words["shanghai_days"])).to_be_visible()
+    assert shop.keeper.get(f"/v1/shops/{shop.id}").json()["time_zone"] == "Asia/Shanghai"
+    assert not phone.scrolls_sideways()
+    assert phone.unexpected_errors() == []
     assert phone.csp_violations() == []
 
 

@@ -30,6 +30,7 @@ from cornerstore.models.audit import AuditCheckpoint, AuditEntry
 from cornerstore.ports import Decision
 from web_console import words
 from web_console.forms import own_shop, query_filters
+from web_console.ports import ShopTimeZone
 from web_console.templating import render
 
 router = APIRouter(prefix="/portal/shops/{shop_id}", include_in_schema=False)
@@ -85,6 +86,7 @@ def access_log_page(
     permit: AccessLogRead,
     core: AuditCoreDep,
     session: DbSession,
+    time_zone: ShopTimeZone,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     own_shop(permit, shop_id)
@@ -115,6 +117,7 @@ def access_log_page(
     return render(
         request,
         "portal/access_log.html",
+        time_zone=time_zone,
         shop_id=shop_id,
         section="access-log",
         shown=shown,

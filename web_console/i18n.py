@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from babel import Locale, dates, numbers
 from babel.messages.mofile import write_mo
@@ -40,10 +41,18 @@ class Language:
             Decimal(cents) / 100, currency, locale=self.locale, decimal_quantization=True
         )
 
-    def when(self, moment: datetime) -> str:
-        """A time in UTC (shops keep no time zone yet), with the zone stated."""
-        shown = dates.format_datetime(moment, "medium", tzinfo=dates.UTC, locale=self.locale)
-        return f"{shown} UTC"
+    def when(self, moment: datetime, time_zone: str | None = None) -> str:
+        """A time in the shop's time zone, named in the language; in UTC without one."""
+        if time_zone is None:
+            shown = dates.format_datetime(moment, "medium", tzinfo=dates.UTC, locale=self.locale)
+            return f"{shown} UTC"
+        zone = ZoneInfo(time_zone)
+        shown = dates.format_datetime(moment, "medium", tzinfo=zone, locale=self.locale)
+        return f"{shown} {dates.get_timezone_location(zone, locale=self.locale)}"
+
+    def zone_name(self, time_zone: str) -> str:
+        """A time zone as the language names it: China (Shanghai) Time, in English."""
+        return str(dates.get_timezone_location(ZoneInfo(time_zone), locale=self.locale))
 
     def number(self, value: int) -> str:
         return numbers.format_decimal(value, locale=self.locale)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -23,6 +24,7 @@ from cornerstore.models.consent import ConsentStatus
 from cornerstore.models.principals import Role
 from cornerstore.ports import Core
 from web_console.forms import own_shop
+from web_console.ports import ShopTimeZone
 from web_console.templating import render
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -53,9 +55,17 @@ class Week:
     complete: bool
 
 
-def _week_of_sales(core: Core, session: Session, permit: Permit, now: datetime) -> Week:
-    """Today's and the last seven days' sales, read through the gate like any read."""
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+def _week_of_sales(
+    core: Core, session: Session, permit: Permit, now: datetime, time_zone: str | None
+) -> Week:
+    """Today's and the last seven days' sales, read through the gate like any read.
+
+    Days start at midnight where the shop is, if it keeps a time zone.
+    """
+    zone = ZoneInfo(time_zone) if time_zone else UTC
+    day_start = (
+        now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    )
     since = day_start - timedelta(days=6)
     gate = AccessGate(core)
     cursor: str | None = None
@@ -97,15 +107,21 @@ def portal(request: Request, permit: IdentityRead) -> Response:
 
 @router.get("/shops/{shop_id}/")
 def home(
-    request: Request, shop_id: uuid.UUID, permit: OwnSalesRead, core: CoreDep, session: DbSession
+    request: Request,
+    shop_id: uuid.UUID,
+    permit: OwnSalesRead,
+    core: CoreDep,
+    session: DbSession,
+    time_zone: ShopTimeZone,
 ) -> Response:
     own_shop(permit, shop_id)
     now = utcnow()
-    week = _week_of_sales(core, session, permit, now)
+    week = _week_of_sales(core, session, permit, now, time_zone)
     pending = consents.list_for_shop(session, shop_id, now, ConsentStatus.requested)
     return render(
         request,
         "portal/home.html",
+        time_zone=time_zone,
         shop_id=shop_id,
         section="home",
         week=week,

@@ -24,6 +24,7 @@ from cornerstore.errors import NotFound
 from cornerstore.models.consent import ConsentStatus
 from web_console import words
 from web_console.forms import invalid, own_shop
+from web_console.ports import ShopTimeZone
 from web_console.templating import render
 
 router = APIRouter(prefix="/portal/shops/{shop_id}", include_in_schema=False)
@@ -43,12 +44,14 @@ def requests_page(
     permit: ConsentRead,
     core: ConsentCoreDep,
     session: DbSession,
+    time_zone: ShopTimeZone,
 ) -> Response:
     own_shop(permit, shop_id)
     pending = service.list_for_shop(session, shop_id, utcnow(), ConsentStatus.requested)
     return render(
         request,
         "portal/requests.html",
+        time_zone=time_zone,
         shop_id=shop_id,
         section="requests",
         requests=pending,
@@ -107,6 +110,7 @@ def consents_page(
     permit: ConsentRead,
     core: ConsentCoreDep,
     session: DbSession,
+    time_zone: ShopTimeZone,
 ) -> Response:
     own_shop(permit, shop_id)
     every = service.list_for_shop(session, shop_id, utcnow())
@@ -115,6 +119,7 @@ def consents_page(
     return render(
         request,
         "portal/consents.html",
+        time_zone=time_zone,
         shop_id=shop_id,
         section="consents",
         live=live,

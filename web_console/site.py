@@ -64,4 +64,12 @@ def error_page(request: Request, status: int, body: ErrorBody) -> Response | Non
         )
     else:
         heading, message = _("That did not work"), body.detail
-    return render(request, "error.html", status_code=status, heading=heading, message=message)
+    return render(
+        request,
+        "error.html",
+        status_code=status,
+        heading=heading,
+        message=message,
+        # What a form got wrong, named as the API names it (a 4xx names the field).
+        fields=body.fields if 400 <= status < 500 else None,
+    )

@@ -7,7 +7,7 @@ server's thread pool.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,14 @@ def render(
     template: str,
     *,
     status_code: int = 200,
+    time_zone: str | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """A page in the person's language; a signed-in page's forms carry its CSRF token."""
+    """A page in the person's language; a signed-in page's forms carry its CSRF token.
+
+    Templates write times with ``when(moment)``: in ``time_zone`` (a shop's
+    pages pass the shop's), else in UTC, the zone stated either way.
+    """
     lang: Language = negotiate(request)
     page = (
         _environment(lang.tag)
@@ -52,6 +57,8 @@ def render(
             # Set by cornerstore.deps.get_caller when a session authenticated the request.
             csrf_token=getattr(request.state, "csrf_token", None),
             path=request.url.path,
+            when=partial(lang.when, time_zone=time_zone),
+            time_zone=time_zone,
             **context,
         )
     )

@@ -10,12 +10,14 @@ from cornerstore.authz import Action, Resource
 from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, NotFound
 from hub.shops import erasure, service
-from hub.shops.schemas import ErasureOut, ShopIn, ShopOut
+from hub.shops.schemas import ErasureOut, ShopChange, ShopIn, ShopOut
 
 router = APIRouter(prefix="/v1/shops", tags=["shops"])
 
 ShopCreate = Annotated[Permit, Depends(Authorize(Resource.shop, Action.create))]
 ShopErase = Annotated[Permit, Depends(AuthorizeShop(Resource.shop, Action.erase))]
+ShopRead = Annotated[Permit, Depends(AuthorizeShop(Resource.shop, Action.read))]
+ShopWrite = Annotated[Permit, Depends(AuthorizeShop(Resource.shop, Action.write))]
 
 
 @router.post(
@@ -29,6 +31,35 @@ def create_shop(permit: ShopCreate, body: ShopIn, core: CoreDep, session: DbSess
     return service.create(
         session, core.keyring, body, by=permit.caller, policy_version=permit.policy_version
     )
+
+
+@router.get(
+    "/{shop_id}", response_model=ShopOut, summary="The shop's own details", responses=SHOP_ERRORS
+)
+def read_shop(permit: ShopRead, shop_id: uuid.UUID, session: DbSession) -> ShopOut:
+    shop = service.get(session, shop_id)
+    if shop is None:
+        raise NotFound()
+    return shop
+
+
+@router.patch(
+    "/{shop_id}",
+    response_model=ShopOut,
+    summary="Change the shop's own details: its time zone",
+    description="For the shop's shopkeeper, or an admin. The audit log records which "
+    "details changed.",
+    responses=SHOP_ERRORS,
+)
+def change_shop(
+    permit: ShopWrite, shop_id: uuid.UUID, body: ShopChange, session: DbSession
+) -> ShopOut:
+    shop = service.change(
+        session, shop_id, body, by=permit.caller, policy_version=permit.policy_version
+    )
+    if shop is None:
+        raise NotFound()
+    return shop
 
 
 @router.post(

@@ -6,7 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cornerstore.fieldtypes import Text
+from cornerstore.fieldtypes import Text, TimeZoneName
+
+_TIME_ZONE = (
+    "The IANA time zone the shop keeps its days in (`Asia/Shanghai`): the portal shows times "
+    "and counts today's takings in it. None: UTC, and the portal says so."
+)
 
 
 class ShopIn(BaseModel):
@@ -14,6 +19,15 @@ class ShopIn(BaseModel):
 
     name: Text
     district: Text | None = None
+    time_zone: TimeZoneName | None = Field(default=None, description=_TIME_ZONE)
+
+
+class ShopChange(BaseModel):
+    """The shop's own details that may change after it is registered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_zone: TimeZoneName | None = Field(description=_TIME_ZONE)
 
 
 class ShopOut(BaseModel):
@@ -22,6 +36,7 @@ class ShopOut(BaseModel):
     id: uuid.UUID
     name: str
     district: str | None
+    time_zone: str | None
     created_at: datetime
 
 

@@ -9,7 +9,7 @@ from cornerstore.identity import Caller
 from cornerstore.keys.ring import KeyRing
 from cornerstore.models.shops import Shop
 from cornerstore.ports import AuditDraft
-from hub.shops.schemas import ShopIn, ShopOut
+from hub.shops.schemas import ShopChange, ShopIn, ShopOut
 
 
 def create(
@@ -21,7 +21,7 @@ def create(
     policy_version: str | None = None,
 ) -> ShopOut:
     """A shop and its first data key are created together, so a shop never lacks a key."""
-    shop = Shop(id=uuid.uuid4(), name=body.name, district=body.district)
+    shop = Shop(id=uuid.uuid4(), name=body.name, district=body.district, time_zone=body.time_zone)
     session.add(shop)
     session.flush()
     keyring.create_first_key(session, shop.id)
@@ -33,6 +33,34 @@ def create(
     return ShopOut.model_validate(shop)
 
 
-def name_of(session: Session, shop_id: uuid.UUID) -> str | None:
+def get(session: Session, shop_id: uuid.UUID) -> ShopOut | None:
     shop = session.get(Shop, shop_id)
-    return shop.name if shop else None
+    return ShopOut.model_validate(shop) if shop else None
+
+
+def change(
+    session: Session,
+    shop_id: uuid.UUID,
+    body: ShopChange,
+    *,
+    by: Caller,
+    policy_version: str,
+) -> ShopOut | None:
+    """Change the shop's own details; the log names what changed, not to what."""
+    shop = session.get(Shop, shop_id)
+    if shop is None:
+        return None
+    shop.time_zone = body.time_zone
+    session.flush()
+    audit.append(
+        session,
+        AuditDraft.of(
+            by,
+            "shop.write",
+            "changed",
+            shop_id=shop_id,
+            policy_version=policy_version,
+            details={"changed": sorted(body.model_fields_set)},
+        ),
+    )
+    return ShopOut.model_validate(shop)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
@@ -59,3 +61,20 @@ Text = Annotated[
 #: Any text a client sends that is stored or compared as text (URLs, filters),
 #: refused when the database could not hold it.
 PlainText = Annotated[str, AfterValidator(_encodable)]
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _time_zone(value: str) -> str:
+    if value not in _time_zones():
+        raise ValueError("must be an IANA time zone name, e.g. Asia/Shanghai")
+    return value
+
+
+#: An IANA time zone name, as ``zoneinfo`` knows it: ``Asia/Shanghai``, ``UTC``.
+TimeZoneName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_time_zone)
+]

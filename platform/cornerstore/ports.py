@@ -40,6 +40,9 @@ class AuditAction(StrEnum):
     #: A shopkeeper's export of their shop.
     export = "export"
     shop_create = "shop.create"
+    #: A change to a shop's own details (its time zone), or its refusal.
+    shop_write = "shop.write"
+    shop_read = "shop.read"
     shop_erase = "shop.erase"
     principal_create = "principal.create"
     principal_disable = "principal.disable"

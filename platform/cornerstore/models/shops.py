@@ -15,6 +15,8 @@ class Shop(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
     district: Mapped[str | None] = mapped_column(String(200), default=None)
+    #: The IANA time zone the shop keeps its days in; the portal shows UTC without one.
+    time_zone: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
