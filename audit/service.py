@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -9,13 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from audit import signing, store, tree
 from audit_verifier import chain, merkle, note
 from cornerstore.db import utcnow
-from cornerstore.models.audit import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
+from cornerstore.models.audit import (
+    AuditCheckpoint,
+    AuditEntry,
+    AuditEntryShop,
+    AuditHead,
+    AuditNode,
+)
 from cornerstore.ports import AuditDraft, Decision
 
 HEAD_ID = 1
@@ -48,6 +55,25 @@ def prepare(draft: AuditDraft) -> Unsequenced:
 def append(session: Session, draft: AuditDraft) -> int:
     """Append one entry in the session's transaction; return its sequence number."""
     return append_many(session, [draft])[0]
+
+
+def append_about_shops(session: Session, draft: AuditDraft, shop_ids: Sequence[uuid.UUID]) -> int:
+    """Append an entry that concerns many shops (an aggregate); each finds it in its access log.
+
+    The entry chains how many shops and a digest of their sorted ids; the
+    shops themselves are listed in ``audit_entry_shops``, in this transaction.
+    """
+    ordered = sorted(set(shop_ids), key=lambda shop: shop.bytes)
+    digest = hashlib.sha256(b"".join(shop.bytes for shop in ordered)).hexdigest()
+    seq = append(
+        session,
+        draft.model_copy(
+            update={"details": {**draft.details, "shops": len(ordered), "shops_sha256": digest}}
+        ),
+    )
+    if ordered:
+        session.execute(insert(AuditEntryShop), [{"seq": seq, "shop_id": shop} for shop in ordered])
+    return seq
 
 
 def append_many(session: Session, drafts: Sequence[AuditDraft]) -> list[int]:
@@ -161,7 +187,9 @@ def query(
     if before_seq is not None:
         stmt = stmt.where(AuditEntry.seq < before_seq)
     if where.shop_id is not None:
-        stmt = stmt.where(AuditEntry.shop_id == where.shop_id)
+        # The shop's own entries, and those of aggregates that counted it.
+        counted = select(AuditEntryShop.seq).where(AuditEntryShop.shop_id == where.shop_id)
+        stmt = stmt.where(or_(AuditEntry.shop_id == where.shop_id, AuditEntry.seq.in_(counted)))
     if where.principal_id is not None:
         stmt = stmt.where(AuditEntry.principal_id == where.principal_id)
     if where.purpose is not None:

@@ -11,6 +11,7 @@ check and the count still stops the read.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -127,6 +128,62 @@ def check(
             continue
         return Allowance(row.id, window[0], window[1], limit)
     raise ConsentRefused(REASONS[furthest])
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateAllowance:
+    """A shop whose consent lets its data feed an aggregate now, and the data window it allows."""
+
+    shop_id: uuid.UUID
+    consent_id: uuid.UUID
+    since: datetime | None
+    until: datetime | None
+
+
+def aggregate_allowances(
+    session: Session,
+    *,
+    consumer_id: uuid.UUID,
+    purpose: str,
+    category: str,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+) -> list[AggregateAllowance]:
+    """Every shop whose consent lets this consumer add ``category`` into aggregates, now.
+
+    The same checks as a read's, in either access mode: active, valid now,
+    the category consented, and the consent's data range clipped to
+    [since, until). Read from the database at each call, so a revocation
+    or a pause leaves the next aggregate in every worker. Aggregates are
+    governed by the privacy budget, not by a consent's reads a day.
+    """
+    rows = session.execute(
+        select(
+            Consent.shop_id,
+            Consent.id,
+            Consent.categories,
+            Consent.range_from,
+            Consent.range_until,
+            Consent.range_last_days,
+        )
+        .where(
+            Consent.consumer_id == consumer_id,
+            Consent.purpose == purpose,
+            Consent.status == ConsentStatus.active,
+            Consent.valid_from <= now,
+            Consent.expires_at > now,
+        )
+        .order_by(Consent.shop_id, Consent.created_at)
+    ).all()
+    allowed: dict[uuid.UUID, AggregateAllowance] = {}
+    for row in rows:
+        if category not in row.categories or row.shop_id in allowed:
+            continue
+        window = _clip(_window(row, now), since, until)
+        if window is not None:
+            allowed[row.shop_id] = AggregateAllowance(row.shop_id, row.id, *window)
+    return list(allowed.values())
 
 
 def _use_statement() -> Any:

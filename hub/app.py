@@ -11,6 +11,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 import cornerstore
+from analytics.rollups import builder as make_rollup_builder
+from analytics.router import router as analytics_router
 from audit.checkpoints import checkpointer as make_checkpointer
 from audit.daily import counter as make_daily_counter
 from audit.router import router as audit_router
@@ -60,6 +62,7 @@ ROUTERS = (
     audit_router,
     transparency_router,
     export_router,
+    analytics_router,
 )
 
 
@@ -71,6 +74,10 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
     daily_counter = make_daily_counter(
         hub.sessions, interval=hub.settings.daily_count_interval_seconds
     )
+    every = hub.settings.rollup_interval_seconds
+    rollup_builder = (
+        make_rollup_builder(hub.sessions, hub.keyring, interval=every) if every else None
+    )
     deliverer = make_deliverer(hub.sessions, hub.settings)
     interval = hub.settings.expiry_record_interval_seconds
     expiries = expiry_recorder(hub, interval=interval) if interval else None
@@ -79,6 +86,8 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         checkpointer.start()
         daily_counter.start()
+        if rollup_builder:
+            rollup_builder.start()
         deliverer.start()
         if expiries:
             expiries.start()
@@ -86,6 +95,8 @@ def create_app(hub: Hub, *, close_hub_on_shutdown: bool = False) -> FastAPI:
         if expiries:
             expiries.stop()
         deliverer.stop()
+        if rollup_builder:
+            rollup_builder.stop()
         daily_counter.stop()
         checkpointer.stop()
         if close_hub_on_shutdown:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from analytics.cache import RollupCache
+from analytics.deps import AnalyticsCore
 from audit import signing
 from audit.deps import AuditCore
 from audit.writer import AuditWriter
@@ -43,6 +45,8 @@ class Hub:
     receipt_signer: receipts.ReceiptSigner
     consent_check: ConsentEnforcer
     rate_limiter: RateLimiter
+    #: Shops' opened sales rollups, in this process's memory only.
+    rollup_cache: RollupCache
 
     @classmethod
     def open(cls, settings: Settings, *, engine: Engine | None = None) -> Hub:
@@ -75,6 +79,7 @@ class Hub:
             receipt_signer=receipt_signer,
             consent_check=ConsentEnforcer(engine.url.render_as_string(hide_password=False)),
             rate_limiter=RateLimiter(engine.url.render_as_string(hide_password=False)),
+            rollup_cache=RollupCache(),
         )
 
     def shop(self, session: Session, shop_id: uuid.UUID) -> ShopFacts | None:
@@ -128,5 +133,5 @@ if TYPE_CHECKING:
     # The layers below see the hub as the protocols of the parts they use
     # (``cornerstore.ports.Core`` and its extensions); mypy checks here that
     # the hub is each of them.
-    def _is_every_core(hub: Hub) -> tuple[AuditCore, ConsentCore, ConsoleCore]:
-        return hub, hub, hub
+    def _is_every_core(hub: Hub) -> tuple[AuditCore, ConsentCore, AnalyticsCore, ConsoleCore]:
+        return hub, hub, hub, hub

@@ -108,7 +108,7 @@ def expected(
             return False
         if resource in (*DATA, "consent"):
             return action in ("read", "write")
-        if resource in ("consent-receipt", "consent-history"):
+        if resource in ("consent-receipt", "consent-history", "privacy-ledger"):
             return action == "read"
         if resource == "shop":
             return action in ("erase", "export", "read", "write")
@@ -126,10 +126,14 @@ def expected(
             return action == "list"
         if resource == "webhook":
             return action in ("read", "write")
+        if resource == "analytics-query":  # the analytics catalogue says for which purposes
+            return action == "create"
         return action == "read" and (purpose, resource) in _toml_pairs()
     if role == "auditor":
         if resource == "audit-verification":  # the full check runs at an auditor's request
             return action in ("create", "read")
+        if resource == "privacy-ledger":
+            return action == "read"
         return resource in ("audit", "audit-proof", "consent-history") and action == "read"
     return False
 
@@ -232,6 +236,7 @@ def test_auditor_reads_the_audit_log_and_consent_history_only(authorizer: Author
     checks = {
         (Resource.audit_verification, Action.create),
         (Resource.audit_verification, Action.read),
+        (Resource.privacy_ledger, Action.read),
     }
     reviewed = (
         Resource.audit,

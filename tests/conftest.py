@@ -53,6 +53,8 @@ def make_settings(database_url: str, data_dir: Path) -> Settings:
         # Tests record expiries when they mean to (consent.expiry.record_expiries),
         # so that no background change races the versions they count.
         expiry_record_interval_seconds=None,
+        # Likewise the analytics rollups (analytics.rollups.build_round).
+        rollup_interval_seconds=None,
         # The tests' webhook receivers listen on this machine.
         webhook_private_hosts=["127.0.0.1", "localhost"],
         # Many tests are refused on purpose, all from one address; the limits

@@ -27,6 +27,7 @@ from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from analytics.cache import RollupCache
 from audit.signing import SignerSource
 from audit.writer import AuditWriter
 from consent.enforcement import ConsentEnforcer
@@ -378,6 +379,7 @@ def test_a_wrong_master_key_fails_closed(tmp_path: Path) -> None:
         receipt_signer=ReceiptSigner(settings.receipt_signing_key_path),
         consent_check=ConsentEnforcer(settings.sqlalchemy_url),
         rate_limiter=RateLimiter(settings.sqlalchemy_url),
+        rollup_cache=RollupCache(),
         authorizer=Authorizer(settings.policy_dir),
         keyring=KeyRing(
             LocalKeyProvider(

@@ -88,4 +88,6 @@ ACTIONS = {
     "consent.revoke": N_("revoked a consent"),
     "consent.expire": N_("a consent expired"),
     "consent.supersede": N_("a consent was replaced by newer terms"),
+    "shop.write": N_("changed the shop's time zone"),
+    "analytics.query": N_("included the shop in totals across many shops, with noise added"),
 }

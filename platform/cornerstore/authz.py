@@ -69,6 +69,10 @@ class Resource(StrEnum):
     sign_in_link = "sign-in-link"
     #: A full verification of the audit log, run in the background.
     audit_verification = "audit-verification"
+    #: A question across shops (analytics), answered with noise.
+    analytics_query = "analytics-query"
+    #: What each query spent of a privacy budget.
+    privacy_ledger = "privacy-ledger"
 
 
 class Action(StrEnum):

@@ -47,6 +47,7 @@ from cornerstore.errors import (
     ValidationFailed,
 )
 from cornerstore.identity import Caller
+from cornerstore.keys.ring import KeyRing
 from cornerstore.models.principals import Role
 from cornerstore.ports import Allowance, AuditDraft, ConsentRefused, Core
 from cornerstore.records import repository
@@ -352,6 +353,33 @@ def _refuse(
         if not best_effort:
             raise ServiceUnavailable() from None
         _log.error("could not audit a refused read of shop %s: %s", shop_id, type(exc).__name__)
+
+
+def open_for_rollup(
+    keyring: KeyRing,
+    session: Session,
+    shop_id: uuid.UUID,
+    category: Category,
+    since: datetime,
+    until: datetime,
+    *,
+    page_size: int = 5000,
+) -> list[dict[str, Any]]:
+    """One shop's records of [since, until), opened to be added up into analytics rollups.
+
+    Not a release: what is opened here leaves the hub only as noisy sums
+    across shops, and each answer that counts it is audited with the shops
+    it counted (``analytics.service``).
+    """
+    opened: list[dict[str, Any]] = []
+    after = None
+    while True:
+        window = repository.Window(shop_id, category, since, until, after, page_size)
+        rows = repository.read_window(session, window)
+        opened.extend(open_rows(keyring, session, shop_id, category, rows))
+        if len(rows) < page_size:
+            return opened
+        after = (rows[-1][1], rows[-1][0])
 
 
 class ShopExport:

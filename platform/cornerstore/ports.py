@@ -66,6 +66,9 @@ class AuditAction(StrEnum):
     consent_receipt_read = "consent-receipt.read"
     consent_history_read = "consent-history.read"
     access_log_read = "access-log.read"
+    #: A query across shops; each shop it counted finds it in its access log.
+    analytics_query = "analytics.query"
+    privacy_ledger_read = "privacy-ledger.read"
     shop_export = "shop.export"
 
 

@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     checkpoint_interval_seconds: float = Field(
         default=0.25, gt=0, description="How often a grown audit log gets a signed checkpoint."
     )
+    rollup_interval_seconds: float | None = Field(
+        default=2.0,
+        gt=0,
+        description="How often changed weeks of shops' sales are rolled up again for analytics "
+        "across shops; unset to leave it to another process.",
+    )
     daily_count_interval_seconds: float = Field(
         default=2.0,
         gt=0,

@@ -8,11 +8,21 @@ query a table they share (consent reads shops, erasure deletes consents), and
 from __future__ import annotations
 
 from cornerstore.db import Base
-from cornerstore.models import audit, consent, keys, principals, ratelimits, records, shops
+from cornerstore.models import (
+    analytics,
+    audit,
+    consent,
+    keys,
+    principals,
+    ratelimits,
+    records,
+    shops,
+)
 
 metadata = Base.metadata
 
 __all__ = [
+    "analytics",
     "audit",
     "consent",
     "keys",

@@ -174,3 +174,18 @@ class AuditDailyCountMark(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEntryShop(Base):
+    """A shop an entry concerns beside its own ``shop_id``: the shops an aggregate counted.
+
+    One entry about a query across shops names them here, so that each shop
+    finds the entry in its access log. The entry itself chains their number
+    and a digest of their sorted ids.
+    """
+
+    __tablename__ = "audit_entry_shops"
+    __table_args__ = (Index("ix_audit_entry_shops_shop", "shop_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    shop_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

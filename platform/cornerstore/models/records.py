@@ -1,9 +1,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, Uuid
+from sqlalchemy import (
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cornerstore.db import Base, BigIntPK, UTCDateTime, utcnow
@@ -51,3 +60,22 @@ class QuarantinedRecord(Base):
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     key_version: Mapped[int] = mapped_column(Integer, default=1)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ChangedWeek(Base):
+    """A week of a shop's records that changed since what is derived from them was built.
+
+    Written in the transaction that stores the records, so no change is missed
+    whatever order concurrent batches commit in. The analytics rollups are
+    rebuilt from the records of each changed week, then the mark is removed.
+    """
+
+    __tablename__ = "changed_weeks"
+
+    shop_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[str] = mapped_column(String(16), primary_key=True)
+    #: The Monday (UTC) the week begins.
+    week_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import psycopg
@@ -13,10 +13,10 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Row, delete, func, select, tuple_
 from sqlalchemy import insert as insert_stmt
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from cornerstore.models.records import QuarantinedRecord, ShopRecord
+from cornerstore.models.records import ChangedWeek, QuarantinedRecord, ShopRecord
 from cornerstore.records.codec import (
     QUARANTINE_KIND,
     RAW_FIELD,
@@ -85,9 +85,41 @@ def insert_new(session: Session, rows: list[NewRecord]) -> int:
     if not rows:
         return 0
     if session.get_bind().dialect.name == "postgresql":
-        return _insert_new_by_copy(session, rows)
-    stmt = sqlite.insert(ShopRecord).on_conflict_do_nothing().returning(ShopRecord.id)
-    return len(session.execute(stmt, [row._asdict() for row in rows]).all())
+        inserted = _insert_new_by_copy(session, rows)
+    else:
+        stmt = sqlite.insert(ShopRecord).on_conflict_do_nothing().returning(ShopRecord.id)
+        inserted = len(session.execute(stmt, [row._asdict() for row in rows]).all())
+    if inserted:
+        _mark_changed_weeks(session, rows)
+    return inserted
+
+
+def week_start(moment: datetime) -> date:
+    """The Monday (UTC) of the week ``moment`` falls in."""
+    day = moment.astimezone(UTC).date()
+    return day - timedelta(days=day.weekday())
+
+
+def _mark_changed_weeks(session: Session, rows: list[NewRecord]) -> None:
+    """Note, in the records' transaction, which weeks of which shops changed.
+
+    In key order, so that batches marking the same weeks take their row locks
+    in one order and never wait on each other in a circle.
+    """
+    weeks = sorted({(row.shop_id, row.category, week_start(row.occurred_at)) for row in rows})
+    now = rows[0].ingested_at
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(ChangedWeek)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["shop_id", "category", "week_start"],
+            set_={"changed_at": stmt.excluded.changed_at},
+        ),
+        [
+            {"shop_id": shop, "category": category, "week_start": start, "changed_at": now}
+            for shop, category, start in weeks
+        ],
+    )
 
 
 _COPY_COLUMNS = NewRecord._fields

@@ -1,0 +1,135 @@
+"""Releasing cells with differential privacy, the shop as the unit, through OpenDP.
+
+One shop, added or removed, changes an answer by at most this much (after
+:mod:`analytics.cells` bounded it): it is in at most M cells
+(``max_cells_per_shop``), moves each cell's shop count by 1 and each
+measure by at most its clamp's larger end.
+
+- Which cells are released at all is itself private: a cell is released only
+  if its shop count, with Laplace noise, reaches the threshold (OpenDP's
+  ``make_laplace_threshold``, (ε, δ)-DP over the l0/l1/l∞ bounds above).
+  The threshold is the catalogue's k or the one δ needs, whichever is higher,
+  so a cell a handful of shops back is never released, and the set of cells
+  released reveals no single shop. Cell keys (SKUs) are the shops' own data,
+  not a public list, so a public catalogue of cells was not an option.
+- Each measure gets Laplace noise calibrated by OpenDP to its L1 bound,
+  M times the clamp.
+
+The query's ε is split evenly between the threshold and the measures, and
+the parts add up (basic composition); δ is the threshold's. Noise comes from
+OpenDP's sampler, on the operating system's randomness.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import opendp.prelude as dp
+
+from analytics.cells import Cells
+
+dp.enable_features("contrib")
+
+#: z of a two-sided 95% interval for Laplace noise: P(|X| > b·ln 20) = 5%.
+_LAPLACE_95 = math.log(20)
+
+
+@dataclass(frozen=True)
+class Noise:
+    mechanism: str
+    #: Laplace scale b per measure.
+    scale: dict[str, float]
+    #: Half-width of the 95% interval of each released value.
+    ci95: dict[str, float]
+    threshold: float
+    threshold_scale: float
+    epsilon: float
+    delta: float
+
+
+@dataclass(frozen=True)
+class Released:
+    #: Indexes into the cells, of those released.
+    cells: list[int]
+    values: dict[str, list[float]]
+    suppressed: int
+    noise: Noise
+
+
+def _laplace_scale(sensitivity: float, epsilon: float) -> float:
+    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
+    metric = dp.l1_distance(T=float)
+    scale: float = dp.binary_search_param(
+        lambda s: dp.m.make_laplace(domain, metric, scale=s), d_in=sensitivity, d_out=epsilon
+    )
+    return scale
+
+
+def _threshold_mechanism(scale: float, threshold: float) -> Any:
+    domain = dp.map_domain(dp.atom_domain(T="i64"), dp.atom_domain(T=float, nan=False))
+    metric = dp.l01inf_distance(dp.absolute_distance(T=float))
+    return dp.m.make_laplace_threshold(domain, metric, scale=scale, threshold=threshold)
+
+
+def _threshold(most_cells: int, epsilon: float, delta: float, k: int) -> tuple[float, float]:
+    """The noise scale and threshold that make the release (ε, δ)-DP, and at least k."""
+    bound = (most_cells, float(most_cells), 1.0)
+    # ε comes from the scale alone (the threshold sets δ): l1 / scale, checked by OpenDP.
+    scale = float(most_cells) / epsilon
+    while _threshold_mechanism(scale, 1e12).map(bound)[0] > epsilon:
+        scale *= 1.001
+    needed: float = dp.binary_search_param(
+        lambda t: _threshold_mechanism(scale, t),
+        d_in=bound,
+        d_out=(epsilon, delta),
+        bounds=(1.0, 1e12),
+        T=float,
+    )
+    return scale, max(float(k), needed)
+
+
+def release(
+    cells: Cells,
+    *,
+    epsilon: float,
+    delta: float,
+    min_shops: int,
+    max_cells_per_shop: int,
+    clamps: dict[str, tuple[float, float]],
+) -> Released:
+    measures = list(cells.sums)
+    share = epsilon / (1 + len(measures))
+    threshold_scale, threshold = _threshold(max_cells_per_shop, share, delta, min_shops)
+    counted = {index: float(n) for index, n in enumerate(cells.shops.tolist())}
+    passed = _threshold_mechanism(threshold_scale, threshold)(counted) if counted else {}
+    kept = sorted(index for index, noisy in passed.items() if noisy >= threshold)
+    scales: dict[str, float] = {}
+    values: dict[str, list[float]] = {}
+    for measure in measures:
+        low, high = clamps[measure]
+        scale = _laplace_scale(max_cells_per_shop * max(abs(low), abs(high)), share)
+        scales[measure] = scale
+        if kept:
+            chosen = np.asarray(cells.sums[measure])[kept].tolist()
+            domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
+            noisy = dp.m.make_laplace(domain, dp.l1_distance(T=float), scale=scale)(chosen)
+            values[measure] = [float(v) for v in noisy]
+        else:
+            values[measure] = []
+    return Released(
+        cells=kept,
+        values=values,
+        suppressed=cells.size - len(kept),
+        noise=Noise(
+            mechanism="laplace",
+            scale=scales,
+            ci95={m: s * _LAPLACE_95 for m, s in scales.items()},
+            threshold=threshold,
+            threshold_scale=threshold_scale,
+            epsilon=epsilon,
+            delta=delta,
+        ),
+    )
