@@ -1,5 +1,5 @@
 """``python -m bench {all,ingest,authz,read,decrypt,rotation,appends,proofs,verify,propagation,
-consent_writes,consent_checks,soak,console} [--smoke]``."""
+consent_writes,consent_checks,soak,console,analytics} [--smoke]``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import sys
 
 from bench import (
+    analytics,
     audit_appends,
     audit_proofs,
     audit_verify,
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "consent_checks": consent.run_checks,
     "soak": soak.run,
     "console": console.run,
+    "analytics": analytics.run,
 }
 
 
