@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -80,6 +82,8 @@ class RollupCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._chunks: dict[tuple[uuid.UUID, date], _Chunk] = {}
+        #: When each opened rollup was built: a rollup read again unchanged is not reopened.
+        self._built: dict[tuple[uuid.UUID, date], datetime] = {}
         self._sku_index: dict[str, int] = {}
         self._looked_at: datetime | None = None
         self._columns: Columns | None = None
@@ -95,24 +99,49 @@ class RollupCache:
         """Let go of every opened sum (the next query opens them again)."""
         with self._lock:
             self._chunks.clear()
+            self._built.clear()
             self._looked_at = None
             self._columns = None
 
     def _take_in(self, session: Session, keyring: KeyRing) -> bool:
         now = utcnow()
-        stmt = select(
-            AnalyticsRollup.shop_id,
-            AnalyticsRollup.week_start,
-            AnalyticsRollup.key_version,
-            AnalyticsRollup.sealed,
-        ).where(AnalyticsRollup.category == Category.sales)
-        if self._looked_at is not None:
-            stmt = stmt.where(AnalyticsRollup.built_at >= self._looked_at - OVERLAP)
-        changed = False
-        for shop_id, week_start, key_version, sealed in session.execute(stmt).all():
+        rollup = AnalyticsRollup
+        rebuilt: Sequence[tuple[uuid.UUID, date, datetime, int, bytes]]
+        if self._looked_at is None:
+            # The first look opens everything, in one pass.
+            rebuilt = cast(
+                Sequence[tuple[uuid.UUID, date, datetime, int, bytes]],
+                session.execute(
+                    select(
+                        rollup.shop_id,
+                        rollup.week_start,
+                        rollup.built_at,
+                        rollup.key_version,
+                        rollup.sealed,
+                    ).where(rollup.category == Category.sales)
+                ).all(),
+            )
+        else:
+            # Later looks list what was built lately, and open only what they have not seen.
+            recent = [
+                (shop_id, week, built)
+                for shop_id, week, built in session.execute(
+                    select(rollup.shop_id, rollup.week_start, rollup.built_at).where(
+                        rollup.category == Category.sales,
+                        rollup.built_at >= self._looked_at - OVERLAP,
+                    )
+                )
+                if self._built.get((shop_id, week)) != built
+            ]
+            rebuilt = [
+                (shop_id, week, built, *self._sealed(session, shop_id, week))
+                for shop_id, week, built in recent
+            ]
+        for shop_id, week_start, built_at, key_version, sealed in rebuilt:
             sums = rollups.open_sums(keyring, session, shop_id, week_start, key_version, sealed)
             self._chunks[(shop_id, week_start)] = self._chunk(sums)
-            changed = True
+            self._built[(shop_id, week_start)] = built_at
+        changed = bool(rebuilt)
         present = set(
             session.scalars(
                 select(AnalyticsRollup.shop_id)
@@ -123,8 +152,20 @@ class RollupCache:
         gone = [key for key in self._chunks if key[0] not in present]
         for key in gone:
             del self._chunks[key]
+            self._built.pop(key, None)
         self._looked_at = now
         return changed or bool(gone)
+
+    @staticmethod
+    def _sealed(session: Session, shop_id: uuid.UUID, week: date) -> tuple[int, bytes]:
+        key_version, sealed = session.execute(
+            select(AnalyticsRollup.key_version, AnalyticsRollup.sealed).where(
+                AnalyticsRollup.shop_id == shop_id,
+                AnalyticsRollup.category == Category.sales,
+                AnalyticsRollup.week_start == week,
+            )
+        ).one()
+        return int(key_version), bytes(sealed)
 
     def _chunk(self, sums: rollups.WeekSums) -> _Chunk:
         index = self._sku_index

@@ -117,14 +117,16 @@ def add_up(
 
     keep = _cap(run_shop, shops, max_cells_per_shop, rng)
     run_cell = run_cell[keep]
-    present, cell_of_run = np.unique(run_cell, return_inverse=True)
+    # Per cell, by counting rather than sorting: cells number thousands, runs millions.
+    shops_in = np.bincount(run_cell, minlength=ncells)
+    present = np.flatnonzero(shops_in)
     sums: dict[str, Floats] = {
-        m: np.bincount(
-            cell_of_run, weights=np.clip(run_sums[m][keep], *clamps[m]), minlength=present.size
-        ).astype(np.float64)
+        m: np.bincount(run_cell, weights=np.clip(run_sums[m][keep], *clamps[m]), minlength=ncells)[
+            present
+        ].astype(np.float64)
         for m in measures
     }
-    shops_per_cell = np.bincount(cell_of_run, minlength=present.size).astype(np.int64)
+    shops_per_cell = shops_in[present].astype(np.int64)
     coordinates: dict[str, list[str]] = {}
     remaining = present
     for dimension in reversed(dimensions):

@@ -23,6 +23,8 @@ OpenDP's sampler, on the operating system's randomness.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +59,30 @@ class Released:
     values: dict[str, list[float]]
     suppressed: int
     noise: Noise
+
+
+# OpenDP's samplers are exact and take microseconds a draw; a query draws one per
+# cell. Each key's (and each value's) noise is drawn independently of every
+# other's, so drawing for disjoint parts of the cells and joining the results
+# is the same mechanism applied to the whole: parts only let the draws run on
+# every core (the library releases the GIL while it samples).
+_PARTS = max(os.cpu_count() or 1, 1)
+_POOL = ThreadPoolExecutor(_PARTS, thread_name_prefix="dp-noise")
+
+
+def _split_map(counted: dict[int, float]) -> list[dict[int, float]]:
+    keys = list(counted)
+    size = -(-len(keys) // _PARTS) or 1
+    return [{k: counted[k] for k in keys[at : at + size]} for at in range(0, len(keys), size)]
+
+
+def _split_list(values: list[float]) -> list[list[float]]:
+    size = -(-len(values) // _PARTS) or 1
+    return [values[at : at + size] for at in range(0, len(values), size)]
+
+
+def _in_parallel(mechanism: Any, parts: list[Any]) -> list[Any]:
+    return list(_POOL.map(mechanism, parts))
 
 
 def _laplace_scale(sensitivity: float, epsilon: float) -> float:
@@ -104,7 +130,10 @@ def release(
     share = epsilon / (1 + len(measures))
     threshold_scale, threshold = _threshold(max_cells_per_shop, share, delta, min_shops)
     counted = {index: float(n) for index, n in enumerate(cells.shops.tolist())}
-    passed = _threshold_mechanism(threshold_scale, threshold)(counted) if counted else {}
+    threshold_release = _threshold_mechanism(threshold_scale, threshold)
+    passed: dict[int, float] = {}
+    for part in _in_parallel(threshold_release, _split_map(counted)):
+        passed.update(part)
     kept = sorted(index for index, noisy in passed.items() if noisy >= threshold)
     scales: dict[str, float] = {}
     values: dict[str, list[float]] = {}
@@ -112,13 +141,12 @@ def release(
         low, high = clamps[measure]
         scale = _laplace_scale(max_cells_per_shop * max(abs(low), abs(high)), share)
         scales[measure] = scale
-        if kept:
-            chosen = np.asarray(cells.sums[measure])[kept].tolist()
-            domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
-            noisy = dp.m.make_laplace(domain, dp.l1_distance(T=float), scale=scale)(chosen)
-            values[measure] = [float(v) for v in noisy]
-        else:
-            values[measure] = []
+        chosen = np.asarray(cells.sums[measure])[kept].tolist()
+        domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
+        perturb = dp.m.make_laplace(domain, dp.l1_distance(T=float), scale=scale)
+        values[measure] = [
+            float(v) for part in _in_parallel(perturb, _split_list(chosen)) for v in part
+        ]
     return Released(
         cells=kept,
         values=values,

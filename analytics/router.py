@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from analytics import budget, service
-from analytics.deps import AnalyticsCoreDep, LedgerRead, QueryAsk, ShopLedgerRead
-from analytics.schemas import LedgerOut, QueryIn, QueryOut, ShopPrivacyOut, SpendOut
+from analytics import budget, service, summary
+from analytics.deps import AnalyticsCoreDep, LedgerRead, QueryAsk, ShopLedgerRead, SummaryRead
+from analytics.schemas import (
+    LedgerOut,
+    QueryIn,
+    QueryOut,
+    ShopPrivacyOut,
+    SpendOut,
+    SummaryOut,
+)
 from cornerstore.authz import PurposeName
-from cornerstore.deps import DbSession
-from cornerstore.errors import GLOBAL_ERRORS, SHOP_ERRORS, NotFound, error_responses
+from cornerstore.db import utcnow
+from cornerstore.deps import CoreDep, DbSession
+from cornerstore.errors import (
+    GLOBAL_ERRORS,
+    SHOP_ERRORS,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+    error_responses,
+)
+from cornerstore.fieldtypes import Timestamp
+from cornerstore.gate import AccessGate
 
 router = APIRouter(tags=["analytics"])
 
@@ -64,3 +82,31 @@ def ledger(
 def shop_privacy(permit: ShopLedgerRead, shop_id: uuid.UUID, session: DbSession) -> ShopPrivacyOut:
     spent, queries = service.shop_privacy(session, shop_id)
     return ShopPrivacyOut(epsilon_spent=spent, queries=queries)
+
+
+@router.get(
+    "/v1/shops/{shop_id}/analytics/summary",
+    response_model=SummaryOut,
+    responses=SHOP_ERRORS,
+    summary="The shop's own numbers, exact: sales, best sellers, slow movers, stock left, "
+    "payment mix",
+    description="For the shop's shopkeeper. Over [since, until), by default the 28 days up to "
+    "now; days and weeks in the shop's time zone. Read as the shop's own read (audited).",
+)
+def shop_summary(
+    permit: SummaryRead,
+    shop_id: uuid.UUID,
+    core: CoreDep,
+    session: DbSession,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
+    group_by: summary.GroupBy = "day",
+) -> SummaryOut:
+    start, end = summary.window(since, until, utcnow())
+    if not start < end or end - start > timedelta(days=366):
+        raise ValidationFailed(
+            "the span must run forwards, a year at most",
+            [FieldError(field="query.until", reason="after since, within 366 days of it")],
+        )
+    reader = AccessGate(core).summary(session, permit, start)
+    return summary.summarise(session, reader, since=start, until=end, group_by=group_by)

@@ -78,3 +78,49 @@ class LedgerOut(BaseModel):
 class ShopPrivacyOut(BaseModel):
     epsilon_spent: float = Field(description="Total ε of every query that counted this shop")
     queries: int
+
+
+class TotalsOut(BaseModel):
+    lines: int
+    quantity: int
+    revenue_cents: int
+
+
+class GroupOut(TotalsOut):
+    key: str = Field(description="The day or ISO week (in the shop's time zone), or the SKU")
+
+
+class SkuOut(TotalsOut):
+    sku: str
+
+
+class StockOut(BaseModel):
+    sku: str
+    on_hand: int = Field(description="At its latest count in the last 30 days")
+    counted_at: datetime
+    sold_per_day: float = Field(description="Quantity sold per day over the summary's span")
+    days_left: float | None = Field(description="At that rate; null when it did not sell")
+
+
+class PaymentShareOut(BaseModel):
+    method: str
+    count: int
+    amount_cents: int
+    share: float = Field(description="Of the amount paid over the span")
+
+
+class SummaryOut(BaseModel):
+    """The shop's own numbers, exact: no consent, no noise, no budget."""
+
+    shop_id: uuid.UUID
+    since: datetime
+    until: datetime
+    time_zone: str | None = Field(description="Days and weeks are counted in it; null: UTC")
+    totals: TotalsOut
+    groups: list[GroupOut]
+    best_sellers: list[SkuOut] = Field(description="Most quantity sold first (10 at most)")
+    slow_movers: list[SkuOut] = Field(
+        description="Products on the shelf that sold least over the span (10 at most)"
+    )
+    stock: list[StockOut]
+    payments: list[PaymentShareOut]

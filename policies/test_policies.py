@@ -108,7 +108,7 @@ def expected(
             return False
         if resource in (*DATA, "consent"):
             return action in ("read", "write")
-        if resource in ("consent-receipt", "consent-history", "privacy-ledger"):
+        if resource in ("consent-receipt", "consent-history", "privacy-ledger", "shop-summary"):
             return action == "read"
         if resource == "shop":
             return action in ("erase", "export", "read", "write")

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from analytics import summary
+from analytics.deps import SummaryRead
 from consent import service as consents
 from cornerstore.access import Authorize, Permit
 from cornerstore.authz import Action, Resource
@@ -23,6 +25,7 @@ from cornerstore.gate import AccessGate, AuthorizeRead, ReadWindow
 from cornerstore.models.consent import ConsentStatus
 from cornerstore.models.principals import Role
 from cornerstore.ports import Core
+from web_console import words
 from web_console.forms import own_shop
 from web_console.ports import ShopTimeZone
 from web_console.templating import render
@@ -157,3 +160,34 @@ def low_stock(
         key=lambda c: (int(c["on_hand"]), str(c["sku"])),
     )
     return render(request, "portal/_low_stock.html", low=low[:10], threshold=LOW_STOCK)
+
+
+@router.get("/shops/{shop_id}/insights")
+def insights(
+    request: Request,
+    shop_id: uuid.UUID,
+    permit: SummaryRead,
+    core: CoreDep,
+    session: DbSession,
+    time_zone: ShopTimeZone,
+) -> Response:
+    """The home page's last four weeks: what sells, what does not, stock left, how people pay.
+
+    The same summary as ``GET /v1/shops/{id}/analytics/summary``, read the same way.
+    """
+    own_shop(permit, shop_id)
+    since, until = summary.window(None, None, utcnow())
+    reader = AccessGate(core).summary(session, permit, since)
+    found = summary.summarise(session, reader, since=since, until=until, group_by="week")
+    running_out = sorted(
+        (s for s in found.stock if s.days_left is not None and s.days_left < 14),
+        key=lambda s: s.days_left or 0.0,
+    )
+    return render(
+        request,
+        "portal/_insights.html",
+        time_zone=time_zone,
+        summary=found,
+        running_out=running_out[:5],
+        words=words,
+    )

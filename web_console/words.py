@@ -58,6 +58,11 @@ def _in(texts: Mapping[str, str], tag: str) -> str:
     return texts.get(tag.split("-")[0], texts.get("en", ""))
 
 
+PAYMENT_METHODS = {
+    "qr": N_("QR code"),
+    "cash": N_("cash"),
+    "card": N_("card"),
+}
 #: Why a read was refused, as the gate records it.
 REASONS = {
     "no_consent": N_("no consent"),

@@ -73,6 +73,8 @@ class Resource(StrEnum):
     analytics_query = "analytics-query"
     #: What each query spent of a privacy budget.
     privacy_ledger = "privacy-ledger"
+    #: A shop's own totals, best sellers, stock left and payment mix.
+    shop_summary = "shop-summary"
 
 
 class Action(StrEnum):

@@ -206,6 +206,36 @@ class AccessGate:
                 raise ServiceUnavailable() from None
             return ShopExport(self._core, permit.shop)
 
+    def summary(self, session: Session, permit: Permit, since: datetime | None) -> ShopExport:
+        """Open the shop's own data for its summary, audited first as the shop's own read.
+
+        Like :meth:`export`, for the shop's shopkeeper only, with no consent
+        needed; the records are opened as the summary reads them.
+        """
+        with _span("gate.summary"):
+            draft = AuditDraft.of(
+                permit.caller,
+                "read",
+                "owner",
+                shop_id=permit.shop,
+                purpose=OWNER_PURPOSE,
+                policy_version=permit.policy_version,
+                details={
+                    "summary": [c.value for c in Category],
+                    "since": since.isoformat() if since else None,
+                },
+            )
+            try:
+                self._core.audit_writer.append(draft)
+            except Exception as exc:
+                _log.error(
+                    "audit write failed, summary of shop %s withheld: %s",
+                    permit.shop,
+                    type(exc).__name__,
+                )
+                raise ServiceUnavailable() from None
+            return ShopExport(self._core, permit.shop)
+
     def _check_consent(
         self, session: Session, permit: Permit, window: ReadWindow
     ) -> Allowance | None:
@@ -393,12 +423,19 @@ class ShopExport:
         self.shop_id = shop_id
         self._page_size = page_size
 
-    def records(self, session: Session, category: Category) -> Iterator[dict[str, Any]]:
+    def records(
+        self,
+        session: Session,
+        category: Category,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The category's records, in time order; of [since, until) when given."""
         after = None
         while True:
             rows = repository.read_window(
                 session,
-                repository.Window(self.shop_id, category, None, None, after, self._page_size),
+                repository.Window(self.shop_id, category, since, until, after, self._page_size),
             )
             yield from open_rows(self._core.keyring, session, self.shop_id, category, rows)
             if len(rows) < self._page_size:

@@ -69,6 +69,7 @@ class AuditAction(StrEnum):
     #: A query across shops; each shop it counted finds it in its access log.
     analytics_query = "analytics.query"
     privacy_ledger_read = "privacy-ledger.read"
+    shop_summary_read = "shop-summary.read"
     shop_export = "shop.export"
 
 
