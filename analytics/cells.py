@@ -173,13 +173,23 @@ def _dimension(
 
 
 def _cap(run_shop: Ints, shops: int, most: int, rng: np.random.Generator) -> npt.NDArray[np.bool_]:
-    """Keep at most ``most`` runs per shop: a circular stretch from a random start."""
+    """Keep at most ``most`` runs per shop: a circular stretch from a random start.
+
+    A shop's runs are contiguous (the columns keep each shop's rows together),
+    so the stretch of each shop over the cap is marked with two slices.
+    """
     per_shop = np.bincount(run_shop, minlength=shops)
-    if not per_shop.size or int(per_shop.max()) <= most:
+    over = np.flatnonzero(per_shop > most)
+    if not over.size:
         return np.ones(run_shop.size, dtype=bool)
+    keep = np.ones(run_shop.size, dtype=bool)
     first_run = np.concatenate(([0], np.cumsum(per_shop)[:-1]))
-    order = np.arange(run_shop.size) - first_run[run_shop]
-    offset = (rng.random(shops) * np.maximum(per_shop, 1)).astype(np.int64)
-    rank = (order + offset[run_shop]) % np.maximum(per_shop[run_shop], 1)
-    keep: npt.NDArray[np.bool_] = rank < most
+    offsets = rng.integers(0, per_shop[over])
+    for shop, offset in zip(over.tolist(), offsets.tolist(), strict=True):
+        start, count = int(first_run[shop]), int(per_shop[shop])
+        keep[start : start + count] = False
+        end = offset + most
+        keep[start + offset : start + min(end, count)] = True
+        if end > count:  # the stretch wraps round to the shop's first runs
+            keep[start : start + end - count] = True
     return keep

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from analytics import catalogue as analytics_catalogue
 from analytics.cache import RollupCache
 from analytics.deps import AnalyticsCore
 from audit import signing
@@ -54,6 +55,8 @@ class Hub:
         engine = engine or make_engine(settings.sqlalchemy_url)
         assert_migrated(engine)
         authorizer = Authorizer(settings.policy_dir)
+        # A malformed analytics catalogue stops the hub here, not at the first query.
+        analytics_catalogue.load(settings.policy_dir)
         keyring = open_keyring(settings, engine)
         sessions = make_sessionmaker(engine)
         # An erasure interrupted between deleting rows and destroying the key ends now.

@@ -430,3 +430,29 @@ def test_resources_and_actions_in_code_equal_policy_csv() -> None:
     assert {row[3] for row in rows} == {r.value for r in RESOURCES}
     assert {row[4] for row in rows} == {a.value for a in Action}
     assert {row[2] for row in rows} <= {r.value for r in Relation} | {"any"}
+
+
+def test_the_analytics_catalogue_loads_and_names_only_what_purposes_may_see() -> None:
+    from analytics import catalogue
+
+    rules = catalogue.load(POLICY_DIR)
+    assert set(rules) <= {p.value for p in PurposeName}
+    for purpose, purpose_rules in rules.items():
+        seen = _fields_of(_purposes_toml()[purpose])
+        for category in purpose_rules.categories:
+            assert category in {c.value for c in Category}
+            # Sums of sales need the fields a row read of the purpose may see.
+            assert {"sku", "quantity", "unit_price_cents"} <= set(seen[category])
+        assert purpose_rules.min_shops >= 10  # the clean rooms' floor, not below
+
+
+def test_a_malformed_analytics_catalogue_is_refused(tmp_path: Path) -> None:
+    from analytics import catalogue
+
+    (tmp_path / "analytics.toml").write_text(
+        '[analytics]\nmin_shops = 10\nepsilon_per_period = 1.0\nperiod = "P1M"\n'
+        "max_epsilon = 2.0\ndelta = 1e-7\nmax_cells_per_shop = 10\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(catalogue.CatalogueError, match="period"):
+        catalogue.load(tmp_path)

@@ -115,6 +115,26 @@ def test_a_cell_is_released_only_when_enough_shops_back_it(world: World) -> None
     assert body["noise"]["threshold"] >= 10
 
 
+def test_a_shop_adds_to_no_more_cells_than_the_catalogue_allows(world: World) -> None:
+    """Twelve shops sell two SKUs each; at one cell a shop, no cell keeps ten shops."""
+    analyst = world.consumer()
+    for n in range(12):
+        shop = world.shop(f"two-product shop {n}")
+        world.ingest(
+            shop,
+            "sales",
+            [sale(1, at=WEEK, sku="SKU-A"), sale(2, at=WEEK, sku="SKU-B")],
+        )
+        world.grant(shop, analyst, "analytics", ["sales"])
+    _roll_up(world)
+
+    body = _ask(analyst).json()
+
+    assert body["cells"] == []
+    assert body["suppressed"] == 2
+    assert body["shops"] == 12
+
+
 def test_the_budget_runs_out_exactly_and_a_refused_query_spends_nothing(world: World) -> None:
     analyst = world.consumer()
     _shops_selling(world, analyst, "SKU-MANY", 12)
