@@ -24,6 +24,7 @@ from hub.runtime import Hub
 from tests.conftest import wipe
 from tests.factories import Actor, ShopSetup, World, audit_log, sale
 from tests.servers import hub_server
+from tests.test_web_console import sign_in
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
@@ -185,6 +186,12 @@ def test_a_revoked_or_erased_shop_drops_out_and_every_query_is_audited(world: Wo
     assert [e["action"] for e in counted].count("analytics.query") == 1
     privacy_spent = revoked.keeper.get(f"/v1/shops/{revoked.id}/analytics/privacy").json()
     assert privacy_spent == {"epsilon_spent": 40.0, "queries": 1}
+    sign_in(world, still.keeper.id)
+    portal = world.client.get(
+        f"/portal/shops/{still.id}/privacy-spent", headers={"Accept-Language": "en"}
+    )
+    assert 'data-queries="2"' in portal.text
+    assert "ε = 80.00" in portal.text
 
 
 def test_only_shops_whose_consent_allows_it_are_counted(world: World) -> None:

@@ -18,6 +18,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from analytics.deps import ShopLedgerRead
+from analytics.service import shop_privacy
 from audit import checkpoints, service, tree
 from audit.deps import AccessLogRead, AuditCoreDep
 from audit_verifier import merkle
@@ -127,3 +129,13 @@ def access_log_page(
         older=entries[-1].seq if len(entries) == PAGE else None,
         words=words,
     )
+
+
+@router.get("/privacy-spent")
+def privacy_spent(
+    request: Request, shop_id: uuid.UUID, permit: ShopLedgerRead, session: DbSession
+) -> Response:
+    """How much privacy budget totals across shops have spent on this shop: the API's figure."""
+    own_shop(permit, shop_id)
+    spent, queries = shop_privacy(session, shop_id)
+    return render(request, "portal/_privacy_spent.html", spent=spent, queries=queries)

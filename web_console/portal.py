@@ -179,8 +179,9 @@ def insights(
     since, until = summary.window(None, None, utcnow())
     reader = AccessGate(core).summary(session, permit, since)
     found = summary.summarise(session, reader, since=since, until=until, group_by="week")
+    # Sold-out products are already under "running low"; these still have some left.
     running_out = sorted(
-        (s for s in found.stock if s.days_left is not None and s.days_left < 14),
+        (s for s in found.stock if s.on_hand > 0 and s.days_left is not None and s.days_left < 14),
         key=lambda s: s.days_left or 0.0,
     )
     return render(
