@@ -95,6 +95,25 @@ def _scope(session: Session, caller: Caller, body: QueryIn, now: datetime) -> li
     ]
 
 
+def _cells_a_shop_can_touch(body: QueryIn) -> int:
+    """The most cells one shop can add to, from the query alone (public, not the data).
+
+    A shop is in one district, and its days lie in [since, until): grouped by
+    those only, a shop reaches few cells, and the noise can be that much
+    smaller. A SKU can be anything, so grouping by it leaves the catalogue's cap.
+    """
+    if "sku" in body.group_by:
+        return 2**31
+    cells = 1
+    for dimension in body.group_by:
+        if dimension in ("week", "day"):
+            if body.since is None or body.until is None:
+                return 2**31
+            days = (body.until - body.since).days + 2  # partial days at both ends
+            cells *= days if dimension == "day" else days // 7 + 2
+    return cells
+
+
 def ask(
     session: Session, core: AnalyticsCore, caller: Caller, body: QueryIn, *, policy_version: str
 ) -> QueryOut:
@@ -110,13 +129,14 @@ def ask(
         raise NotFound("no shop's consent allows this query")
     charged = budget.charge(session, caller.id, rules, body.epsilon, now)
     measures = tuple(body.measures)
+    most_cells = min(rules.max_cells_per_shop, _cells_a_shop_can_touch(body))
     cells = add_up(
         core.rollup_cache.columns(session, core.keyring),
         scope,
         group_by=tuple(body.group_by),
         measures=measures,
         clamps=category.clamps,
-        max_cells_per_shop=rules.max_cells_per_shop,
+        max_cells_per_shop=most_cells,
         rng=np.random.default_rng(),
     )
     released = privacy.release(
@@ -124,7 +144,7 @@ def ask(
         epsilon=body.epsilon,
         delta=rules.delta,
         min_shops=rules.min_shops,
-        max_cells_per_shop=rules.max_cells_per_shop,
+        max_cells_per_shop=most_cells,
         clamps={m: category.clamps[m] for m in measures},
     )
     answer = [

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from analytics import catalogue as analytics_catalogue
 from analytics import privacy, rollups
 from analytics.cells import Cells
 from hub.app import create_app
@@ -298,3 +299,24 @@ def test_sixteen_queries_at_once_never_overspend(world: World, hub: Hub) -> None
     auditor = world.principal("auditor")
     ledger = auditor.get("/v1/analytics/ledger", consumer_id=analyst.id).json()["spends"]
     assert sum(s["epsilon"] for s in ledger) == 1000
+
+
+def test_a_query_without_skus_bounds_a_shops_cells_by_its_shape(world: World) -> None:
+    """Grouped by district and week over one week, a shop reaches at most three cells
+    (the week, and partial ones at both ends), however high the catalogue's cap."""
+    catalogue = world.hub.settings.policy_dir / "analytics.toml"
+    catalogue.write_text(
+        TEST_CATALOGUE.replace("max_cells_per_shop = 1", "max_cells_per_shop = 50"),
+        encoding="utf-8",
+    )
+    analytics_catalogue.load.cache_clear()
+    analyst = world.consumer()
+    _shops_selling(world, analyst, "SKU-MANY", 12)
+    _roll_up(world)
+
+    by_shape = _ask(analyst, group_by=["district", "week"]).json()
+    by_sku = _ask(analyst, group_by=["sku"]).json()
+
+    # ε 40 over the threshold and two measures: 13.33 each; count's clamp is 50.
+    assert by_shape["noise"]["scale"]["count"] == pytest.approx(3 * 50 / (40 / 3), rel=1e-3)
+    assert by_sku["noise"]["scale"]["count"] == pytest.approx(50 * 50 / (40 / 3), rel=1e-3)
