@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import statistics
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -320,3 +321,44 @@ def test_a_query_without_skus_bounds_a_shops_cells_by_its_shape(world: World) ->
     # ε 40 over the threshold and two measures: 13.33 each; count's clamp is 50.
     assert by_shape["noise"]["scale"]["count"] == pytest.approx(3 * 50 / (40 / 3), rel=1e-3)
     assert by_sku["noise"]["scale"]["count"] == pytest.approx(50 * 50 / (40 / 3), rel=1e-3)
+
+
+def test_new_sales_and_a_revocation_reach_every_server_process(world: World, hub: Hub) -> None:
+    """Two processes with their own caches: sales rolled up in the background are counted,
+    and a revoked shop is left out by the very next query, whichever process answers."""
+    analyst = world.consumer()
+    shops = _shops_selling(world, analyst, "SKU-MANY", 12)
+    _roll_up(world)
+    settings = {"policy_dir": str(world.hub.settings.policy_dir), "rollup_interval_seconds": "0.2"}
+
+    with hub_server(hub, workers=2, **settings) as server:
+
+        def ask() -> dict[str, Any]:
+            answer = httpx.post(
+                f"{server.base_url}/v1/analytics/queries",
+                json={
+                    "purpose": "analytics",
+                    "category": "sales",
+                    "measures": ["count"],
+                    "group_by": ["sku"],
+                    "epsilon": 10.0,
+                },
+                headers=analyst.headers,
+                timeout=60,
+            )
+            assert answer.status_code == 200, answer.text
+            body: dict[str, Any] = answer.json()
+            return body
+
+        for n, shop in enumerate(shops):
+            world.ingest(shop, "sales", [sale(500 + n, at=WEEK, sku="SKU-NEW", event_id=f"N{n}")])
+        deadline = time.monotonic() + 20
+        while "SKU-NEW" not in [cell["sku"] for cell in ask()["cells"]]:
+            assert time.monotonic() < deadline, "new sales were never rolled up"
+            time.sleep(0.2)
+
+        consent = shops[0].keeper.get(f"/v1/shops/{shops[0].id}/consents").json()["consents"][0]
+        shops[0].keeper.post(f"/v1/shops/{shops[0].id}/consents/{consent['id']}/revoke")
+        answers = [ask()["shops"] for _ in range(6)]
+
+    assert answers == [11] * 6
