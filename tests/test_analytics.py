@@ -196,6 +196,24 @@ def test_a_revoked_or_erased_shop_drops_out_and_every_query_is_audited(world: Wo
     assert "ε = 80.00" in portal.text
 
 
+def test_the_auditors_console_lists_what_each_query_spent(world: World) -> None:
+    analyst = world.consumer("Market Lens")
+    shops = _shops_selling(world, analyst, "SKU-MANY", 12)
+    _roll_up(world)
+    _ask(analyst, epsilon=25.0)
+    sign_in(world, shops[0].keeper.id)
+    assert world.client.get("/console/privacy").status_code in (403, 404)
+
+    sign_in(world, world.principal("auditor").id)
+    page = world.client.get("/console/privacy", headers={"Accept-Language": "en"})
+
+    assert page.status_code == 200
+    assert page.text.count('class="entry"') == 1
+    assert "Market Lens" in page.text
+    assert "ε = 25.00" in page.text
+    assert "12 shops" in page.text
+
+
 def test_only_shops_whose_consent_allows_it_are_counted(world: World) -> None:
     grocer = world.consumer()
     shop = world.shop()

@@ -442,7 +442,13 @@ def test_no_page_scrolls_sideways_errs_or_breaks_the_policy(world: World, phone:
     page.context.clear_cookies()
     page.goto(_link(world, world.principal("auditor").id))
     page.get_by_role("button", name=words["sign_in"]).click()
-    for path in ("/console/", "/console/charts", "/console/events", f"/console/shops/{shop.id}"):
+    for path in (
+        "/console/",
+        "/console/charts",
+        "/console/events",
+        "/console/privacy",
+        f"/console/shops/{shop.id}",
+    ):
         page.goto(path)
         assert not phone.scrolls_sideways(), path
         assert phone.csp_violations() == [], path

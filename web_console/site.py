@@ -12,6 +12,7 @@ from cornerstore.errors import ErrorBody
 from web_console import (
     access_log,
     audit_charts,
+    audit_privacy,
     audit_search,
     audit_shop,
     auditor,
@@ -35,6 +36,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit_search.router,
     audit_charts.router,
     audit_shop.router,
+    audit_privacy.router,
     docs.router,
 )
 #: The paths whose errors are pages, not JSON.
