@@ -186,25 +186,9 @@ class AccessGate:
                     type(exc).__name__,
                 )
                 raise ServiceUnavailable() from None
-            draft = AuditDraft.of(
-                permit.caller,
-                "export",
-                "owner",
-                shop_id=permit.shop,
-                purpose=OWNER_PURPOSE,
-                policy_version=permit.policy_version,
-                details={"categories": [c.value for c in Category]},
+            return self._own_data(
+                permit, "export", details={"categories": [c.value for c in Category]}
             )
-            try:
-                self._core.audit_writer.append(draft)
-            except Exception as exc:
-                _log.error(
-                    "audit write failed, export of shop %s withheld: %s",
-                    permit.shop_id,
-                    type(exc).__name__,
-                )
-                raise ServiceUnavailable() from None
-            return ShopExport(self._core, permit.shop)
 
     def summary(self, session: Session, permit: Permit, since: datetime | None) -> ShopExport:
         """Open the shop's own data for its summary, audited first as the shop's own read.
@@ -213,28 +197,37 @@ class AccessGate:
         needed; the records are opened as the summary reads them.
         """
         with _span("gate.summary"):
-            draft = AuditDraft.of(
-                permit.caller,
+            return self._own_data(
+                permit,
                 "read",
-                "owner",
-                shop_id=permit.shop,
-                purpose=OWNER_PURPOSE,
-                policy_version=permit.policy_version,
                 details={
                     "summary": [c.value for c in Category],
                     "since": since.isoformat() if since else None,
                 },
             )
-            try:
-                self._core.audit_writer.append(draft)
-            except Exception as exc:
-                _log.error(
-                    "audit write failed, summary of shop %s withheld: %s",
-                    permit.shop,
-                    type(exc).__name__,
-                )
-                raise ServiceUnavailable() from None
-            return ShopExport(self._core, permit.shop)
+
+    def _own_data(self, permit: Permit, action: str, *, details: dict[str, Any]) -> ShopExport:
+        """The shop's own data for its shopkeeper, once the audit entry saying so is durable."""
+        draft = AuditDraft.of(
+            permit.caller,
+            action,
+            "owner",
+            shop_id=permit.shop,
+            purpose=OWNER_PURPOSE,
+            policy_version=permit.policy_version,
+            details=details,
+        )
+        try:
+            self._core.audit_writer.append(draft)
+        except Exception as exc:
+            _log.error(
+                "audit write failed, %s of shop %s withheld: %s",
+                action,
+                permit.shop,
+                type(exc).__name__,
+            )
+            raise ServiceUnavailable() from None
+        return ShopExport(self._core, permit.shop)
 
     def _check_consent(
         self, session: Session, permit: Permit, window: ReadWindow
