@@ -149,10 +149,11 @@ class RollupCache:
                 .distinct()
             )
         )
-        gone = [key for key in self._chunks if key[0] not in present]
-        for key in gone:
-            del self._chunks[key]
-            self._built.pop(key, None)
+        gone = {shop_id for shop_id, _ in self._built} - present
+        if gone:
+            for key in [key for key in self._chunks if key[0] in gone]:
+                del self._chunks[key]
+                self._built.pop(key, None)
         self._looked_at = now
         return changed or bool(gone)
 

@@ -83,14 +83,16 @@ def add_up(
         end[at] = window.end_day if window.end_day is not None else _FAR
         district_of[at] = districts.index(str(window.district))
     shop, day = columns.shop, columns.day
-    rows = np.flatnonzero(counted[shop] & (day >= first[shop]) & (day < end[shop]))
+    inside = counted[shop] & (day >= first[shop]) & (day < end[shop])
+    # Where every row counts (the common case), the columns are used as they are, not copied.
+    rows: Ints | slice = slice(None) if inside.all() else np.flatnonzero(inside)
     shop, day = shop[rows], day[rows]
 
     # The cell of each row, as a mixed-radix number over the dimensions asked for.
     dimensions = [
         _dimension(name, columns, rows, shop, day, district_of, districts) for name in group_by
     ]
-    cell = np.zeros(rows.size, dtype=np.int64)
+    cell = np.zeros(shop.size, dtype=np.int64)
     for dimension in dimensions:
         cell = cell * dimension.radix + dimension.values
     ncells = int(np.prod([d.radix for d in dimensions], dtype=np.int64)) if dimensions else 1
@@ -130,9 +132,10 @@ def add_up(
     coordinates: dict[str, list[str]] = {}
     remaining = present
     for dimension in reversed(dimensions):
-        coordinates[dimension.name] = [
-            dimension.name_of(v) for v in (remaining % dimension.radix).tolist()
-        ]
+        # Named once per distinct value: a week names thousands of cells.
+        distinct, where = np.unique(remaining % dimension.radix, return_inverse=True)
+        names = np.asarray([dimension.name_of(v) for v in distinct.tolist()], dtype=object)
+        coordinates[dimension.name] = names[where].tolist()
         remaining = remaining // dimension.radix
     return Cells(group_by, coordinates, shops_per_cell, sums)
 
@@ -149,7 +152,7 @@ class _Dimension:
 def _dimension(
     name: str,
     columns: Columns,
-    rows: Ints,
+    rows: Ints | slice,
     shop: Ints,
     day: Ints,
     district_of: Ints,

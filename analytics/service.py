@@ -17,6 +17,7 @@ from audit import service as audit
 from consent.enforcement import aggregate_allowances
 from cornerstore.errors import FieldError, NotFound, ValidationFailed
 from cornerstore.identity import Caller
+from cornerstore.models.consent import Consent
 from cornerstore.models.shops import Shop
 from cornerstore.ports import AuditDraft
 
@@ -78,9 +79,12 @@ def _scope(session: Session, caller: Caller, body: QueryIn, now: datetime) -> li
         until=body.until,
         now=now,
     )
+    # The districts of the consumer's shops, by a join rather than an IN of thousands of ids.
     districts = dict(
         session.execute(
-            select(Shop.id, Shop.district).where(Shop.id.in_([a.shop_id for a in allowed]))
+            select(Shop.id, Shop.district)
+            .join(Consent, Consent.shop_id == Shop.id)
+            .where(Consent.consumer_id == caller.id, Consent.purpose == body.purpose.value)
         ).all()
     )
     return [

@@ -71,9 +71,19 @@ def append_about_shops(session: Session, draft: AuditDraft, shop_ids: Sequence[u
             update={"details": {**draft.details, "shops": len(ordered), "shops_sha256": digest}}
         ),
     )
-    if ordered:
+    if not ordered:
+        return seq
+    if session.get_bind().dialect.name == "postgresql":
+        # One array, not thousands of rows of parameters: this runs with the head locked.
+        session.connection().exec_driver_sql(_NAME_SHOPS_PG, {"seq": seq, "shops": ordered})
+    else:
         session.execute(insert(AuditEntryShop), [{"seq": seq, "shop_id": shop} for shop in ordered])
     return seq
+
+
+_NAME_SHOPS_PG = (
+    "INSERT INTO audit_entry_shops (seq, shop_id) SELECT %(seq)s, unnest(%(shops)s::uuid[])"
+)
 
 
 def append_many(session: Session, drafts: Sequence[AuditDraft]) -> list[int]:

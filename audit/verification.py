@@ -35,6 +35,8 @@ _log = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 0.5
 #: A run whose heartbeat is older than this has lost the process that ran it.
 STALE_AFTER = timedelta(seconds=60)
+#: Why a run ended as ``interrupted``.
+STOPPED = "the process running it stopped"
 
 
 Phase = Literal["chain", "tree"]
@@ -75,7 +77,7 @@ class Run:
 
 def _run_of(row: AuditVerification, now: datetime) -> Run:
     if row.running and row.heartbeat_at < now - STALE_AFTER:
-        status, problem = Status.interrupted, "the process running it stopped"
+        status, problem = Status.interrupted, STOPPED
     elif row.running:
         status, problem = Status.running, None
     else:
@@ -148,7 +150,7 @@ def _end_stale(session: Session, now: datetime) -> None:
             running=None,
             finished_at=now,
             outcome=Status.interrupted,
-            problem="the process running it stopped",
+            problem=STOPPED,
         )
     )
 
