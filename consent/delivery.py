@@ -150,6 +150,7 @@ def _send(
     headers = {
         "Content-Type": "application/json",
         "User-Agent": _USER_AGENT,
+        **webhooks.standard_headers(secret, str(claim.id), int(now.timestamp()), body),
         webhooks.EVENT_ID_HEADER: str(claim.id),
         webhooks.SIGNATURE_HEADER: webhooks.sign(secret, int(now.timestamp()), body),
     }

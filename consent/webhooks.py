@@ -14,29 +14,35 @@ secret; a copy of the database alone cannot forge a webhook.
 How a consumer verifies a delivery
 ----------------------------------
 
-Each POST carries the JSON event as its body and two headers::
+Deliveries follow the Standard Webhooks specification
+(https://www.standardwebhooks.com), so a consumer in any language verifies
+them with the ``standardwebhooks`` library of its choice. Each POST carries
+the JSON event as its body and three headers::
 
-    Cornerstore-Event-Id: <the event's id, also "event_id" in the body>
-    Cornerstore-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>
+    webhook-id: <the event's id, also "event_id" in the body>
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 of HMAC-SHA256(key, f"{id}.{timestamp}." + body)>
 
-The secret is shown once, as ``whsec_`` followed by the base64url of 32
-bytes (no padding); those 32 bytes are the HMAC key (:func:`decode_secret`).
-To verify, a receiver:
+The secret is shown once, as ``whsec_`` followed by the standard base64 of
+32 bytes, the HMAC key. A receiver computes the signature over the raw body
+bytes, exactly as received, compares it with each ``v1`` in constant time,
+and refuses a timestamp more than a few minutes from its own clock, so a
+captured request cannot be replayed later. The ``cornerstore-client`` SDK's
+``verify_webhook`` does all three.
 
-1. takes ``t`` and every ``v1`` from the signature header;
-2. computes HMAC-SHA256(key, ``f"{t}."`` followed by the raw body bytes, exactly
-   as received, before any JSON parsing) and compares its hex digest with each
-   ``v1`` in constant time (``hmac.compare_digest``);
-3. refuses the request unless ``t`` is within a few minutes of its own clock,
-   so a captured request cannot be replayed later.
+The timestamp only bounds how late a replay can come: within the tolerance
+the same signed request can still be sent twice, and the hub itself delivers
+at least once (a delivery whose answer was lost is sent again). A receiver
+should therefore also remember the event ids it has processed, for longer
+than the tolerance, and skip one it has seen. Events are delivered
+independently, so a retried one can arrive after a later one; a consent's
+``version`` says which change came last.
 
-:func:`verify` does all three. The timestamp only bounds how late a replay can
-come: within the tolerance the same signed request can still be sent twice,
-and the hub itself delivers at least once (a delivery whose answer was lost
-is sent again). A receiver should therefore also remember the event ids it
-has processed, for longer than the tolerance, and skip one it has seen.
-Events are delivered independently, so a retried one can arrive after a
-later one; a consent's ``version`` says which change came last.
+Until the next release each delivery also carries the headers it had
+before, ``Cornerstore-Event-Id`` and ``Cornerstore-Signature:
+t=<unix seconds>,v1=<hex HMAC-SHA256(key, f"{t}." + body)>`` (:func:`sign`,
+:func:`verify`), and secrets handed out before (base64url without padding)
+keep working (:func:`decode_secret`); see docs/changelog.md.
 """
 
 from __future__ import annotations
@@ -50,12 +56,13 @@ import secrets
 import socket
 import uuid
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
+from standardwebhooks.webhooks import Webhook
 
 from cornerstore.crypto import KeyMaterialError
 from cornerstore.db import utcnow
@@ -65,6 +72,7 @@ from cornerstore.models.consent import ConsumerWebhook, WebhookDelivery
 KEY_BYTES = 32
 SALT_BYTES = 32
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+#: The headers of the Cornerstore scheme, sent beside Standard Webhooks' until the next release.
 SIGNATURE_HEADER = "Cornerstore-Signature"
 EVENT_ID_HEADER = "Cornerstore-Event-Id"
 #: How far a signature's timestamp may be from the receiver's clock, in seconds.
@@ -103,18 +111,28 @@ def derive_secret(key: bytes, consumer_id: uuid.UUID, salt: bytes) -> bytes:
 
 
 def encode_secret(secret: bytes) -> str:
-    return SECRET_PREFIX + base64.urlsafe_b64encode(secret).rstrip(b"=").decode("ascii")
+    """``whsec_`` and the standard base64 of the key, as Standard Webhooks libraries read it."""
+    return SECRET_PREFIX + base64.b64encode(secret).decode("ascii")
 
 
 def decode_secret(text: str) -> bytes:
-    """The HMAC key a ``whsec_...`` secret stands for (what a receiver passes to :func:`verify`)."""
+    """The HMAC key a ``whsec_...`` secret stands for.
+
+    Reads the standard base64 the hub hands out now, and the base64url
+    without padding it handed out before (told apart by ``-`` and ``_``,
+    which standard base64 never uses; either alphabet reads the rest alike).
+    """
     if not text.startswith(SECRET_PREFIX):
         raise ValueError(f"a webhook secret starts with {SECRET_PREFIX}")
-    encoded = text.removeprefix(SECRET_PREFIX)
+    encoded = text.removeprefix(SECRET_PREFIX).rstrip("=")
+    padded = encoded + "=" * (-len(encoded) % 4)
     try:
-        secret = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        if "-" in encoded or "_" in encoded:
+            secret = base64.urlsafe_b64decode(padded)
+        else:
+            secret = base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("a webhook secret is base64url after its prefix") from None
+        raise ValueError("a webhook secret is base64 after its prefix") from None
     if len(secret) != KEY_BYTES:
         raise ValueError("a webhook secret encodes 32 bytes")
     return secret
@@ -293,8 +311,23 @@ def _digest(secret: bytes, timestamp: int, body: bytes) -> str:
     return hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
+def standard_headers(secret: bytes, event_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers for ``body``, signed by the specification's own library."""
+    signature = Webhook(secret).sign(
+        event_id, datetime.fromtimestamp(timestamp, UTC), body.decode("utf-8")
+    )
+    return {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature,
+    }
+
+
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
-    """The ``Cornerstore-Signature`` header value for ``body`` sent at ``timestamp``."""
+    """The ``Cornerstore-Signature`` header value for ``body`` sent at ``timestamp``.
+
+    Sent beside the Standard Webhooks headers until the next release.
+    """
     return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
 
 

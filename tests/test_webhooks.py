@@ -8,15 +8,18 @@ tests/test_webhook_deliveries.py.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import hmac
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from consent import webhooks
 from consent.delivery import deliver_due
@@ -186,6 +189,44 @@ def test_an_event_arrives_signed_and_verifies(world: World, hub: Hub, receiver: 
     assert now <= sent_at <= answered_at < now + timedelta(seconds=1)
     assert deliver_due(hub.sessions, hub.settings, now + timedelta(days=1)) == 0
     assert len(receiver.requests) == 1
+
+
+def test_a_standard_webhooks_library_verifies_every_delivery(
+    world: World, hub: Hub, receiver: Receiver
+) -> None:
+    """A consumer that knows nothing of Cornerstore verifies with the specification's library;
+    a tampered body, another event's id or another secret fails it."""
+    consumer = world.consumer()
+    secret = register(consumer, receiver.url)["secret"]
+    delivery_id = enqueued(hub, consumer, status_event())
+    deliver_due(hub.sessions, hub.settings)
+    [received] = receiver.requests
+
+    assert received.headers["webhook-id"] == str(delivery_id)
+    assert int(received.headers["webhook-timestamp"]) == received.timestamp
+    assert received.headers["webhook-signature"].startswith("v1,")
+    assert Webhook(secret).verify(received.body, received.headers) == received.event
+    tampered = received.body.replace(b"revoked", b"resumed")
+    assert tampered != received.body
+    other_id = {**received.headers, "webhook-id": str(uuid.uuid4())}
+    other_secret = register(world.consumer(), "https://other.example/")["secret"]
+    for body, headers, key in (
+        (tampered, received.headers, secret),
+        (received.body, other_id, secret),
+        (received.body, received.headers, other_secret),
+    ):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(key).verify(body, headers)
+
+
+def test_a_secret_handed_out_before_standard_webhooks_still_decodes() -> None:
+    key = bytes(range(250, 256)) + bytes(26)  # base64url of it has "-" or "_"
+    legacy = "whsec_" + base64.urlsafe_b64encode(key).rstrip(b"=").decode()
+    assert "-" in legacy or "_" in legacy
+
+    assert webhooks.decode_secret(legacy) == key
+    assert webhooks.decode_secret(webhooks.encode_secret(key)) == key
+    assert webhooks.encode_secret(key) == "whsec_" + base64.b64encode(key).decode()
 
 
 def test_a_replay_after_the_tolerance_is_refused(
