@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Bottom first. Packages in one tuple share a layer and may not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("audit_verifier",),
+    # Both stand alone, for people without the hub: an auditor, a consumer.
+    ("audit_verifier", "cornerstore_client"),
     ("cornerstore",),
     ("audit",),
     ("consent", "connectors"),
@@ -41,6 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 PACKAGE_DIRS = {
     "audit_verifier": ROOT / "audit_verifier",
+    "cornerstore_client": ROOT / "client_sdk" / "cornerstore_client",
     "cornerstore": ROOT / "platform" / "cornerstore",
     "audit": ROOT / "audit",
     "consent": ROOT / "consent",
@@ -106,6 +108,19 @@ def test_no_import_runs_against_the_layers() -> None:
                 continue
             if LAYER_OF[other] >= LAYER_OF[own]:
                 offences.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
+    assert offences == []
+
+
+def test_the_hub_never_imports_the_client_sdk() -> None:
+    """The SDK is the consumers' side of the API; the hub reaching into it would blur the two."""
+    clients = {"cornerstore_client", "bench", "tests", "policies"}
+    offences = [
+        f"{path.relative_to(ROOT)}:{line} imports {target}"
+        for name, path in _modules().items()
+        if name.split(".")[0] not in clients
+        for line, target in _imports(path)
+        if target.split(".")[0] == "cornerstore_client"
+    ]
     assert offences == []
 
 

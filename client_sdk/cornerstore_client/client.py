@@ -1,0 +1,186 @@
+"""``Client``: the hub's API for a consumer, over one keep-alive connection pool.
+
+    with Client("https://hub.example", api_key) as client:
+        for sale in client.sales(shop_id, purpose="replenishment", since=monday):
+            ...
+
+Every call raises the exception of the hub's error code
+(:mod:`cornerstore_client.errors`) and retries what the hub said to retry
+(:mod:`cornerstore_client.retrying`). :class:`AsyncClient` in
+:mod:`cornerstore_client.aio` has the same methods, awaited.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx2 as httpx
+
+import cornerstore_client.calls as calls
+from cornerstore_client.calls import Call
+from cornerstore_client.errors import error_for
+from cornerstore_client.models import (
+    AnalyticsAnswer,
+    AnalyticsQuery,
+    Category,
+    Consent,
+    ConsentRequest,
+)
+from cornerstore_client.retrying import RETRIED_STATUSES, Retries, retry_after
+
+T = TypeVar("T")
+
+#: Seconds to connect, and to wait for each read of an answer.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+USER_AGENT = "cornerstore-client/0.1"
+
+
+def headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
+
+
+def outcome(call: Call[T], response: httpx.Response) -> T:
+    """The parsed answer, or the error of its code."""
+    if response.is_success:
+        return call.parse(response.text if call.text else response.json())
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    raise error_for(response.status_code, body, retry_after(response.headers.get("Retry-After")))
+
+
+def next_wait(
+    retries: Retries, attempt: int, response: httpx.Response | None, method: str, rng: random.Random
+) -> float | None:
+    """Seconds to wait before trying again, or None to stop at this answer (or failure).
+
+    A "not now" answer is retried; a lost connection (``response`` None) only
+    where sending twice is harmless.
+    """
+    if attempt >= retries.attempts:
+        return None
+    if response is None:
+        return retries.wait(attempt + 1, None, rng) if method == "GET" else None
+    if response.status_code not in RETRIED_STATUSES:
+        return None
+    return retries.wait(attempt + 1, retry_after(response.headers.get("Retry-After")), rng)
+
+
+class Client:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retries: Retries | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=headers(api_key),
+            timeout=timeout,
+            transport=transport,
+        )
+        self._retries = retries or Retries()
+        self._rng = random.SystemRandom()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def send(self, call: Call[T]) -> T:
+        """Send ``call``, retrying as :mod:`cornerstore_client.retrying` says."""
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    call.method, call.path, params=call.params, json=call.body
+                )
+            except httpx.TransportError:
+                wait = next_wait(self._retries, attempt, None, call.method, self._rng)
+                if wait is None:
+                    raise
+            else:
+                wait = next_wait(self._retries, attempt, response, call.method, self._rng)
+                if wait is None:
+                    return outcome(call, response)
+            attempt += 1
+            time.sleep(wait)
+
+    # --- consents ---------------------------------------------------------------------------
+
+    def request_consent(self, shop_id: uuid.UUID | str, request: ConsentRequest) -> Consent:
+        """Ask a shop for consent; it stays ``requested`` until the shopkeeper answers."""
+        return self.send(calls.consent_request(shop_id, request))
+
+    def consents(self) -> list[Consent]:
+        """Every consent shops have given (or been asked for) this consumer, newest state."""
+        return self.send(calls.my_consents())
+
+    def receipt(
+        self, shop_id: uuid.UUID | str, consent_id: uuid.UUID | str, version: int | None = None
+    ) -> str:
+        """A consent version's signed receipt (JWS); check it with ``verify_receipt``."""
+        return self.send(calls.receipt(shop_id, consent_id, version))
+
+    def receipt_keys(self) -> dict[str, Any]:
+        """The hub's published receipt keys (a JWK Set)."""
+        return self.send(calls.receipt_keys())
+
+    # --- governed reads ---------------------------------------------------------------------
+
+    def records(
+        self,
+        shop_id: uuid.UUID | str,
+        category: Category,
+        *,
+        purpose: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every record of the window, page after page, in event-time order."""
+        cursor: str | None = None
+        while True:
+            page = self.send(
+                calls.records_page(
+                    shop_id,
+                    category,
+                    purpose=purpose,
+                    since=since,
+                    until=until,
+                    cursor=cursor,
+                    limit=page_size,
+                )
+            )
+            yield from page.records
+            if page.next is None:
+                return
+            cursor = page.next
+
+    def sales(self, shop_id: uuid.UUID | str, **window: Any) -> Iterator[dict[str, Any]]:
+        return self.records(shop_id, "sales", **window)
+
+    def inventory(self, shop_id: uuid.UUID | str, **window: Any) -> Iterator[dict[str, Any]]:
+        return self.records(shop_id, "inventory", **window)
+
+    def payments(self, shop_id: uuid.UUID | str, **window: Any) -> Iterator[dict[str, Any]]:
+        return self.records(shop_id, "payments", **window)
+
+    # --- analytics --------------------------------------------------------------------------
+
+    def analytics(self, query: AnalyticsQuery) -> AnalyticsAnswer:
+        """A question across shops; raises ``PrivacyBudgetExhausted`` when ε has run out."""
+        return self.send(calls.analytics(query))
