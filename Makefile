@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo serve test lint typecheck check bench bench-smoke messages clean
 
-$(BIN)/cornerstore: pyproject.toml client_sdk/pyproject.toml
+$(BIN)/cornerstore: pyproject.toml audit_verifier/pyproject.toml client_sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e ./client_sdk
+	$(BIN)/pip install --quiet -e ./audit_verifier -e '.[dev]' -e ./client_sdk
 	touch $@
 
 install: $(BIN)/cornerstore

@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Bottom first. Packages in one tuple share a layer and may not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    # Both stand alone, for people without the hub: an auditor, a consumer.
-    ("audit_verifier", "cornerstore_client"),
-    ("cornerstore",),
+    ("audit_verifier",),
+    # The SDK stands beside the core: consumers install it without the hub.
+    ("cornerstore", "cornerstore_client"),
     ("audit",),
     ("consent", "connectors"),
     ("analytics",),
@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("bench", "tests", "policies"),
 )
 PACKAGE_DIRS = {
-    "audit_verifier": ROOT / "audit_verifier",
+    "audit_verifier": ROOT / "audit_verifier" / "audit_verifier",
     "cornerstore_client": ROOT / "client_sdk" / "cornerstore_client",
     "cornerstore": ROOT / "platform" / "cornerstore",
     "audit": ROOT / "audit",

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import pytest
 
 import cornerstore_client as sdk
+from audit_verifier.note import Signer
 from consent.delivery import deliver_due
 from cornerstore_client import cli
 from cornerstore_client.models import HUB_SCHEMAS
@@ -279,6 +280,56 @@ def test_a_real_webhook_verifies_and_forgeries_and_replays_do_not(
     assert verified == []
 
 
+def test_an_access_is_proved_in_the_signed_log_and_an_edited_entry_is_not(
+    world: World, server: Server
+) -> None:
+    """The shopkeeper's friend: the entry of a read of the shop, checked against the signed
+    checkpoint with a verifier key kept from before; edits and other keys fail."""
+    shop = world.shop()
+    grocer = world.consumer()
+    world.grant(shop, grocer, "replenishment", ["sales"])
+    grocer.get(f"/v1/shops/{shop.id}/sales", purpose="replenishment")
+    with sdk.Client(server.base_url, shop.keeper.api_key) as client:
+        [key, *_] = client.verifier_keys()
+        [read] = [e for e in client.log_entries(shop.id) if _decoded(e)["action"] == "read"]
+        checkpoint = client.checkpoint()
+        size = int(checkpoint.splitlines()[1])
+        proof = client.inclusion_proof(read["index"], size)
+
+    entry = sdk.verify_inclusion(read, proof, checkpoint, key)
+
+    assert (entry["action"], entry["shop_id"], entry["decision"]) == ("read", shop.id, "allow")
+    edited = {
+        **read,
+        "entry": base64.b64encode(_bytes(read).replace(b'"allow"', b'"deny"')).decode(),
+    }
+    stranger = Signer.generate(key.split("+")[0]).verifier_key
+    other_index = {**proof, "index": read["index"] - 1}
+    cases = {
+        "an edited entry": (edited, proof, checkpoint, key),
+        "another key": (read, proof, checkpoint, stranger),
+        "the proof of another entry": (read, other_index, checkpoint, key),
+        "a proof for another tree": (read, {**proof, "tree_size": size + 1}, checkpoint, key),
+    }
+    verified = []
+    for name, (entry_, proof_, checkpoint_, key_) in cases.items():
+        try:
+            sdk.verify_inclusion(entry_, proof_, checkpoint_, key_)
+        except sdk.VerificationError:
+            continue
+        verified.append(name)
+    assert verified == []
+
+
+def _bytes(entry: dict[str, Any]) -> bytes:
+    return base64.b64decode(entry["entry"])
+
+
+def _decoded(entry: dict[str, Any]) -> dict[str, Any]:
+    decoded: dict[str, Any] = json.loads(_bytes(entry))
+    return decoded
+
+
 def test_the_models_match_the_hubs_openapi(world: World) -> None:
     """Every model has exactly the fields of the hub's schema it mirrors. What a consumer
     sends is required alike; what it reads never requires what the hub may leave out."""
@@ -295,12 +346,17 @@ def test_the_models_match_the_hubs_openapi(world: World) -> None:
 
 
 def test_the_sdk_installs_alone_and_loads_nothing_of_the_hub(tmp_path: Path) -> None:
-    """A consumer's machine: a fresh venv with only the SDK; importing it loads no hub module."""
+    """A consumer's machine: a fresh venv with the SDK and the verifier it builds on (as an
+    index would serve them); importing it loads no module of the hub."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # noqa: S603
     python = venv / "bin" / "python"
     installed = subprocess.run(  # noqa: S603 (pip from the venv we just made)
-        [str(python), "-m", "pip", "install", "--quiet", str(ROOT / "client_sdk")],
+        [
+            str(python),
+            *("-m", "pip", "install", "--quiet"),
+            *(str(ROOT / name) for name in ("audit_verifier", "client_sdk")),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -31,7 +31,8 @@ from cornerstore_client.models import (
     Noise,
 )
 from cornerstore_client.retrying import Retries
-from cornerstore_client.verify import verify_receipt, verify_webhook
+from cornerstore_client.store import LocalStore
+from cornerstore_client.verify import verify_inclusion, verify_receipt, verify_webhook
 
 __all__ = [
     "AnalyticsAnswer",
@@ -49,6 +50,7 @@ __all__ = [
     "FieldProblem",
     "Forbidden",
     "InternalError",
+    "LocalStore",
     "Noise",
     "NotFound",
     "Page",
@@ -61,6 +63,7 @@ __all__ = [
     "Unavailable",
     "ValidationFailed",
     "VerificationError",
+    "verify_inclusion",
     "verify_receipt",
     "verify_webhook",
 ]

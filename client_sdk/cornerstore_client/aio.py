@@ -131,3 +131,29 @@ class AsyncClient:
 
     async def analytics(self, query: AnalyticsQuery) -> AnalyticsAnswer:
         return await self.send(calls.analytics(query))
+
+    # --- the audit log (auditors, and shopkeepers for their own shops) -----------------------
+
+    async def checkpoint(self) -> str:
+        """The newest signed checkpoint (a signed note); check entries with ``verify_inclusion``."""
+        return await self.send(calls.checkpoint())
+
+    async def verifier_keys(self) -> list[str]:
+        """The keys that sign checkpoints, current first. Keep one; do not trust it afresh."""
+        return await self.send(calls.verifier_keys())
+
+    async def log_entries(
+        self, shop_id: uuid.UUID | str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every entry of the log (of one shop's, if named), with its index and bytes."""
+        after = -1
+        while True:
+            page = await self.send(calls.log_entries(shop_id, after))
+            for entry in page.records:
+                yield entry
+            if page.next is None:
+                return
+            after = int(page.next)
+
+    async def inclusion_proof(self, index: int, tree_size: int) -> dict[str, Any]:
+        return await self.send(calls.inclusion_proof(index, tree_size))

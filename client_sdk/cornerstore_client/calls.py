@@ -115,3 +115,27 @@ def receipt(
 
 def receipt_keys() -> Call[dict[str, Any]]:
     return Call("GET", "/v1/keys/receipts", dict)
+
+
+def checkpoint() -> Call[str]:
+    return Call("GET", "/v1/audit/checkpoint", str, text=True)
+
+
+def verifier_keys() -> Call[list[str]]:
+    return Call(
+        "GET", "/v1/audit/public-key", lambda text: [k for k in text.splitlines() if k], text=True
+    )
+
+
+def log_entries(shop_id: uuid.UUID | str | None, after: int) -> Call[Page]:
+    params = {"after": str(after)}
+    if shop_id is not None:
+        params["shop_id"] = str(shop_id)
+    return Call(
+        "GET", "/v1/audit/entries", lambda body: Page(body["entries"], body["next"]), params=params
+    )
+
+
+def inclusion_proof(index: int, tree_size: int) -> Call[dict[str, Any]]:
+    params = {"index": str(index), "tree_size": str(tree_size)}
+    return Call("GET", "/v1/audit/proofs/inclusion", dict, params=params)

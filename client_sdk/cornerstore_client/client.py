@@ -184,3 +184,26 @@ class Client:
     def analytics(self, query: AnalyticsQuery) -> AnalyticsAnswer:
         """A question across shops; raises ``PrivacyBudgetExhausted`` when ε has run out."""
         return self.send(calls.analytics(query))
+
+    # --- the audit log (auditors, and shopkeepers for their own shops) -----------------------
+
+    def checkpoint(self) -> str:
+        """The newest signed checkpoint (a signed note); check entries with ``verify_inclusion``."""
+        return self.send(calls.checkpoint())
+
+    def verifier_keys(self) -> list[str]:
+        """The keys that sign checkpoints, current first. Keep one; do not trust it afresh."""
+        return self.send(calls.verifier_keys())
+
+    def log_entries(self, shop_id: uuid.UUID | str | None = None) -> Iterator[dict[str, Any]]:
+        """Every entry of the log (of one shop's, if named), with its index and bytes."""
+        after = -1
+        while True:
+            page = self.send(calls.log_entries(shop_id, after))
+            yield from page.records
+            if page.next is None:
+                return
+            after = int(page.next)
+
+    def inclusion_proof(self, index: int, tree_size: int) -> dict[str, Any]:
+        return self.send(calls.inclusion_proof(index, tree_size))

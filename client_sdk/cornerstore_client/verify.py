@@ -21,6 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from standardwebhooks.webhooks import Webhook
 
+from audit_verifier import verify as log
+from audit_verifier.note import NoteError, Verifier
 from cornerstore_client.errors import VerificationError
 
 #: The receipt's JOSE header has exactly these members (see the hub's consent.receipts).
@@ -149,3 +151,55 @@ def verify_webhook(
     if not matched:
         raise VerificationError("no signature matches the body")
     return _json_object(body, "body")
+
+
+def _b64(text: Any, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise VerificationError(f"the {what} is not base64 text")
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise VerificationError(f"the {what} is not valid base64") from None
+
+
+def verify_inclusion(
+    entry: Mapping[str, Any],
+    proof: Mapping[str, Any],
+    checkpoint: str,
+    verifier_key: str,
+) -> dict[str, Any]:
+    """The audit entry, if it is in the log the hub signed.
+
+    ``entry`` is one of ``GET /v1/audit/entries`` (its ``index`` and base64
+    canonical bytes), ``proof`` the answer of ``GET /v1/audit/proofs/inclusion``
+    for that index at the checkpoint's size, ``checkpoint`` the signed note of
+    ``GET /v1/audit/checkpoint``, and ``verifier_key`` a line of
+    ``GET /v1/audit/public-key`` that you keep (fetch it once, not with each
+    check, or a forged log could bring its own key). The checks are the
+    offline verifier's own (``cornerstore-audit-verifier``).
+    """
+    try:
+        verifier = Verifier.from_key(verifier_key.strip())
+    except NoteError as exc:
+        raise VerificationError(f"the verifier key: {exc}") from None
+    try:
+        signed, _ = log.open_checkpoint(checkpoint.encode("utf-8"), [verifier])
+    except log.VerificationError as exc:
+        raise VerificationError(str(exc)) from None
+    index = entry.get("index")
+    if not isinstance(index, int) or proof.get("index") != index:
+        raise VerificationError("the proof is not for this entry's index")
+    if proof.get("tree_size") != signed.size:
+        raise VerificationError(
+            f"the proof is for a tree of {proof.get('tree_size')} entries, "
+            f"the checkpoint signs {signed.size}"
+        )
+    hashes = proof.get("proof")
+    if not isinstance(hashes, list):
+        raise VerificationError("the proof holds no list of hashes")
+    encoded = _b64(entry.get("entry"), "entry")
+    try:
+        log.verify_inclusion_of(encoded, index, [_b64(h, "proof hash") for h in hashes], signed)
+    except log.VerificationError as exc:
+        raise VerificationError(str(exc)) from None
+    return _json_object(encoded, "entry")

@@ -1,0 +1,194 @@
+"""The consumer's side of the data-life contract: a local store that forgets on time.
+
+What a consumer signs up to when it reads through the hub (docs/consumers.md):
+
+- every record read is kept with the consent it came under and the moment its
+  data life ends (read time + the consent's ``data_life``);
+- :meth:`LocalStore.purge_expired` deletes what has outlived its data life;
+  run it at least daily (a consumer process calls it on a timer);
+- a revocation or an erasure deletes at once: :meth:`LocalStore.on_event`
+  takes the hub's webhook event and purges the consent, or for an erasure
+  everything of the shop.
+
+SQLite by default (the standard library's), one file; rows are deleted, and
+the file is vacuumed by :meth:`LocalStore.vacuum` so deleted values do not
+linger in free pages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from cornerstore_client.models import Category, Consent
+from cornerstore_client.verify import verify_webhook
+
+#: The fields that name a record, per category (the hub's natural ids).
+NATURAL_ID = {
+    "sales": ("event_id",),
+    "inventory": ("sku", "counted_at"),
+    "payments": ("event_id",),
+}
+
+_DURATION = re.compile(
+    r"P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
+)
+
+
+def data_life(text: str) -> timedelta:
+    """An ISO 8601 duration in weeks, days, hours, minutes and seconds (as the hub writes it).
+
+    Months and years are refused: their length depends on the date, and a
+    data life must not.
+    """
+    match = _DURATION.fullmatch(text)
+    if not match or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError(f"not a duration in weeks, days, hours, minutes or seconds: {text!r}")
+    parts = {name: float(value) for name, value in match.groupdict().items() if value}
+    return timedelta(**parts)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    consent_id TEXT NOT NULL,
+    shop_id TEXT NOT NULL,
+    category TEXT NOT NULL,
+    natural_id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    kept_at REAL NOT NULL,
+    keep_until REAL NOT NULL,
+    PRIMARY KEY (consent_id, category, natural_id)
+);
+CREATE INDEX IF NOT EXISTS records_keep_until ON records (keep_until);
+CREATE INDEX IF NOT EXISTS records_shop ON records (shop_id);
+"""
+_KEEP = "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+
+class LocalStore:
+    """Records read under consents, each with when it must be gone. One process at a time."""
+
+    def __init__(self, path: str | Path = "cornerstore-records.db") -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA secure_delete = ON")  # deleted values are overwritten
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> LocalStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def keep(
+        self,
+        consent: Consent,
+        category: Category,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        now: float | None = None,
+    ) -> int:
+        """Keep ``records`` read under ``consent``; a record read again is kept once, anew."""
+        kept_at = time.time() if now is None else now
+        until = kept_at + data_life(consent.data_life).total_seconds()
+        fields = NATURAL_ID[category]
+        rows = [
+            (
+                str(consent.id),
+                str(consent.shop_id),
+                category,
+                json.dumps([record.get(f) for f in fields]),
+                json.dumps(dict(record), ensure_ascii=False, sort_keys=True),
+                kept_at,
+                until,
+            )
+            for record in records
+        ]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+            )
+        return len(rows)
+
+    def records(
+        self, shop_id: uuid.UUID | str, category: Category | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """What is kept of a shop (of one category), oldest first."""
+        query = "SELECT record FROM records WHERE shop_id = ?"
+        params: list[str] = [str(shop_id)]
+        if category is not None:
+            query += " AND category = ?"
+            params.append(category)
+        for (record,) in self._db.execute(query + " ORDER BY kept_at, rowid", params):
+            yield json.loads(record)
+
+    def count(self, shop_id: uuid.UUID | str | None = None) -> int:
+        if shop_id is None:
+            (n,) = self._db.execute("SELECT count(*) FROM records").fetchone()
+        else:
+            (n,) = self._db.execute(
+                "SELECT count(*) FROM records WHERE shop_id = ?", (str(shop_id),)
+            ).fetchone()
+        return int(n)
+
+    def purge_expired(self, *, now: float | None = None) -> int:
+        """Delete every record past its data life; how many went."""
+        moment = time.time() if now is None else now
+        return self._delete("keep_until <= ?", moment)
+
+    def purge_consent(self, consent_id: uuid.UUID | str) -> int:
+        """Delete at once everything read under one consent (it was revoked)."""
+        return self._delete("consent_id = ?", str(consent_id))
+
+    def purge_shop(self, shop_id: uuid.UUID | str) -> int:
+        """Delete at once everything of one shop (it was erased)."""
+        return self._delete("shop_id = ?", str(shop_id))
+
+    def on_event(self, event: Mapping[str, Any]) -> int:
+        """Act on a verified webhook event: a consent that no longer allows reads is purged.
+
+        An erasure purges the whole shop; a revocation, refusal or expiry the
+        consent. A pause keeps what was read (the consent may resume) but
+        the hub refuses new reads meanwhile.
+        """
+        if event.get("type") != "consent.status_changed":
+            return 0
+        if event.get("change") == "erased":
+            return self.purge_shop(str(event["shop_id"]))
+        if event.get("status") in ("revoked", "refused", "expired"):
+            return self.purge_consent(str(event["consent_id"]))
+        return 0
+
+    def receive(
+        self, headers: Mapping[str, str], body: bytes, secret: str, *, tolerance: int = 300
+    ) -> dict[str, Any]:
+        """A webhook delivery, verified and acted on: what a consumer's endpoint calls.
+
+        Raises ``VerificationError`` (and purges nothing) for a delivery that is
+        not the hub's; returns the event otherwise.
+        """
+        event = verify_webhook(headers, body, secret, tolerance=tolerance)
+        self.on_event(event)
+        return event
+
+    def vacuum(self) -> None:
+        """Rewrite the file so nothing deleted remains in it."""
+        self._db.execute("VACUUM")
+
+    def _delete(self, where: str, value: float | str) -> int:
+        with self._db:
+            self._db.execute("BEGIN")
+            # ``where`` is one of this class's fixed clauses, never a caller's text.
+            deleted = self._db.execute(f"DELETE FROM records WHERE {where}", (value,)).rowcount  # noqa: S608
+        return int(deleted)

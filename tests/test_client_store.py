@@ -1,0 +1,111 @@
+"""The consumer's local store: records go when their data life ends, and at once when the
+shop revokes or is erased, on the hub's own webhook."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import cornerstore_client as sdk
+from consent.delivery import deliver_due
+from cornerstore_client.store import data_life
+from hub.runtime import Hub
+from tests.factories import ShopSetup, World, sale
+from tests.servers import Server, hub_server
+from tests.webhook_consumer import (
+    Receiver,
+    client_without_lifespan,  # noqa: F401 (a fixture)
+    receiver_fixture,  # noqa: F401 (a fixture)
+    register,
+)
+
+MONDAY = datetime(2026, 11, 16, 9, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def server(hub: Hub) -> Iterator[Server]:
+    with hub_server(hub) as running:
+        yield running
+
+
+def _read_into(store: sdk.LocalStore, server: Server, api_key: str, shop: ShopSetup) -> None:
+    with sdk.Client(server.base_url, api_key) as client:
+        [consent] = [c for c in client.consents() if str(c.shop_id) == shop.id]
+        store.keep(consent, "sales", client.sales(shop.id, purpose="replenishment"))
+
+
+def _shop_with_sales(world: World, name: str) -> ShopSetup:
+    shop = world.shop(name)
+    world.ingest(shop, "sales", [sale(n, at=MONDAY + timedelta(minutes=n)) for n in range(3)])
+    return shop
+
+
+def test_records_are_kept_for_their_data_life_and_not_a_second_longer(
+    world: World, server: Server, tmp_path: Path
+) -> None:
+    shop = _shop_with_sales(world, "Corner")
+    grocer = world.consumer()
+    granted = world.grant(shop, grocer, "replenishment", ["sales"])
+    assert granted["data_life"].startswith("P")
+    life = data_life(granted["data_life"]).total_seconds()
+    with sdk.LocalStore(tmp_path / "records.db") as store:
+        before = datetime.now(UTC).timestamp()
+        _read_into(store, server, grocer.api_key, shop)
+        assert [r["event_id"] for r in store.records(shop.id)] == ["S-0", "S-1", "S-2"]
+
+        assert store.purge_expired(now=before + life - 1) == 0
+        assert store.purge_expired(now=before + life + 60) == 3
+        assert store.count() == 0
+
+
+def test_a_revocation_webhook_purges_the_consent_and_an_erasure_the_shop(
+    world: World, hub: Hub, server: Server, receiver: Receiver, tmp_path: Path
+) -> None:
+    revoking, erased, staying = (
+        _shop_with_sales(world, name) for name in ("Revoking", "Erased", "Staying")
+    )
+    grocer = world.consumer()
+    secret = register(grocer, receiver.url)["secret"]
+    consents = {
+        s.id: world.grant(s, grocer, "replenishment", ["sales"])
+        for s in (revoking, erased, staying)
+    }
+    with sdk.LocalStore(tmp_path / "records.db") as store:
+        for shop in (revoking, erased, staying):
+            _read_into(store, server, grocer.api_key, shop)
+        assert store.count() == 9
+
+        revoking.keeper.post(
+            f"/v1/shops/{revoking.id}/consents/{consents[revoking.id]['id']}/revoke"
+        )
+        world.client.post(f"/v1/shops/{erased.id}/erasure", headers=erased.keeper.headers)
+        # Delivered by this process or by the server's own deliverer, whichever comes first.
+        deliver_due(hub.sessions, hub.settings)
+        deadline = time.monotonic() + 10
+        while {"revoked", "erased"} - {d.event["change"] for d in receiver.requests}:
+            assert time.monotonic() < deadline, "the hub never sent both events"
+            time.sleep(0.05)
+        for delivery in receiver.requests:
+            store.receive(delivery.headers, delivery.body, secret)
+
+        counts = [store.count(shop.id) for shop in (revoking, erased, staying)]
+        assert counts == [0, 0, 3]
+        # The erasure's event, sent again about the shop that stays: not the hub's, purges nothing.
+        [erasure] = [d for d in receiver.requests if d.event["change"] == "erased"]
+        forged = erasure.body.replace(erased.id.encode(), staying.id.encode())
+        with pytest.raises(sdk.VerificationError):
+            store.receive(erasure.headers, forged, secret)
+        assert store.count(staying.id) == 3
+
+
+def test_a_data_life_is_read_as_the_hub_writes_it() -> None:
+    assert data_life("P30D") == timedelta(days=30)
+    assert data_life("PT90S") == timedelta(seconds=90)
+    assert data_life("P1W2DT3H") == timedelta(weeks=1, days=2, hours=3)
+    for wrong in ("P1M", "P1Y", "P", "PT", "30 days", "P1DT"):
+        with pytest.raises(ValueError, match="not a duration"):
+            data_life(wrong)
