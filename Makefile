@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo serve test lint typecheck check bench bench-smoke messages clean
 
-$(BIN)/cornerstore: pyproject.toml audit_verifier/pyproject.toml client_sdk/pyproject.toml
+$(BIN)/cornerstore: pyproject.toml audit_verifier/pyproject.toml client_sdk/pyproject.toml \
+		reference_consumers/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./audit_verifier -e '.[dev]' -e ./client_sdk
+	$(BIN)/pip install --quiet -e ./audit_verifier -e '.[dev]' -e ./client_sdk -e ./reference_consumers
 	touch $@
 
 install: $(BIN)/cornerstore

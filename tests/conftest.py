@@ -34,6 +34,27 @@ from tests.softhsm import softhsm  # noqa: F401 (a fixture)
 BACKENDS = ("sqlite", "postgresql")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run tests marked ``one_backend`` on SQLite only.
+
+    They test what lies above the database (pages in a browser, the SDK
+    over HTTP), through services whose database behaviour the API tests
+    already cover on both; a second run on PostgreSQL would double their
+    minutes and test nothing new. They are deselected, so the summary counts them.
+    """
+    dropped = [
+        item
+        for item in items
+        if item.get_closest_marker("one_backend")
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("database_url") == "postgresql"  # type: ignore[attr-defined]
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        gone = set(dropped)
+        items[:] = [item for item in items if item not in gone]
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -33,7 +33,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("audit_verifier",),
     # The SDK stands beside the core: consumers install it without the hub.
     ("cornerstore", "cornerstore_client"),
-    ("audit",),
+    # The reference consumers stand apart from the hub: they import only the SDK.
+    ("audit", "cornerstore_consumers"),
     ("consent", "connectors"),
     ("analytics",),
     ("web_console",),
@@ -43,6 +44,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 PACKAGE_DIRS = {
     "audit_verifier": ROOT / "audit_verifier" / "audit_verifier",
     "cornerstore_client": ROOT / "client_sdk" / "cornerstore_client",
+    "cornerstore_consumers": ROOT / "reference_consumers" / "cornerstore_consumers",
     "cornerstore": ROOT / "platform" / "cornerstore",
     "audit": ROOT / "audit",
     "consent": ROOT / "consent",
@@ -111,16 +113,20 @@ def test_no_import_runs_against_the_layers() -> None:
     assert offences == []
 
 
-def test_the_hub_never_imports_the_client_sdk() -> None:
-    """The SDK is the consumers' side of the API; the hub reaching into it would blur the two."""
-    clients = {"cornerstore_client", "bench", "tests", "policies"}
-    offences = [
-        f"{path.relative_to(ROOT)}:{line} imports {target}"
-        for name, path in _modules().items()
-        if name.split(".")[0] not in clients
-        for line, target in _imports(path)
-        if target.split(".")[0] == "cornerstore_client"
-    ]
+def test_the_hub_and_its_consumers_meet_only_over_http() -> None:
+    """The SDK and the reference consumers import nothing of the hub, and the hub nothing of
+    them: they speak only HTTP to each other (tests and benchmarks may use both)."""
+    outside = {"cornerstore_client", "cornerstore_consumers"}
+    sides = {"audit_verifier", *outside}
+    offences = []
+    for name, path in _modules().items():
+        own = name.split(".")[0]
+        for line, target in _imports(path):
+            other = target.split(".")[0]
+            if other not in LAYER_OF or own in {"bench", "tests", "policies"}:
+                continue
+            if (own in outside and other not in sides) or (own not in outside and other in outside):
+                offences.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
     assert offences == []
 
 

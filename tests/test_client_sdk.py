@@ -39,6 +39,10 @@ from tests.webhook_consumer import (
     status_event,
 )
 
+#: Above the database: SQLite alone (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
+
 ROOT = Path(__file__).resolve().parent.parent
 MONDAY = datetime(2026, 11, 16, 9, tzinfo=UTC)
 

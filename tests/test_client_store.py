@@ -23,6 +23,10 @@ from tests.webhook_consumer import (
     register,
 )
 
+#: Above the database: SQLite alone (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
+
 MONDAY = datetime(2026, 11, 16, 9, tzinfo=UTC)
 
 
@@ -109,3 +113,38 @@ def test_a_data_life_is_read_as_the_hub_writes_it() -> None:
     for wrong in ("P1M", "P1Y", "P", "PT", "30 days", "P1DT"):
         with pytest.raises(ValueError, match="not a duration"):
             data_life(wrong)
+
+
+def test_records_without_their_ids_are_kept_once_each_and_once_again(tmp_path: Path) -> None:
+    """A lender sees no event ids: two alike sales stay two, and reading them again adds none."""
+    consent = sdk.Consent.model_validate(
+        {
+            "id": "00000000-0000-0000-0000-000000000001",
+            "shop_id": "00000000-0000-0000-0000-000000000002",
+            "consumer_id": "00000000-0000-0000-0000-000000000003",
+            "consumer_name": "Lender",
+            "consumer_description": None,
+            "purpose": "credit-assessment",
+            "categories": ["sales"],
+            "status": "active",
+            "version": 1,
+            "access_mode": "rows",
+            "data_range": {},
+            "max_reads_per_day": None,
+            "valid_from": "2026-11-01T00:00:00Z",
+            "expires_at": "2027-11-01T00:00:00Z",
+            "data_life": "P30D",
+            "created_at": "2026-11-01T00:00:00Z",
+            "granted_at": "2026-11-01T00:00:00Z",
+            "revoked_at": None,
+            "updated_at": "2026-11-01T00:00:00Z",
+            "uses": 0,
+            "last_used_at": None,
+        }
+    )
+    alike = {"occurred_at": "2026-11-16T09:00:00Z", "quantity": 1, "unit_price_cents": 350}
+    other = {**alike, "quantity": 2}
+    with sdk.LocalStore(tmp_path / "records.db") as store:
+        store.keep(consent, "sales", [alike, alike, other])
+        store.keep(consent, "sales", [alike, alike, other])
+        assert store.count() == 3

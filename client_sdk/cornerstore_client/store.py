@@ -17,11 +17,13 @@ linger in free pages.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -54,6 +56,22 @@ def data_life(text: str) -> timedelta:
         raise ValueError(f"not a duration in weeks, days, hours, minutes or seconds: {text!r}")
     parts = {name: float(value) for name, value in match.groupdict().items() if value}
     return timedelta(**parts)
+
+
+def _natural_id(category: str, record: Mapping[str, Any], text: str, seen: Counter[str]) -> str:
+    """What makes a record the same record when it is read again.
+
+    The hub's natural id where the purpose lets it through; where it does not
+    (a lender sees no event ids), the record's content and how many records
+    alike came before it in this read, so reading the same window again
+    replaces rather than doubles.
+    """
+    fields = NATURAL_ID[category]
+    if all(record.get(f) is not None for f in fields):
+        return json.dumps([record[f] for f in fields])
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    seen[digest] += 1
+    return f"{digest}#{seen[digest]}"
 
 
 _SCHEMA = """
@@ -101,19 +119,21 @@ class LocalStore:
         """Keep ``records`` read under ``consent``; a record read again is kept once, anew."""
         kept_at = time.time() if now is None else now
         until = kept_at + data_life(consent.data_life).total_seconds()
-        fields = NATURAL_ID[category]
-        rows = [
-            (
-                str(consent.id),
-                str(consent.shop_id),
-                category,
-                json.dumps([record.get(f) for f in fields]),
-                json.dumps(dict(record), ensure_ascii=False, sort_keys=True),
-                kept_at,
-                until,
+        rows = []
+        seen: Counter[str] = Counter()
+        for record in records:
+            text = json.dumps(dict(record), ensure_ascii=False, sort_keys=True)
+            rows.append(
+                (
+                    str(consent.id),
+                    str(consent.shop_id),
+                    category,
+                    _natural_id(category, record, text, seen),
+                    text,
+                    kept_at,
+                    until,
+                )
             )
-            for record in records
-        ]
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(

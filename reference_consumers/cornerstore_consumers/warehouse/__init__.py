@@ -1,0 +1,1 @@
+"""A wholesaler's warehouse shops order from: stock, lead times, orders placed once."""
