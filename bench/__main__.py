@@ -1,5 +1,5 @@
 """``python -m bench {all,ingest,authz,read,decrypt,rotation,appends,proofs,verify,propagation,
-consent_writes,consent_checks,soak,console,analytics} [--smoke]``."""
+consent_writes,consent_checks,soak,console,analytics,consumers} [--smoke]``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from bench import (
     authz,
     consent,
     console,
+    consumers,
     ingest,
     keys,
     read,
@@ -37,6 +38,7 @@ BENCHMARKS = {
     "soak": soak.run,
     "console": console.run,
     "analytics": analytics.run,
+    "consumers": consumers.run,
 }
 
 
