@@ -32,7 +32,8 @@ MONDAY = datetime(2026, 11, 16, 9, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def server(hub: Hub) -> Iterator[Server]:
-    with hub_server(hub) as running:
+    # Its own deliverer may send an event before the test's: it must reach the receiver too.
+    with hub_server(hub, webhook_private_hosts='["127.0.0.1"]') as running:
         yield running
 
 
@@ -109,9 +110,10 @@ def test_a_revocation_webhook_purges_the_consent_and_an_erasure_the_shop(
 def test_a_data_life_is_read_as_the_hub_writes_it() -> None:
     assert data_life("P30D") == timedelta(days=30)
     assert data_life("PT90S") == timedelta(seconds=90)
+    assert data_life("P1Y") == timedelta(days=365)  # the hub's P365D, as pydantic writes it
     assert data_life("P1W2DT3H") == timedelta(weeks=1, days=2, hours=3)
-    for wrong in ("P1M", "P1Y", "P", "PT", "30 days", "P1DT"):
-        with pytest.raises(ValueError, match="not a duration"):
+    for wrong in ("P", "", "PT-", "soon"):
+        with pytest.raises(ValueError, match="not an ISO 8601 duration"):
             data_life(wrong)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sqlite3
 import time
 import uuid
@@ -28,6 +27,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from cornerstore_client.models import Category, Consent
 from cornerstore_client.verify import verify_webhook
@@ -39,23 +40,15 @@ NATURAL_ID = {
     "payments": ("event_id",),
 }
 
-_DURATION = re.compile(
-    r"P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
-)
+_DURATION = TypeAdapter(timedelta)
 
 
 def data_life(text: str) -> timedelta:
-    """An ISO 8601 duration in weeks, days, hours, minutes and seconds (as the hub writes it).
-
-    Months and years are refused: their length depends on the date, and a
-    data life must not.
-    """
-    match = _DURATION.fullmatch(text)
-    if not match or text in ("P", "PT") or text.endswith("T"):
-        raise ValueError(f"not a duration in weeks, days, hours, minutes or seconds: {text!r}")
-    parts = {name: float(value) for name, value in match.groupdict().items() if value}
-    return timedelta(**parts)
+    """An ISO 8601 duration as the hub writes it (pydantic's reading: a year is 365 days)."""
+    try:
+        return _DURATION.validate_python(text)
+    except ValidationError:
+        raise ValueError(f"not an ISO 8601 duration: {text!r}") from None
 
 
 def _natural_id(category: str, record: Mapping[str, Any], text: str, seen: Counter[str]) -> str:
