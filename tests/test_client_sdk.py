@@ -172,6 +172,14 @@ def test_429_and_503_are_retried_after_the_wait_the_server_asked_for(
     assert second - first >= 1.0
     assert third - second < 1.0
 
+    # Asked to wait longer than the client ever waits: raised at once, with the wait asked.
+    handler.script = [(429, {"Retry-After": "3600"}, limited)]
+    with sdk.Client(url, "key", retries=sdk.Retries(max_backoff=30)) as client:
+        with pytest.raises(sdk.TooManyRequests) as too_long:
+            client.consents()
+    assert too_long.value.retry_after == 3600
+    assert len(handler.seen) == 4
+
     # Out of retries: the error says how long the hub asked to wait.
     handler.script = [(429, {"Retry-After": "0"}, limited)] * 2
     no_more = sdk.Retries(attempts=1, backoff=0.01)
@@ -180,7 +188,7 @@ def test_429_and_503_are_retried_after_the_wait_the_server_asked_for(
         pytest.raises(sdk.TooManyRequests) as gave_up,
     ):
         client.consents()
-    assert len(handler.seen) == 5
+    assert len(handler.seen) == 6
     assert gave_up.value.retry_after == 0
 
 
@@ -266,6 +274,9 @@ def test_a_real_webhook_verifies_and_forgeries_and_replays_do_not(
     event = sdk.verify_webhook(received.headers, received.body, secret, now=sent_at + 10)
 
     assert event == received.event
+    # A secret handed out before Standard Webhooks (base64url, no padding) still verifies.
+    legacy = "whsec_" + base64.urlsafe_b64encode(sdk.webhook_key(secret)).rstrip(b"=").decode()
+    assert sdk.verify_webhook(received.headers, received.body, legacy, now=sent_at) == event
     other_secret = register(world.consumer(), "https://other.example/")["secret"]
     legacy_only = {k: v for k, v in received.headers.items() if not k.startswith("webhook-")}
     cases: dict[str, tuple[dict[str, str], bytes, str, float]] = {

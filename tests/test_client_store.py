@@ -119,14 +119,59 @@ def test_a_data_life_is_read_as_the_hub_writes_it() -> None:
 
 def test_records_without_their_ids_are_kept_once_each_and_once_again(tmp_path: Path) -> None:
     """A lender sees no event ids: two alike sales stay two, and reading them again adds none."""
-    consent = sdk.Consent.model_validate(
+    consent = _consent("00000000-0000-0000-0000-000000000001")
+    alike = {"occurred_at": "2026-11-16T09:00:00Z", "quantity": 1, "unit_price_cents": 350}
+    other = {**alike, "quantity": 2}
+    with sdk.LocalStore(tmp_path / "records.db") as store:
+        store.keep(consent, "sales", [alike, alike, other])
+        store.keep(consent, "sales", [alike, alike, other])
+        assert store.count() == 3
+
+
+def test_a_consent_that_ends_while_it_is_read_keeps_nothing_and_newer_terms_purge(
+    tmp_path: Path,
+) -> None:
+    """The revocation's webhook can beat the end of a long read: the read is not kept after it.
+    Superseded terms purge too: the old terms may have allowed more than the new."""
+    consent = _consent("00000000-0000-0000-0000-00000000000a")
+    newer = _consent("00000000-0000-0000-0000-00000000000b")
+    sold = {"event_id": "S-1", "occurred_at": "2026-11-16T09:00:00Z", "sku": "TEA", "quantity": 1}
+    store_path = tmp_path / "records.db"
+    with sdk.LocalStore(store_path) as store:
+        store.on_event(
+            {
+                "type": "consent.status_changed",
+                "consent_id": str(consent.id),
+                "shop_id": str(consent.shop_id),
+                "status": "revoked",
+                "change": "revoked",
+            }
+        )
+        with pytest.raises(sdk.ConsentEnded):
+            store.keep(consent, "sales", [sold])
+        store.keep(newer, "sales", [sold])
+        store.on_event(
+            {
+                "type": "consent.status_changed",
+                "consent_id": str(newer.id),
+                "shop_id": str(newer.shop_id),
+                "status": "superseded",
+                "change": "superseded",
+            }
+        )
+        assert store.count() == 0
+    assert store_path.stat().st_mode & 0o777 == 0o600
+
+
+def _consent(consent_id: str) -> sdk.Consent:
+    return sdk.Consent.model_validate(
         {
-            "id": "00000000-0000-0000-0000-000000000001",
+            "id": consent_id,
             "shop_id": "00000000-0000-0000-0000-000000000002",
             "consumer_id": "00000000-0000-0000-0000-000000000003",
-            "consumer_name": "Lender",
+            "consumer_name": "Grocer",
             "consumer_description": None,
-            "purpose": "credit-assessment",
+            "purpose": "replenishment",
             "categories": ["sales"],
             "status": "active",
             "version": 1,
@@ -144,9 +189,3 @@ def test_records_without_their_ids_are_kept_once_each_and_once_again(tmp_path: P
             "last_used_at": None,
         }
     )
-    alike = {"occurred_at": "2026-11-16T09:00:00Z", "quantity": 1, "unit_price_cents": 350}
-    other = {**alike, "quantity": 2}
-    with sdk.LocalStore(tmp_path / "records.db") as store:
-        store.keep(consent, "sales", [alike, alike, other])
-        store.keep(consent, "sales", [alike, alike, other])
-        assert store.count() == 3

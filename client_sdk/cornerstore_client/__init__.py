@@ -31,8 +31,13 @@ from cornerstore_client.models import (
     Noise,
 )
 from cornerstore_client.retrying import Retries
-from cornerstore_client.store import LocalStore
-from cornerstore_client.verify import verify_inclusion, verify_receipt, verify_webhook
+from cornerstore_client.store import ConsentEnded, LocalStore
+from cornerstore_client.verify import (
+    verify_inclusion,
+    verify_receipt,
+    verify_webhook,
+    webhook_key,
+)
 
 __all__ = [
     "AnalyticsAnswer",
@@ -44,6 +49,7 @@ __all__ = [
     "ClientError",
     "Conflict",
     "Consent",
+    "ConsentEnded",
     "ConsentRequest",
     "CornerstoreError",
     "DataRange",
@@ -66,4 +72,5 @@ __all__ = [
     "verify_inclusion",
     "verify_receipt",
     "verify_webhook",
+    "webhook_key",
 ]

@@ -2,7 +2,7 @@
 
 The calls and the decisions (what to retry, what an answer means) are the
 sync client's own (:mod:`cornerstore_client.calls`, :func:`outcome`,
-:func:`should_retry`); only the sending differs.
+:func:`next_wait`); only the sending differs.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
@@ -21,7 +22,12 @@ from cornerstore_client.verify import verify_receipt
 
 
 def _jwks(source: str) -> Any:
-    if source.startswith(("https://", "http://")):
+    """The key set from a file, an https URL, or plain http on this machine only: a key set
+    fetched in the clear could be anyone's, and would make their receipts "verified"."""
+    parts = urlsplit(source)
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit("refusing a key set over plain http: use https, or a file")
+    if parts.scheme in ("https", "http"):
         answer = httpx.get(source, timeout=30)
         answer.raise_for_status()
         return answer.json()

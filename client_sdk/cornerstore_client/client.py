@@ -69,7 +69,10 @@ def next_wait(
         return retries.wait(attempt + 1, None, rng) if method == "GET" else None
     if response.status_code not in RETRIED_STATUSES:
         return None
-    return retries.wait(attempt + 1, retry_after(response.headers.get("Retry-After")), rng)
+    asked = retry_after(response.headers.get("Retry-After"))
+    if asked is not None and asked > retries.max_backoff:
+        return None  # longer than this client waits: the caller decides, with retry_after
+    return retries.wait(attempt + 1, asked, rng)
 
 
 class Client:

@@ -6,7 +6,8 @@ done, so even a POST is safe to send again. A connection that fails before
 an answer is retried only for GET, since a POST may have been done. Waits
 double from ``backoff`` up to ``max_backoff``, with full jitter so that many
 clients refused at once do not come back at once, and never less than the
-``Retry-After`` the hub sent.
+``Retry-After`` the hub sent. A ``Retry-After`` longer than ``max_backoff``
+is not waited out: the error is raised with it, for the caller to decide.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         when = parsedate_to_datetime(text)

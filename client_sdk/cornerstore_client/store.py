@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections import Counter
@@ -80,17 +82,39 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_keep_until ON records (keep_until);
 CREATE INDEX IF NOT EXISTS records_shop ON records (shop_id);
+-- Consents that ended and shops that were erased: nothing more is kept under them.
+CREATE TABLE IF NOT EXISTS ended (
+    kind TEXT NOT NULL CHECK (kind IN ('consent', 'shop')),
+    id TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
 """
 _KEEP = "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
+class ConsentEnded(Exception):
+    """The consent ended (or its shop was erased) while its records were being read: none kept."""
+
+
+#: What ends a consent for good, as its webhook event's status says.
+_ENDING = frozenset({"revoked", "refused", "expired", "superseded"})
+
+
 class LocalStore:
-    """Records read under consents, each with when it must be gone. One process at a time."""
+    """Records read under consents, each with when it must be gone.
+
+    One process at a time; its threads (a webhook handler beside a reader)
+    take turns on the one connection.
+    """
 
     def __init__(self, path: str | Path = "cornerstore-records.db") -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        file = Path(path)
+        # Shop data: readable by this user alone, from the first byte.
+        os.close(os.open(file, os.O_CREAT | os.O_WRONLY, 0o600))
+        self._db = sqlite3.connect(str(file), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA secure_delete = ON")  # deleted values are overwritten
         self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self._db.close()
@@ -127,11 +151,17 @@ class LocalStore:
                     until,
                 )
             )
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows
-            )
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            # A revocation that came while the records were read wins: they are not kept.
+            ended = self._db.execute(
+                "SELECT 1 FROM ended WHERE (kind = 'consent' AND id = ?) "
+                "OR (kind = 'shop' AND id = ?)",
+                (str(consent.id), str(consent.shop_id)),
+            ).fetchone()
+            if ended is not None:
+                raise ConsentEnded(f"consent {consent.id} has ended; nothing of it is kept")
+            self._db.executemany(_KEEP, rows)
         return len(rows)
 
     def records(
@@ -161,25 +191,27 @@ class LocalStore:
         return self._delete("keep_until <= ?", moment)
 
     def purge_consent(self, consent_id: uuid.UUID | str) -> int:
-        """Delete at once everything read under one consent (it was revoked)."""
-        return self._delete("consent_id = ?", str(consent_id))
+        """Delete at once everything read under one consent, and keep nothing under it again."""
+        return self._delete("consent_id = ?", str(consent_id), ended=("consent", str(consent_id)))
 
     def purge_shop(self, shop_id: uuid.UUID | str) -> int:
-        """Delete at once everything of one shop (it was erased)."""
-        return self._delete("shop_id = ?", str(shop_id))
+        """Delete at once everything of one shop (it was erased), and keep nothing of it again."""
+        return self._delete("shop_id = ?", str(shop_id), ended=("shop", str(shop_id)))
 
     def on_event(self, event: Mapping[str, Any]) -> int:
         """Act on a verified webhook event: a consent that no longer allows reads is purged.
 
-        An erasure purges the whole shop; a revocation, refusal or expiry the
-        consent. A pause keeps what was read (the consent may resume) but
-        the hub refuses new reads meanwhile.
+        An erasure purges the whole shop; a revocation, refusal, expiry or
+        replacement by newer terms (``superseded``: what the old terms allowed
+        may be more than the new ones do) purges the consent. A pause keeps
+        what was read (the consent may resume) but the hub refuses new reads
+        meanwhile.
         """
         if event.get("type") != "consent.status_changed":
             return 0
         if event.get("change") == "erased":
             return self.purge_shop(str(event["shop_id"]))
-        if event.get("status") in ("revoked", "refused", "expired"):
+        if event.get("status") in _ENDING:
             return self.purge_consent(str(event["consent_id"]))
         return 0
 
@@ -197,11 +229,16 @@ class LocalStore:
 
     def vacuum(self) -> None:
         """Rewrite the file so nothing deleted remains in it."""
-        self._db.execute("VACUUM")
+        with self._lock:
+            self._db.execute("VACUUM")
 
-    def _delete(self, where: str, value: float | str) -> int:
-        with self._db:
-            self._db.execute("BEGIN")
+    def _delete(
+        self, where: str, value: float | str, *, ended: tuple[str, str] | None = None
+    ) -> int:
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            if ended is not None:
+                self._db.execute("INSERT OR IGNORE INTO ended VALUES (?, ?)", ended)
             # ``where`` is one of this class's fixed clauses, never a caller's text.
             deleted = self._db.execute(f"DELETE FROM records WHERE {where}", (value,)).rowcount  # noqa: S608
         return int(deleted)

@@ -99,9 +99,9 @@ def forecast(history: pd.DataFrame, *, n_jobs: int = 1) -> Forecasts:
     """Choose each SKU's model by a 14-day backtest, then forecast 14 days with it.
 
     ``history`` has one row per SKU and day (``unique_id``, ``ds``, ``y`` units
-    sold), zeros included (:func:`fill_days`). SKUs with less than two horizons
-    of history get no backtest and fall back to Croston SBA (their MASE is not
-    reported).
+    sold), zeros included (:func:`fill_days`). SKUs with less than 35 days of
+    history (two horizons and a week) get no backtest and fall back to Croston
+    SBA (their MASE is not reported).
     """
     classes = classify(history)
     lengths = history.groupby("unique_id").size()

@@ -28,12 +28,26 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
-def _on_hand(counts: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """Each SKU's latest count (the hub returns counts in count-time order)."""
-    latest: dict[str, int] = {}
+def _on_hand(
+    counts: Sequence[Mapping[str, Any]], sales: Sequence[Mapping[str, Any]]
+) -> dict[str, int]:
+    """Each SKU's latest count, less what sold after it (never below zero).
+
+    The hub returns counts in count-time order, so the last of a SKU is its latest.
+    """
+    latest: dict[str, tuple[str, int]] = {}
     for count in counts:
-        latest[str(count["sku"])] = int(count["on_hand"])
-    return latest
+        latest[str(count["sku"])] = (str(count["counted_at"]), int(count["on_hand"]))
+    shelf = {sku: on_hand for sku, (_, on_hand) in latest.items()}
+    for sold in sales:
+        sku = str(sold["sku"])
+        if sku in latest and _moment(sold["occurred_at"]) > _moment(latest[sku][0]):
+            shelf[sku] -= int(sold["quantity"])
+    return {sku: max(0, left) for sku, left in shelf.items()}
+
+
+def _moment(value: Any) -> datetime:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def plan(
@@ -80,7 +94,7 @@ def plan(
     daily: dict[str, list[float]] = {}
     for row in forecasts.demand.to_dict("records"):
         daily.setdefault(str(row["unique_id"]), []).append(float(row["demand"]))
-    shelf = _on_hand(counts)
+    shelf = _on_hand(counts, sales)
     ordered = on_order or {}
     lines = [
         line(

@@ -6,7 +6,8 @@ a week). The order-up-to level is
 
     S = forecast demand over L + R days + z * sd * sqrt(L + R)
 
-where sd is the SKU's daily forecast error (its backtest RMSE) and z the
+where sd is the SKU's daily forecast error (its backtest RMSE; for a SKU too
+new for a backtest, the square root of its forecast rate) and z the
 normal quantile of the service level (the chance of not running out before
 the next order arrives). What to order is S less what is on hand and already
 on order, rounded up to whole cases, and nothing if that is zero or less.
@@ -55,7 +56,9 @@ def order_up_to(
     tail = daily_forecast[-7:] or [0.0]
     beyond = max(cover - len(known), 0) * (sum(tail) / len(tail))
     z = NormalDist().inv_cdf(service_level)
-    error = daily_error if math.isfinite(daily_error) else 0.0
+    # A SKU too new for a backtest is the least known: Poisson's spread, the root of its rate.
+    mean = sum(daily_forecast) / len(daily_forecast) if daily_forecast else 0.0
+    error = daily_error if math.isfinite(daily_error) else math.sqrt(mean)
     return sum(known) + beyond + z * error * math.sqrt(cover)
 
 

@@ -4,6 +4,10 @@ An order is placed once per idempotency key: the same key with the same
 lines answers the order already placed, the same key with other lines is a
 conflict. Stock is taken when an order is accepted, so two orders can never
 sell the same case twice.
+
+A reference, not a product: keys are unique across the warehouse (a client
+draws them at random), and nothing authenticates callers, delivery included;
+a real warehouse would put its own authentication in front.
 """
 
 from __future__ import annotations
@@ -81,7 +85,9 @@ class Warehouse:
         self, key: str, shop_ref: str, lines: list[dict[str, Any]]
     ) -> tuple[dict[str, Any], bool]:
         """The order for ``key``, and whether it was placed now (False: placed before)."""
-        canonical = json.dumps({"shop_ref": shop_ref, "lines": lines}, sort_keys=True)
+        # The same order in another line order is the same order.
+        ordered = sorted(lines, key=lambda line: str(line["sku"]))
+        canonical = json.dumps({"shop_ref": shop_ref, "lines": ordered}, sort_keys=True)
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
