@@ -192,6 +192,24 @@ def test_429_and_503_are_retried_after_the_wait_the_server_asked_for(
     assert gave_up.value.retry_after == 0
 
 
+def test_the_async_client_waits_as_the_sync_one_does(
+    scripted: tuple[str, type[_Scripted]],
+) -> None:
+    url, handler = scripted
+    handler.script = [
+        (429, {"Retry-After": "1"}, b'{"error":"too_many_requests","detail":"slow down"}'),
+        (200, {"Content-Type": "application/json"}, b'{"consents": []}'),
+    ]
+
+    async def ask() -> list[sdk.Consent]:
+        async with sdk.AsyncClient(url, "key", retries=sdk.Retries(backoff=0.05)) as client:
+            return await client.consents()
+
+    assert asyncio.run(ask()) == []
+    first, second = handler.seen
+    assert second - first >= 1.0
+
+
 def _receipt(world: World, server: Server) -> tuple[str, dict[str, Any]]:
     shop = world.shop()
     grocer = world.consumer()
