@@ -35,6 +35,7 @@ from hub.principals.router import consumers_router
 from hub.principals.router import router as principals_router
 from hub.runtime import Hub
 from hub.shops.router import router as shops_router
+from proposals.router import router as proposals_router
 from web_console import site
 from web_console.security import PageHeaders
 
@@ -63,6 +64,7 @@ ROUTERS = (
     transparency_router,
     export_router,
     analytics_router,
+    proposals_router,
 )
 
 

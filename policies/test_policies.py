@@ -112,6 +112,8 @@ def expected(
             return action == "read"
         if resource == "shop":
             return action in ("erase", "export", "read", "write")
+        if resource == "proposal":  # what consumers propose to the shop, and its answer
+            return action in ("read", "write")
         return resource == "access-log" and action == "read"
     if role == "connector":
         return relation == OWN and resource in DATA and action == "write"
@@ -128,6 +130,8 @@ def expected(
             return action in ("read", "write")
         if resource == "analytics-query":  # the analytics catalogue says for which purposes
             return action == "create"
+        if resource == "proposal":  # to another's shop; its own proposals, whichever shop
+            return (relation == OTHER and action == "create") or action == "list"
         return action == "read" and (purpose, resource) in _toml_pairs()
     if role == "auditor":
         if resource == "audit-verification":  # the full check runs at an auditor's request

@@ -36,7 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # The reference consumers stand apart from the hub: they import only the SDK.
     ("audit", "cornerstore_consumers"),
     ("consent", "connectors"),
-    ("analytics",),
+    ("analytics", "proposals"),
     ("web_console",),
     ("hub",),
     ("bench", "tests", "policies"),
@@ -50,6 +50,7 @@ PACKAGE_DIRS = {
     "consent": ROOT / "consent",
     "connectors": ROOT / "connectors",
     "analytics": ROOT / "analytics",
+    "proposals": ROOT / "proposals",
     "web_console": ROOT / "web_console",
     "hub": ROOT / "hub",
     "bench": ROOT / "bench",

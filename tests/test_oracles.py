@@ -34,7 +34,7 @@ def _shop_operations(world: World) -> list[tuple[str, str, bool]]:
 def _fill(path: str, shop_id: str) -> str:
     # Every other path parameter is an id the stranger makes up.
     filled = path.replace("{shop_id}", shop_id)
-    for name in ("consent_id", "request_id"):
+    for name in ("consent_id", "request_id", "proposal_id"):
         filled = filled.replace(f"{{{name}}}", str(uuid.UUID(int=7)))
     assert "{" not in filled, filled
     return filled

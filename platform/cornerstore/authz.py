@@ -75,6 +75,8 @@ class Resource(StrEnum):
     privacy_ledger = "privacy-ledger"
     #: A shop's own totals, best sellers, stock left and payment mix.
     shop_summary = "shop-summary"
+    #: What a consumer proposes to a shop (an order, a credit line), and the shop's answer.
+    proposal = "proposal"
 
 
 class Action(StrEnum):

@@ -71,6 +71,11 @@ class AuditAction(StrEnum):
     privacy_ledger_read = "privacy-ledger.read"
     shop_summary_read = "shop-summary.read"
     shop_export = "shop.export"
+    #: A consumer's proposal to a shop, and the shopkeeper's answer to it.
+    proposal_create = "proposal.create"
+    proposal_answer = "proposal.answer"
+    proposal_read = "proposal.read"
+    proposal_write = "proposal.write"
 
 
 #: Who the audit log names when the operator's CLI, not an API principal, acted.

@@ -1,0 +1,1 @@
+"""What consumers propose to a shop, and the shopkeeper's answer: the value a shop gets back."""
