@@ -25,6 +25,9 @@ from cornerstore_client.models import (
     Category,
     Consent,
     ConsentRequest,
+    CreditOffer,
+    Proposal,
+    PurchaseOrder,
 )
 from cornerstore_client.retrying import Retries
 
@@ -157,3 +160,15 @@ class AsyncClient:
 
     async def inclusion_proof(self, index: int, tree_size: int) -> dict[str, Any]:
         return await self.send(calls.inclusion_proof(index, tree_size))
+
+    # --- proposals: what the shop gets back ----------------------------------------------------
+
+    async def propose(
+        self, shop_id: uuid.UUID | str, proposal: PurchaseOrder | CreditOffer
+    ) -> Proposal:
+        """Propose an order or a credit line; the shopkeeper answers, a webhook tells you."""
+        return await self.send(calls.propose(shop_id, proposal))
+
+    async def proposal(self, proposal_id: uuid.UUID | str) -> Proposal:
+        """One of your proposals, with the shopkeeper's answer once there is one."""
+        return await self.send(calls.proposal(proposal_id))

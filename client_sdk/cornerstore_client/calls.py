@@ -18,6 +18,9 @@ from cornerstore_client.models import (
     Category,
     Consent,
     ConsentRequest,
+    CreditOffer,
+    Proposal,
+    PurchaseOrder,
 )
 
 T = TypeVar("T")
@@ -139,3 +142,16 @@ def log_entries(shop_id: uuid.UUID | str | None, after: int) -> Call[Page]:
 def inclusion_proof(index: int, tree_size: int) -> Call[dict[str, Any]]:
     params = {"index": str(index), "tree_size": str(tree_size)}
     return Call("GET", "/v1/audit/proofs/inclusion", dict, params=params)
+
+
+def propose(shop_id: uuid.UUID | str, proposal: PurchaseOrder | CreditOffer) -> Call[Proposal]:
+    return Call(
+        "POST",
+        f"/v1/shops/{shop_id}/proposals",
+        Proposal.model_validate,
+        body=proposal.model_dump(mode="json", exclude_none=True),
+    )
+
+
+def proposal(proposal_id: uuid.UUID | str) -> Call[Proposal]:
+    return Call("GET", f"/v1/consumers/me/proposals/{proposal_id}", Proposal.model_validate)

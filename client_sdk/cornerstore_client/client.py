@@ -30,6 +30,9 @@ from cornerstore_client.models import (
     Category,
     Consent,
     ConsentRequest,
+    CreditOffer,
+    Proposal,
+    PurchaseOrder,
 )
 from cornerstore_client.retrying import RETRIED_STATUSES, Retries, retry_after
 
@@ -210,3 +213,13 @@ class Client:
 
     def inclusion_proof(self, index: int, tree_size: int) -> dict[str, Any]:
         return self.send(calls.inclusion_proof(index, tree_size))
+
+    # --- proposals: what the shop gets back ----------------------------------------------------
+
+    def propose(self, shop_id: uuid.UUID | str, proposal: PurchaseOrder | CreditOffer) -> Proposal:
+        """Propose an order or a credit line; the shopkeeper answers, a webhook tells you."""
+        return self.send(calls.propose(shop_id, proposal))
+
+    def proposal(self, proposal_id: uuid.UUID | str) -> Proposal:
+        """One of your proposals, with the shopkeeper's answer once there is one."""
+        return self.send(calls.proposal(proposal_id))

@@ -108,6 +108,55 @@ class AnalyticsAnswer(_Model):
     noise: Noise
 
 
+class OrderLine(_Model):
+    sku: str
+    quantity: int
+    case_pack: int
+    name: str | None = None
+    #: Why this many, in words and numbers the shopkeeper can check.
+    reason: str | None = None
+
+
+class PurchaseOrder(_Model):
+    """Lines to order from a warehouse, proposed under ``replenishment``."""
+
+    kind: Literal["purchase-order"] = "purchase-order"
+    warehouse: str
+    lines: list[OrderLine]
+
+
+class Reason(_Model):
+    code: str
+    en: str
+    zh: str
+
+
+class CreditOffer(_Model):
+    """A credit line with its reasons, proposed under ``credit-assessment``."""
+
+    kind: Literal["credit-offer"] = "credit-offer"
+    line_cents: int
+    annual_rate: float
+    reasons: list[Reason]
+
+
+class Proposal(_Model):
+    """A proposal as the hub holds it, with the shopkeeper's answer once there is one."""
+
+    id: uuid.UUID
+    shop_id: uuid.UUID
+    consumer_id: uuid.UUID
+    consumer_name: str
+    purpose: str
+    kind: str
+    status: str
+    withdrawn: bool
+    content: dict[str, Any]
+    answer: dict[str, Any] | None
+    created_at: datetime
+    answered_at: datetime | None
+
+
 #: Which schema of the hub's OpenAPI document each model mirrors.
 HUB_SCHEMAS: dict[type[BaseModel], str] = {
     DataRange: "DataRange",
@@ -117,4 +166,9 @@ HUB_SCHEMAS: dict[type[BaseModel], str] = {
     Budget: "BudgetOut",
     Noise: "NoiseOut",
     AnalyticsAnswer: "QueryOut",
+    OrderLine: "OrderLineIn",
+    PurchaseOrder: "PurchaseOrderIn",
+    Reason: "ReasonIn",
+    CreditOffer: "CreditOfferIn",
+    Proposal: "ProposalOut",
 }
