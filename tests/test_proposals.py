@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import text
 
 from tests.factories import Actor, ShopSetup, World, audit_log
+from tests.test_web_console import sign_in
 from tests.webhook_consumer import (
     client_without_lifespan,  # noqa: F401 (a fixture)
     deliveries,
@@ -136,3 +137,44 @@ def test_only_its_shop_and_its_consumer_see_a_proposal_and_the_database_holds_it
         [content] = connection.execute(text("SELECT content FROM proposals")).scalars()
     assert "矿泉水".encode() not in bytes(content)
     assert b"SKU-WATER" not in bytes(content)
+
+
+def test_the_portal_shows_offers_in_the_shopkeepers_words_and_answers_them(world: World) -> None:
+    """The offers page lists through the API's service and answers through it: an order
+    accepted with the page's quantities, a credit line's reasons in Chinese."""
+    shop = world.shop()
+    grocer, _ = _grocer_with_consent(world, shop)
+    lender = world.consumer("Neighbourhood Credit")
+    world.grant(shop, lender, "credit-assessment", ["sales", "payments"])
+    order = grocer.post(f"/v1/shops/{shop.id}/proposals", ORDER).json()
+    offer = lender.post(f"/v1/shops/{shop.id}/proposals", OFFER).json()
+    signed_in = sign_in(world, shop.keeper.id)
+
+    page = world.client.get(f"/portal/shops/{shop.id}/offers", headers={"Accept-Language": "zh"})
+    assert page.status_code == 200
+    assert "您每月收款约 ¥30,000。" in page.text
+    assert "¥30,000.00" in page.text
+    assert 'step="12"' in page.text
+    accepted = world.client.post(
+        f"/portal/shops/{shop.id}/offers/{order['id']}/accept",
+        data={"sku": ["SKU-WATER", "SKU-TEA"], "quantity": ["48", "0"]},
+        headers={"X-CSRF-Token": signed_in.csrf},
+    )
+    declined = world.client.post(
+        f"/portal/shops/{shop.id}/offers/{offer['id']}/decline",
+        headers={"X-CSRF-Token": signed_in.csrf},
+    )
+
+    assert (accepted.status_code, declined.status_code) == (204, 204)
+    seen = grocer.get(f"/v1/consumers/me/proposals/{order['id']}").json()
+    assert seen["answer"]["lines"] == [
+        {"sku": "SKU-WATER", "quantity": 48},
+        {"sku": "SKU-TEA", "quantity": 0},
+    ]
+    assert lender.get(f"/v1/consumers/me/proposals/{offer['id']}").json()["status"] == "declined"
+    uneven = world.client.post(
+        f"/portal/shops/{shop.id}/offers/{order['id']}/accept",
+        data={"sku": ["SKU-WATER"], "quantity": ["5"]},
+        headers={"X-CSRF-Token": signed_in.csrf},
+    )
+    assert uneven.status_code == 409  # answered already: a second answer is refused

@@ -434,13 +434,19 @@ def test_no_page_scrolls_sideways_errs_or_breaks_the_policy(world: World, phone:
     grocer = world.consumer("Lucky Wholesale 幸运批发 — a consumer with a very long name indeed")
     _ask(shop, grocer, "replenishment", ["sales", "inventory"])
     world.grant(shop, world.consumer(), "analytics", ["sales"])
+    # An order with a long name and a credit line, on the offers page.
+    supplier = world.consumer()
+    world.grant(shop, supplier, "replenishment", ["sales"])
+    line = {"sku": long_name, "name": long_name, "quantity": 24, "case_pack": 12}
+    order = {"kind": "purchase-order", "warehouse": "幸运批发 Lucky Wholesale", "lines": [line]}
+    assert supplier.post(f"/v1/shops/{shop.id}/proposals", order).status_code == 201
     page = phone.page
     words = WORDS[phone.language]
 
     page.goto(_link(world, shop.keeper.id))
     page.get_by_role("button", name=words["sign_in"]).click()
     expect(page.locator("#low-stock li")).to_have_count(1)
-    for path in ("", "requests", "consents", "access-log", "my-data"):
+    for path in ("", "requests", "offers", "consents", "access-log", "my-data"):
         page.goto(f"/portal/shops/{shop.id}/{path}")
         expect(page.locator("html")).to_have_attribute("lang", phone.language)
         assert not phone.scrolls_sideways(), path

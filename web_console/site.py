@@ -20,6 +20,7 @@ from web_console import (
     my_data,
     portal,
     portal_consent,
+    portal_proposals,
     signin,
 )
 from web_console.i18n import negotiate
@@ -30,6 +31,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     signin.router,
     portal.router,
     portal_consent.router,
+    portal_proposals.router,
     access_log.router,
     my_data.router,
     auditor.router,
