@@ -266,8 +266,8 @@ def _ask(hub: Hub, caller: Caller, query: QueryIn) -> tuple[float, Any]:
 
 
 def run(size: Size) -> dict[str, float]:
-    shop_count = size.pick(60, 5_000)
-    line_count = size.pick(50_000, 10_000_000)
+    shop_count = size.pick(30, 5_000)
+    line_count = size.pick(10_000, 10_000_000)
     districts, skus = 10, size.pick(50, 500)
     repeats = size.pick(2, 5)
     lines = _lines(line_count, shop_count, skus)

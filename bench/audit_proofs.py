@@ -136,7 +136,7 @@ def _memory_proofs(
 
 
 def run_proofs(size: Size) -> dict[str, float]:
-    leaves = size.pick(10_000, 10_000_000)
+    leaves = size.pick(2_000, 10_000_000)
     samples = size.pick(300, 5_000)
     warmup = size.pick(20, 500)
     rng = random.Random(7)

@@ -112,7 +112,7 @@ def _parse_only(path: Path) -> int:
 
 
 def run_verify(size: Size) -> dict[str, float]:
-    count = size.pick(20_000, 1_000_000)
+    count = size.pick(5_000, 1_000_000)
     signer = Signer.generate("bench.cornerstore.example")
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "export.jsonl"

@@ -435,8 +435,8 @@ def _row(pair: Pair, page: list[float], api: list[float] | None) -> tuple[str, s
 
 
 def run(size: Size) -> dict[str, float]:
-    shops = size.pick(2_000, 1_000_000)
-    entries = size.pick(20_000, 10_000_000)
+    shops = size.pick(500, 1_000_000)
+    entries = size.pick(5_000, 10_000_000)
     samples = size.pick(10, 200)
     with migrated_postgres() as url, tempfile.TemporaryDirectory() as scratch:
         data_dir = Path(scratch)

@@ -249,7 +249,7 @@ def _store_plaintext(hub: Hub, database_url: str, shop_id: uuid.UUID) -> int:
 
 
 def run_decrypt(size: Size) -> dict[str, float]:
-    total = size.pick(2_000, 200_000)
+    total = size.pick(500, 200_000)
     rounds = size.pick(1, 5)
     with scratch_postgres() as url, tempfile.TemporaryDirectory() as data_dir:
         hub = _open_hub(url, Path(data_dir))

@@ -2,7 +2,7 @@
 
 Connectors ingest batches, consumers read under their consent, shopkeepers
 grant and revoke consents, auditors and shopkeepers read the audit log, all at
-once for the whole run (10 minutes; 20 seconds at smoke size). It prints the
+once for the whole run (10 minutes; 6 seconds at smoke size). It prints the
 errors (goal 0: a 5xx, a dropped connection, or an answer other than the one
 the operation must give), p50 and p99 latency per operation, and each
 worker's resident memory a tenth of the way in and at the end (goal: growth
@@ -183,7 +183,7 @@ def _memory(server: BenchServer, seconds: float, deadline: float) -> tuple[dict[
 
 
 def run(size: Size) -> dict[str, float]:
-    duration = size.pick(20, 600)
+    duration = size.pick(6, 600)
     with migrated_postgres() as url, tempfile.TemporaryDirectory() as data_dir:
         admin_key = migrated_admin_key(url, Path(data_dir))
         with (
