@@ -29,8 +29,8 @@ class WebhookOut(BaseModel):
 
 class WebhookCreated(WebhookOut):
     secret: str = Field(
-        description="Shown this once: whsec_ and the base64url of the 32-byte HMAC-SHA256 key "
-        "that signs every delivery. Registering again replaces it."
+        description="Shown this once: whsec_ and the standard base64 of the 32-byte HMAC-SHA256 "
+        "key that signs every delivery (Standard Webhooks). Registering again replaces it."
     )
 
 

@@ -34,9 +34,10 @@ from cornerstore_client.models import (
     Proposal,
     PurchaseOrder,
     Reason,
+    Webhook,
 )
 from cornerstore_client.retrying import Retries
-from cornerstore_client.store import ConsentEnded, LocalStore
+from cornerstore_client.store import ConsentEnded, LocalStore, ended_by
 from cornerstore_client.verify import (
     verify_inclusion,
     verify_receipt,
@@ -79,6 +80,8 @@ __all__ = [
     "Unavailable",
     "ValidationFailed",
     "VerificationError",
+    "Webhook",
+    "ended_by",
     "verify_inclusion",
     "verify_receipt",
     "verify_webhook",

@@ -28,6 +28,7 @@ from cornerstore_client.models import (
     CreditOffer,
     Proposal,
     PurchaseOrder,
+    Webhook,
 )
 from cornerstore_client.retrying import Retries
 
@@ -82,6 +83,14 @@ class AsyncClient:
 
     async def request_consent(self, shop_id: uuid.UUID | str, request: ConsentRequest) -> Consent:
         return await self.send(calls.consent_request(shop_id, request))
+
+    async def register_webhook(self, url: str) -> Webhook:
+        """Send this consumer's events to ``url`` from now on; keep the returned secret.
+
+        Registering again replaces the URL and the secret at once: it is how a
+        secret is rotated. Deliveries still pending go to the new URL.
+        """
+        return await self.send(calls.register_webhook(url))
 
     async def consents(self) -> list[Consent]:
         return await self.send(calls.my_consents())

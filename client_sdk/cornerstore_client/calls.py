@@ -21,6 +21,7 @@ from cornerstore_client.models import (
     CreditOffer,
     Proposal,
     PurchaseOrder,
+    Webhook,
 )
 
 T = TypeVar("T")
@@ -62,6 +63,10 @@ def consent_request(shop_id: uuid.UUID | str, request: ConsentRequest) -> Call[C
         Consent.model_validate,
         body=request.model_dump(mode="json", by_alias=True, exclude_none=True),
     )
+
+
+def register_webhook(url: str) -> Call[Webhook]:
+    return Call("PUT", "/v1/consumers/me/webhook", Webhook.model_validate, body={"url": url})
 
 
 def my_consents() -> Call[list[Consent]]:

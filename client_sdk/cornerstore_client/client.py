@@ -33,6 +33,7 @@ from cornerstore_client.models import (
     CreditOffer,
     Proposal,
     PurchaseOrder,
+    Webhook,
 )
 from cornerstore_client.retrying import RETRIED_STATUSES, Retries, retry_after
 
@@ -130,6 +131,14 @@ class Client:
     def request_consent(self, shop_id: uuid.UUID | str, request: ConsentRequest) -> Consent:
         """Ask a shop for consent; it stays ``requested`` until the shopkeeper answers."""
         return self.send(calls.consent_request(shop_id, request))
+
+    def register_webhook(self, url: str) -> Webhook:
+        """Send this consumer's events to ``url`` from now on; keep the returned secret.
+
+        Registering again replaces the URL and the secret at once: it is how a
+        secret is rotated. Deliveries still pending go to the new URL.
+        """
+        return self.send(calls.register_webhook(url))
 
     def consents(self) -> list[Consent]:
         """Every consent shops have given (or been asked for) this consumer, newest state."""

@@ -157,6 +157,14 @@ class Proposal(_Model):
     answered_at: datetime | None
 
 
+class Webhook(_Model):
+    """The consumer's webhook as just registered, with its secret, shown this once."""
+
+    url: str
+    created_at: datetime
+    secret: str = Field(description="whsec_…: what verify_webhook checks deliveries with")
+
+
 #: Which schema of the hub's OpenAPI document each model mirrors.
 HUB_SCHEMAS: dict[type[BaseModel], str] = {
     DataRange: "DataRange",
@@ -171,4 +179,5 @@ HUB_SCHEMAS: dict[type[BaseModel], str] = {
     Reason: "ReasonIn",
     CreditOffer: "CreditOfferIn",
     Proposal: "ProposalOut",
+    Webhook: "WebhookCreated",
 }

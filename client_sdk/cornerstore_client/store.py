@@ -100,6 +100,25 @@ class ConsentEnded(Exception):
 _ENDING = frozenset({"revoked", "refused", "expired", "superseded"})
 
 
+def ended_by(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    """What a webhook event ends for good: ``("shop", id)``, ``("consent", id)`` or None.
+
+    An erasure ends the whole shop; a revocation, refusal, expiry or
+    replacement by newer terms (``superseded``: what the old terms allowed
+    may be more than the new ones do) ends the consent. A pause ends nothing
+    (the consent may resume) though the hub refuses reads meanwhile. A
+    consumer drops what it derived from a consent's records on the same
+    events as the store purges them.
+    """
+    if event.get("type") != "consent.status_changed":
+        return None
+    if event.get("change") == "erased":
+        return ("shop", str(event["shop_id"]))
+    if event.get("status") in _ENDING:
+        return ("consent", str(event["consent_id"]))
+    return None
+
+
 class LocalStore:
     """Records read under consents, each with when it must be gone.
 
@@ -176,13 +195,22 @@ class LocalStore:
         for (record,) in self._db.execute(query + " ORDER BY kept_at, rowid", params):
             yield json.loads(record)
 
-    def count(self, shop_id: uuid.UUID | str | None = None) -> int:
-        if shop_id is None:
-            (n,) = self._db.execute("SELECT count(*) FROM records").fetchone()
-        else:
-            (n,) = self._db.execute(
-                "SELECT count(*) FROM records WHERE shop_id = ?", (str(shop_id),)
-            ).fetchone()
+    def count(
+        self, shop_id: uuid.UUID | str | None = None, category: Category | None = None
+    ) -> int:
+        """How many records are kept (of one shop, of one category)."""
+        where, params = [], []
+        if shop_id is not None:
+            where.append("shop_id = ?")
+            params.append(str(shop_id))
+        if category is not None:
+            where.append("category = ?")
+            params.append(category)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._lock:
+            # ``clause`` joins this method's fixed conditions, never a caller's text.
+            sql = f"SELECT count(*) FROM records{clause}"  # noqa: S608
+            (n,) = self._db.execute(sql, params).fetchone()
         return int(n)
 
     def purge_expired(self, *, now: float | None = None) -> int:
@@ -199,21 +227,12 @@ class LocalStore:
         return self._delete("shop_id = ?", str(shop_id), ended=("shop", str(shop_id)))
 
     def on_event(self, event: Mapping[str, Any]) -> int:
-        """Act on a verified webhook event: a consent that no longer allows reads is purged.
-
-        An erasure purges the whole shop; a revocation, refusal, expiry or
-        replacement by newer terms (``superseded``: what the old terms allowed
-        may be more than the new ones do) purges the consent. A pause keeps
-        what was read (the consent may resume) but the hub refuses new reads
-        meanwhile.
-        """
-        if event.get("type") != "consent.status_changed":
+        """Act on a verified webhook event: what it ends (:func:`ended_by`) is purged."""
+        ended = ended_by(event)
+        if ended is None:
             return 0
-        if event.get("change") == "erased":
-            return self.purge_shop(str(event["shop_id"]))
-        if event.get("status") in _ENDING:
-            return self.purge_consent(str(event["consent_id"]))
-        return 0
+        kind, ended_id = ended
+        return self.purge_shop(ended_id) if kind == "shop" else self.purge_consent(ended_id)
 
     def receive(
         self, headers: Mapping[str, str], body: bytes, secret: str, *, tolerance: int = 300
