@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo serve test lint typecheck check bench bench-smoke messages clean
+.PHONY: install demo consumers serve test lint typecheck check bench bench-smoke messages clean
 
 $(BIN)/cornerstore: pyproject.toml audit_verifier/pyproject.toml client_sdk/pyproject.toml \
 		reference_consumers/pyproject.toml
@@ -17,6 +17,11 @@ install: $(BIN)/cornerstore
 ## Install, load demo data into SQLite (./cornerstore-data) and serve on :8000.
 demo: install
 	$(BIN)/cornerstore demo
+
+## A demo hub, the warehouse and both reference consumers, each its own process, and the
+## loop walked around them: request, approve, read, forecast, order, deliver, revoke, purge.
+consumers: install
+	$(BIN)/cornerstore-consumers loop
 
 serve: install
 	$(BIN)/cornerstore serve

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from audit_verifier.__main__ import add_consistency_arguments, add_export_arguments
 from cornerstore.authz import PolicyError
@@ -348,6 +349,11 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--reset", action="store_true", help="delete the demo's database and master key first"
     )
     demo.add_argument("--no-serve", action="store_true", help="load the data and exit")
+    demo.add_argument(
+        "--keys-file",
+        type=Path,
+        help="also write the new keys as JSON to this file (this user's alone), for scripts",
+    )
     demo.set_defaults(func=cmd_demo)
 
 

@@ -7,6 +7,8 @@ validated, sealed and audited), so the demo shows the real thing.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -217,6 +219,25 @@ def print_keys(keys: DemoKeys, base: str) -> None:
     _out()
 
 
+def write_keys(keys: DemoKeys, path: Path) -> None:
+    """The keys as JSON for a script (``make consumers``): readable by this user alone."""
+    assert keys.admin
+    assert keys.auditor
+    assert keys.shopkeeper
+    assert keys.connector
+    body = {
+        "admin": keys.admin.api_key,
+        "auditor": keys.auditor.api_key,
+        "consumers": {purpose.value: created.api_key for created, purpose in keys.consumers},
+        "shopkeeper": keys.shopkeeper.api_key,
+        "connector": keys.connector.api_key,
+        "first_shop": str(keys.first_shop),
+    }
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "w") as out:
+        json.dump(body, out, indent=2)
+
+
 def _refusal(settings: Settings) -> str | None:
     """Why the demo must not run here, or None: it seeds demo data and prints its keys."""
     backend = make_url(settings.sqlalchemy_url).get_backend_name()
@@ -293,6 +314,8 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         else:
             keys = seed(hub, shops_count=args.shops, days=args.days)
             print_keys(keys, f"http://{args.host}:{args.port}")
+            if args.keys_file is not None:
+                write_keys(keys, args.keys_file)
         # Links expire within minutes: every start of the demo prints fresh ones.
         print_sign_in_links(hub, f"http://{args.host}:{args.port}")
     finally:

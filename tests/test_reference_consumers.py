@@ -13,6 +13,9 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from cornerstore_consumers.database import Database
+from cornerstore_consumers.inbox import MAX_ATTEMPTS, Inbox
+from cornerstore_consumers.inbox import SCHEMA as INBOX_SCHEMA
 from cornerstore_consumers.lender.offer import offer
 from cornerstore_consumers.lender.scorecard import score
 from cornerstore_consumers.replenishment import forecast as demand
@@ -175,3 +178,43 @@ def test_an_order_is_placed_once_per_idempotency_key(warehouse: TestClient) -> N
     delivered = warehouse.post(f"/orders/{first.json()['id']}/deliver").json()
     assert delivered["status"] == "delivered"
     assert warehouse.get(f"/orders/{first.json()['id']}").json()["status"] == "delivered"
+
+
+# --- a consumer's inbox -------------------------------------------------------------------------
+
+
+def _inbox(tmp_path: Path) -> Inbox:
+    return Inbox(Database(tmp_path / "state.db", INBOX_SCHEMA))
+
+
+def test_an_event_delivered_twice_is_handled_once(tmp_path: Path) -> None:
+    inbox = _inbox(tmp_path)
+    event = {"event_id": str(uuid.uuid4()), "type": "proposal.answered", "proposal_id": "p"}
+    assert inbox.add(event)
+    assert not inbox.add(event)
+    assert inbox.next() == event
+    inbox.done(event["event_id"], "ordered")
+    assert inbox.next() is None
+    assert not inbox.add(event)  # handled already: a late retry by the hub changes nothing
+    assert inbox.pending() == 0
+
+
+def test_a_failing_event_waits_longer_each_time_and_is_left_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    inbox = _inbox(tmp_path)
+    first, second = ({"event_id": str(uuid.uuid4()), "type": "t"} for _ in range(2))
+    inbox.add(first, now=0)
+    inbox.add(second, now=1)
+    inbox.failed(first["event_id"], "ConnectError", now=10)
+    # The failed one waits its turn; the next event is not held up behind it.
+    assert inbox.next(now=10) == second
+    inbox.done(second["event_id"], "ok")
+    assert inbox.next(now=11) is None
+    assert inbox.next(now=12) == first
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        inbox.failed(first["event_id"], "ConnectError", now=100 * attempt)
+    assert inbox.next(now=10**9) is None
+    newest, oldest = inbox.recent()
+    assert (newest["event_id"], newest["outcome"]) == (second["event_id"], "ok")
+    assert (oldest["outcome"], oldest["attempts"]) == ("gave up: ConnectError", MAX_ATTEMPTS)

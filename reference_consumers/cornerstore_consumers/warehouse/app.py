@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, HTTPException, Response
 from pydantic import BaseModel, Field
 
-from cornerstore_consumers.warehouse.store import OrderConflict, OrderRefused, Warehouse
+from cornerstore_consumers.warehouse.store import Item, OrderConflict, OrderRefused, Warehouse
+
+#: The demo hub's SKUs (hub/demo_data.py), with this warehouse's case packs and lead times.
+DEMO_CATALOGUE = "demo_catalogue.json"
+
+
+def load_catalogue(path: Path | None = None) -> tuple[str, list[Item]]:
+    """The warehouse's name and items from a JSON catalogue (the demo's when None)."""
+    if path is None:
+        text = resources.files(__package__).joinpath(DEMO_CATALOGUE).read_text("utf-8")
+    else:
+        text = path.read_text("utf-8")
+    body = json.loads(text)
+    return str(body["warehouse"]), [Item(**item) for item in body["items"]]
 
 
 class LineIn(BaseModel):
@@ -22,14 +37,24 @@ class OrderIn(BaseModel):
     lines: list[LineIn] = Field(min_length=1, max_length=500)
 
 
-def create_app(path: str | Path) -> FastAPI:
+def create_app(
+    path: str | Path, *, name: str = "Reference warehouse", stock: list[Item] | None = None
+) -> FastAPI:
+    """The warehouse on its database at ``path``, first stocked with ``stock`` if given."""
     warehouse = Warehouse(path)
-    app = FastAPI(title="Reference warehouse")
+    if stock:
+        warehouse.stock(stock)
+    app = FastAPI(title=name)
     app.state.warehouse = warehouse
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
 
     @app.get("/catalogue")
     def catalogue() -> dict[str, Any]:
-        return {"items": [item.__dict__ for item in warehouse.items()]}
+        """The warehouse's name, and each item with its case pack, lead time and stock."""
+        return {"warehouse": name, "items": [item.__dict__ for item in warehouse.items()]}
 
     @app.post("/orders", status_code=201)
     def place(

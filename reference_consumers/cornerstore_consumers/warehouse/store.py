@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from cornerstore_consumers.database import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -63,22 +64,21 @@ class Item:
 
 class Warehouse:
     def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        self._db = Database(path, _SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
 
     def stock(self, items: list[Item]) -> None:
         """Put items in the catalogue (or refill them)."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
+        with self._db.write() as db:
+            db.executemany(
                 "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?)",
                 [(i.sku, i.name, i.case_pack, i.lead_time_days, i.stock) for i in items],
             )
 
     def items(self) -> list[Item]:
-        rows = self._db.execute("SELECT * FROM items ORDER BY sku").fetchall()
+        rows = self._db.rows("SELECT * FROM items ORDER BY sku")
         return [Item(**dict(row)) for row in rows]
 
     def place(
@@ -89,33 +89,28 @@ class Warehouse:
         ordered = sorted(lines, key=lambda line: str(line["sku"]))
         canonical = json.dumps({"shop_ref": shop_ref, "lines": ordered}, sort_keys=True)
         digest = hashlib.sha256(canonical.encode()).hexdigest()
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            before = self._db.execute(
-                "SELECT * FROM orders WHERE idempotency_key = ?", (key,)
-            ).fetchone()
+        with self._db.write() as db:
+            before = db.execute("SELECT * FROM orders WHERE idempotency_key = ?", (key,)).fetchone()
             if before is not None:
                 if before["request_hash"] != digest:
                     raise OrderConflict("this idempotency key was used for another order")
                 return _order(before), False
             lead = 0
             for line in lines:
-                item = self._db.execute(
-                    "SELECT * FROM items WHERE sku = ?", (line["sku"],)
-                ).fetchone()
+                item = db.execute("SELECT * FROM items WHERE sku = ?", (line["sku"],)).fetchone()
                 if item is None:
                     raise OrderRefused(f"{line['sku']}: not sold here")
                 if line["quantity"] % item["case_pack"]:
                     raise OrderRefused(f"{line['sku']}: sold in cases of {item['case_pack']}")
                 if line["quantity"] > item["stock"]:
                     raise OrderRefused(f"{line['sku']}: only {item['stock']} in stock")
-                self._db.execute(
+                db.execute(
                     "UPDATE items SET stock = stock - ? WHERE sku = ?",
                     (line["quantity"], line["sku"]),
                 )
                 lead = max(lead, int(item["lead_time_days"]))
             now = datetime.now(UTC)
-            self._db.execute(
+            db.execute(
                 "INSERT INTO orders VALUES (?, ?, ?, ?, ?, 'accepted', ?, ?, NULL)",
                 (
                     str(uuid.uuid4()),
@@ -127,20 +122,17 @@ class Warehouse:
                     (now + timedelta(days=lead)).isoformat(),
                 ),
             )
-            placed = self._db.execute(
-                "SELECT * FROM orders WHERE idempotency_key = ?", (key,)
-            ).fetchone()
+            placed = db.execute("SELECT * FROM orders WHERE idempotency_key = ?", (key,)).fetchone()
             return _order(placed), True
 
     def order(self, order_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+        row = self._db.row("SELECT * FROM orders WHERE id = ?", (order_id,))
         return None if row is None else _order(row)
 
     def deliver(self, order_id: str) -> dict[str, Any] | None:
         """Mark an accepted order delivered (the van arrived); delivered stays delivered."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
+        with self._db.write() as db:
+            db.execute(
                 "UPDATE orders SET status = 'delivered', delivered_at = ? "
                 "WHERE id = ? AND status = 'accepted'",
                 (datetime.now(UTC).isoformat(), order_id),

@@ -1,0 +1,5 @@
+import sys
+
+from cornerstore_consumers.cli import main
+
+sys.exit(main())
