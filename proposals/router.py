@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Header, Response, status
 
 from cornerstore.db import utcnow
 from cornerstore.deps import CoreDep, DbSession
@@ -21,11 +21,17 @@ router = APIRouter(tags=["proposals"])
     "/v1/shops/{shop_id}/proposals",
     status_code=status.HTTP_201_CREATED,
     response_model=ProposalOut,
-    responses=SHOP_ERRORS,
+    responses={
+        **SHOP_ERRORS,
+        **error_responses(Conflict),
+        200: {"model": ProposalOut, "description": "The proposal this Idempotency-Key made"},
+    },
     summary="Propose an order to place (replenishment) or a credit line (credit-assessment)",
     description="Only under an active consent of the shop for the proposal's purpose; otherwise "
     "404, as for a shop that does not exist. The shopkeeper answers in the portal or through "
-    "the API, and the consumer hears of it as a `proposal.answered` webhook.",
+    "the API, and the consumer hears of it as a `proposal.answered` webhook. With an "
+    "`Idempotency-Key`, sending the same proposal again answers 200 with the one it made "
+    "(so a retry never asks the shopkeeper twice); the key with another proposal is a 409.",
 )
 def propose(
     permit: ProposalCreate,
@@ -33,8 +39,13 @@ def propose(
     body: Annotated[ProposalIn, Body()],
     core: CoreDep,
     session: DbSession,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(min_length=8, max_length=200, description="Your name for this proposal"),
+    ] = None,
 ) -> ProposalOut:
-    return service.create(
+    proposal, made = service.create(
         session,
         core.keyring,
         permit.caller,
@@ -42,7 +53,11 @@ def propose(
         body,
         now=utcnow(),
         policy_version=permit.policy_version,
+        idempotency_key=idempotency_key,
     )
+    if not made:
+        response.status_code = status.HTTP_200_OK
+    return proposal
 
 
 @router.get(

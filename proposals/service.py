@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit import service as audit
@@ -67,6 +68,28 @@ def _open(keyring: KeyRing, session: Session, proposal: Proposal, field: str, se
     return json.loads(cipher.open(KIND, field, proposal.id.bytes, bytes(sealed)))
 
 
+def _made_before(
+    session: Session,
+    keyring: KeyRing,
+    caller: Caller,
+    shop_id: uuid.UUID,
+    body: PurchaseOrderIn | CreditOfferIn,
+    key: str,
+) -> Proposal | None:
+    """The proposal ``key`` made before, if any; 409 if it was made for something else."""
+    before = session.scalars(
+        select(Proposal).where(Proposal.consumer_id == caller.id, Proposal.idempotency_key == key)
+    ).first()
+    if before is None:
+        return None
+    same = before.shop_id == shop_id and _open(
+        keyring, session, before, "content", before.content
+    ) == body.model_dump(mode="json")
+    if not same:
+        raise Conflict("this Idempotency-Key was used for another proposal")
+    return before
+
+
 def create(
     session: Session,
     keyring: KeyRing,
@@ -76,12 +99,22 @@ def create(
     *,
     now: datetime,
     policy_version: str,
-) -> ProposalOut:
+    idempotency_key: str | None = None,
+) -> tuple[ProposalOut, bool]:
+    """The proposal, and whether it was made now (False: ``idempotency_key`` made it before).
+
+    A consumer that lost the answer sends the same request with the same key
+    and gets the same proposal, so a shopkeeper is never asked twice.
+    """
     kind = ProposalKind(body.kind)
     purpose = PURPOSE_OF[kind]
     consent = _live_consent(session, shop_id, caller.id, purpose, now)
     if consent is None:
         raise NotFound("no such shop")
+    if idempotency_key is not None:
+        before = _made_before(session, keyring, caller, shop_id, body, idempotency_key)
+        if before is not None:
+            return _out(session, keyring, before, now), False
     cipher = keyring.cipher(session, shop_id)
     proposal = Proposal(
         id=uuid.uuid4(),
@@ -94,10 +127,20 @@ def create(
         content=b"",
         key_version=cipher.version,
         created_at=now,
+        idempotency_key=idempotency_key,
     )
     proposal.content = _seal(keyring, session, proposal, "content", body.model_dump(mode="json"))
-    session.add(proposal)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(proposal)
+            session.flush()
+    except IntegrityError:
+        # The same key, sent twice at once: the other request made it first.
+        assert idempotency_key is not None  # the only unique value a caller chooses
+        before = _made_before(session, keyring, caller, shop_id, body, idempotency_key)
+        if before is None:
+            raise
+        return _out(session, keyring, before, now), False
     audit.append(
         session,
         AuditDraft.of(
@@ -110,7 +153,7 @@ def create(
             details={"proposal_id": str(proposal.id), "kind": kind.value},
         ),
     )
-    return _out(session, keyring, proposal, now)
+    return _out(session, keyring, proposal, now), True
 
 
 def for_shop(

@@ -103,6 +103,35 @@ def test_nothing_is_proposed_without_a_consent_for_its_purpose(world: World) -> 
     assert any("lines.0" in f["field"] for f in refused.json()["fields"])
 
 
+def test_a_proposal_sent_again_with_its_key_asks_the_shopkeeper_once(world: World) -> None:
+    shop = world.shop()
+    grocer, _ = _grocer_with_consent(world, shop)
+    url = f"/v1/shops/{shop.id}/proposals"
+    keyed = {**grocer.headers, "Idempotency-Key": "approval-event-1234"}
+
+    first = grocer.client.post(url, json=ORDER, headers=keyed)
+    again = grocer.client.post(url, json=ORDER, headers=keyed)
+    other = grocer.client.post(url, json={**ORDER, "warehouse": "Elsewhere"}, headers=keyed)
+    unkeyed = grocer.post(url, ORDER)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status_code == 409
+    assert "Idempotency-Key" in other.json()["detail"]
+    assert unkeyed.status_code == 201  # without a key, each request is a proposal of its own
+    listed = shop.keeper.get(url).json()["proposals"]
+    assert sorted(p["id"] for p in listed) == sorted([first.json()["id"], unkeyed.json()["id"]])
+    # Another consumer's key of the same name is its own.
+    lender = world.consumer("Neighbourhood Credit")
+    world.grant(shop, lender, "credit-assessment", ["sales", "payments"])
+    lent = lender.client.post(url, json=OFFER, headers={**lender.headers, **keyed_only(keyed)})
+    assert lent.status_code == 201
+
+
+def keyed_only(headers: dict[str, str]) -> dict[str, str]:
+    return {"Idempotency-Key": headers["Idempotency-Key"]}
+
+
 def test_a_revoked_consent_withdraws_its_proposals(world: World) -> None:
     shop = world.shop()
     grocer, consent = _grocer_with_consent(world, shop)

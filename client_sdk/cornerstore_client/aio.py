@@ -68,14 +68,14 @@ class AsyncClient:
         while True:
             try:
                 response = await self._http.request(
-                    call.method, call.path, params=call.params, json=call.body
+                    call.method, call.path, params=call.params, json=call.body, headers=call.headers
                 )
             except httpx.TransportError:
-                wait = next_wait(self._retries, attempt, None, call.method, self._rng)
+                wait = next_wait(self._retries, attempt, None, call.resendable, self._rng)
                 if wait is None:
                     raise
             else:
-                wait = next_wait(self._retries, attempt, response, call.method, self._rng)
+                wait = next_wait(self._retries, attempt, response, call.resendable, self._rng)
                 if wait is None:
                     return outcome(call, response)
             attempt += 1
@@ -173,10 +173,17 @@ class AsyncClient:
     # --- proposals: what the shop gets back ----------------------------------------------------
 
     async def propose(
-        self, shop_id: uuid.UUID | str, proposal: PurchaseOrder | CreditOffer
+        self,
+        shop_id: uuid.UUID | str,
+        proposal: PurchaseOrder | CreditOffer,
+        *,
+        idempotency_key: str | None = None,
     ) -> Proposal:
-        """Propose an order or a credit line; the shopkeeper answers, a webhook tells you."""
-        return await self.send(calls.propose(shop_id, proposal))
+        """Propose an order or a credit line; the shopkeeper answers, a webhook tells you.
+
+        ``idempotency_key``: as :meth:`Client.propose`.
+        """
+        return await self.send(calls.propose(shop_id, proposal, idempotency_key))
 
     async def proposal(self, proposal_id: uuid.UUID | str) -> Proposal:
         """One of your proposals, with the shopkeeper's answer once there is one."""

@@ -36,6 +36,12 @@ class Call(Generic[T]):
     body: dict[str, Any] | None = None
     #: Read the answer as text (a JWS), not JSON.
     text: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resendable(self) -> bool:
+        """Sending it twice does what sending it once does: a read, or a write with a key."""
+        return self.method == "GET" or "Idempotency-Key" in self.headers
 
 
 @dataclass(frozen=True)
@@ -149,12 +155,15 @@ def inclusion_proof(index: int, tree_size: int) -> Call[dict[str, Any]]:
     return Call("GET", "/v1/audit/proofs/inclusion", dict, params=params)
 
 
-def propose(shop_id: uuid.UUID | str, proposal: PurchaseOrder | CreditOffer) -> Call[Proposal]:
+def propose(
+    shop_id: uuid.UUID | str, proposal: PurchaseOrder | CreditOffer, idempotency_key: str | None
+) -> Call[Proposal]:
     return Call(
         "POST",
         f"/v1/shops/{shop_id}/proposals",
         Proposal.model_validate,
         body=proposal.model_dump(mode="json", exclude_none=True),
+        headers={} if idempotency_key is None else {"Idempotency-Key": idempotency_key},
     )
 
 

@@ -60,17 +60,22 @@ def outcome(call: Call[T], response: httpx.Response) -> T:
 
 
 def next_wait(
-    retries: Retries, attempt: int, response: httpx.Response | None, method: str, rng: random.Random
+    retries: Retries,
+    attempt: int,
+    response: httpx.Response | None,
+    resendable: bool,
+    rng: random.Random,
 ) -> float | None:
     """Seconds to wait before trying again, or None to stop at this answer (or failure).
 
     A "not now" answer is retried; a lost connection (``response`` None) only
-    where sending twice is harmless.
+    where sending twice is harmless (``resendable``: a read, or a write with
+    an ``Idempotency-Key``).
     """
     if attempt >= retries.attempts:
         return None
     if response is None:
-        return retries.wait(attempt + 1, None, rng) if method == "GET" else None
+        return retries.wait(attempt + 1, None, rng) if resendable else None
     if response.status_code not in RETRIED_STATUSES:
         return None
     asked = retry_after(response.headers.get("Retry-After"))
@@ -113,14 +118,14 @@ class Client:
         while True:
             try:
                 response = self._http.request(
-                    call.method, call.path, params=call.params, json=call.body
+                    call.method, call.path, params=call.params, json=call.body, headers=call.headers
                 )
             except httpx.TransportError:
-                wait = next_wait(self._retries, attempt, None, call.method, self._rng)
+                wait = next_wait(self._retries, attempt, None, call.resendable, self._rng)
                 if wait is None:
                     raise
             else:
-                wait = next_wait(self._retries, attempt, response, call.method, self._rng)
+                wait = next_wait(self._retries, attempt, response, call.resendable, self._rng)
                 if wait is None:
                     return outcome(call, response)
             attempt += 1
@@ -225,9 +230,20 @@ class Client:
 
     # --- proposals: what the shop gets back ----------------------------------------------------
 
-    def propose(self, shop_id: uuid.UUID | str, proposal: PurchaseOrder | CreditOffer) -> Proposal:
-        """Propose an order or a credit line; the shopkeeper answers, a webhook tells you."""
-        return self.send(calls.propose(shop_id, proposal))
+    def propose(
+        self,
+        shop_id: uuid.UUID | str,
+        proposal: PurchaseOrder | CreditOffer,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Proposal:
+        """Propose an order or a credit line; the shopkeeper answers, a webhook tells you.
+
+        With ``idempotency_key`` (your name for this proposal, such as the id of
+        the event it answers), sending it again returns the proposal already
+        made, so a lost answer is retried without asking the shopkeeper twice.
+        """
+        return self.send(calls.propose(shop_id, proposal, idempotency_key))
 
     def proposal(self, proposal_id: uuid.UUID | str) -> Proposal:
         """One of your proposals, with the shopkeeper's answer once there is one."""

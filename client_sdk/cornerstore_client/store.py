@@ -136,7 +136,8 @@ class LocalStore:
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def __enter__(self) -> LocalStore:
         return self
@@ -192,7 +193,9 @@ class LocalStore:
         if category is not None:
             query += " AND category = ?"
             params.append(category)
-        for (record,) in self._db.execute(query + " ORDER BY kept_at, rowid", params):
+        with self._lock:  # read them all at once: a generator must not hold the lock
+            rows = self._db.execute(query + " ORDER BY kept_at, rowid", params).fetchall()
+        for (record,) in rows:
             yield json.loads(record)
 
     def count(

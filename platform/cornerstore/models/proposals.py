@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cornerstore.db import Base, UTCDateTime
@@ -35,7 +35,13 @@ class Proposal(Base):
     """
 
     __tablename__ = "proposals"
-    __table_args__ = (Index("ix_proposals_shop", "shop_id", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_proposals_shop", "shop_id", "status", "created_at"),
+        # A consumer's key names one proposal: sending it again answers that one.
+        UniqueConstraint(
+            "consumer_id", "idempotency_key", name="uq_proposals_consumer_idempotency_key"
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     shop_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
@@ -53,3 +59,5 @@ class Proposal(Base):
     key_version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The consumer's ``Idempotency-Key``, when it sent one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
