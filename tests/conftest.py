@@ -29,6 +29,7 @@ from tests.cli import cli  # noqa: F401 (a fixture)
 from tests.factories import World
 from tests.keyed import fresh_database, keyed, keyed_hub, keyed_world  # noqa: F401 (fixtures)
 from tests.postgres import postgres_database
+from tests.scripted import scripted  # noqa: F401 (a fixture)
 from tests.softhsm import softhsm  # noqa: F401 (a fixture)
 
 BACKENDS = ("sqlite", "postgresql")

@@ -7,18 +7,16 @@ made from them.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import base64
 import json
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -29,6 +27,7 @@ from cornerstore_client import cli
 from cornerstore_client.models import HUB_SCHEMAS
 from hub.runtime import Hub
 from tests.factories import World, sale
+from tests.scripted import Scripted
 from tests.servers import Server, hub_server
 from tests.webhook_consumer import (
     Receiver,
@@ -159,39 +158,8 @@ def test_each_error_code_is_its_own_exception_naming_the_fields(
         stranger.consents()
 
 
-class _Scripted(BaseHTTPRequestHandler):
-    """Answers each GET with the next scripted (status, headers, body); records when it came."""
-
-    script: ClassVar[list[tuple[int, dict[str, str], bytes]]]
-    seen: ClassVar[list[float]]
-
-    def do_GET(self) -> None:
-        type(self).seen.append(time.monotonic())
-        status, headers, body = type(self).script.pop(0)
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def scripted() -> Iterator[tuple[str, type[_Scripted]]]:
-    handler = type("Handler", (_Scripted,), {"script": [], "seen": []})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def test_429_and_503_are_retried_after_the_wait_the_server_asked_for(
-    scripted: tuple[str, type[_Scripted]],
+    scripted: tuple[str, type[Scripted]],
 ) -> None:
     """A real HTTP server that says "not now" twice: the client waits at least Retry-After."""
     url, handler = scripted
@@ -228,7 +196,7 @@ def test_429_and_503_are_retried_after_the_wait_the_server_asked_for(
 
 
 def test_the_async_client_waits_as_the_sync_one_does(
-    scripted: tuple[str, type[_Scripted]],
+    scripted: tuple[str, type[Scripted]],
 ) -> None:
     url, handler = scripted
     handler.script = [
@@ -444,3 +412,31 @@ def test_the_sdk_installs_alone_and_loads_nothing_of_the_hub(tmp_path: Path) -> 
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == ["[]", "Client"]
+
+
+def test_the_consumer_in_the_docs_is_twenty_lines_of_the_sdk_as_it_is() -> None:
+    """docs/consumers.md's example: at most 20 lines, and every name it uses exists."""
+    text = (ROOT / "docs" / "consumers.md").read_text()
+    example = text.split("## A consumer in 20 lines", 1)[1].split("```python\n", 1)[1]
+    example = example.split("```", 1)[0]
+    assert len([line for line in example.splitlines() if line.strip()]) <= 20
+    tree = ast.parse(example)
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "cornerstore_client"
+        for alias in node.names
+    }
+    assert imported
+    assert all(hasattr(sdk, name) for name in imported), imported
+    used = {
+        (node.func.value.id, node.func.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id in ("hub", "store")
+    }
+    kinds = {"hub": sdk.Client, "store": sdk.LocalStore}
+    assert {"register_webhook", "request_consent", "receive", "keep"} <= {m for _, m in used}
+    assert all(hasattr(kinds[owner], method) for owner, method in used), used

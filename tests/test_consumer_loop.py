@@ -19,8 +19,8 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from cornerstore_consumers.loop import consumers
-from cornerstore_consumers.walk import Parties, Shop, Walk, wait_for
+from cornerstore_consumers.loop import MARKER, consumers, fresh
+from cornerstore_consumers.walk import Parties, Shop, StepFailed, Walk, wait_for
 from hub.demo import seed
 from hub.runtime import Hub
 from tests.factories import World
@@ -77,8 +77,10 @@ def loop(world: World, hub: Hub, tmp_path: Path) -> Iterator[Loop]:
             lender_key=lender,
         )
         walk = Walk(parties, say=said.append)
-        yield Loop(walk, tmp_path, said)
-        walk.close()
+        try:
+            yield Loop(walk, tmp_path, said)
+        finally:
+            walk.close()
 
 
 def _allowed(hub: Hub, purpose: str) -> dict[str, set[str]]:
@@ -142,7 +144,7 @@ def test_a_shop_goes_from_approval_to_order_to_purge_over_http(loop: Loop, hub: 
     walk.deliver(shop, placed["order_id"])
 
     # A second plan, left unanswered: a pending recommendation when the consent ends.
-    again = httpx.post(f"{walk.parties.replenishment}/shops/{shop.id}/plan", timeout=60).json()
+    again = httpx.post(f"{walk.parties.replenishment}/shops/{shop.id}/plan", timeout=180).json()
     assert again["outcome"].startswith("proposed"), again
     assert ("recommendation", "pending") in loop.derived("replenishment", shop.id)
     pending = _pending_order(walk, shop)
@@ -197,3 +199,19 @@ def _forged_revocation(walk: Walk, shop: Shop) -> httpx.Response:
             "webhook-signature": "v1,bm90IHRoZSBodWIncyBzaWduYXR1cmU=",
         },
     )
+
+
+def test_the_loop_empties_only_a_folder_of_its_own(tmp_path: Path) -> None:
+    """``--data`` names where the demo lives; a folder it did not make is refused, not emptied."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "thesis.tex").write_text("years of work")
+    with pytest.raises(StepFailed, match="did not make"):
+        fresh(theirs)
+    assert (theirs / "thesis.tex").exists()
+
+    ours = tmp_path / "ours"
+    fresh(ours)
+    (ours / "hub.log").write_text("a run")
+    fresh(ours)
+    assert sorted(p.name for p in ours.iterdir()) == [MARKER]

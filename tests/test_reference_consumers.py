@@ -3,6 +3,8 @@ scorecards and offers, and the warehouse's orders placed once."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -13,6 +15,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from cornerstore_client import Consent, Proposal
 from cornerstore_consumers.database import Database
 from cornerstore_consumers.inbox import MAX_ATTEMPTS, Inbox
 from cornerstore_consumers.inbox import SCHEMA as INBOX_SCHEMA
@@ -20,8 +23,11 @@ from cornerstore_consumers.lender.offer import offer
 from cornerstore_consumers.lender.scorecard import score
 from cornerstore_consumers.replenishment import forecast as demand
 from cornerstore_consumers.replenishment.recommend import Supply, line, order_up_to
+from cornerstore_consumers.replenishment.service import TERMS
+from cornerstore_consumers.runtime import ConsumerSettings, Runtime
 from cornerstore_consumers.warehouse.app import create_app
 from cornerstore_consumers.warehouse.store import Item
+from tests.scripted import Scripted
 
 FIRST = date(2026, 1, 5)  # a Monday
 
@@ -218,3 +224,66 @@ def test_a_failing_event_waits_longer_each_time_and_is_left_with_its_reason(
     newest, oldest = inbox.recent()
     assert (newest["event_id"], newest["outcome"]) == (second["event_id"], "ok")
     assert (oldest["outcome"], oldest["attempts"]) == ("gave up: ConnectError", MAX_ATTEMPTS)
+
+
+# --- what a consumer's worker does with each answer ------------------------------------------
+
+
+class _Refuses:
+    """A consumer whose work never starts: the hub's answers decide each event."""
+
+    def on_consent(self, consent: Consent, key: str) -> str:
+        raise AssertionError("never reached: the hub refused first")
+
+    def on_answer(self, proposal: Proposal) -> str:
+        raise AssertionError("never reached: the hub refused first")
+
+    def shop(self, shop_id: str) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "retried", "waits_at_least"),
+    [
+        # Gone for good: the answer is the outcome, and the event is done.
+        (404, {}, {"error": "not_found", "detail": "no such proposal"}, False, 0),
+        (409, {}, {"error": "conflict", "detail": "answered"}, False, 0),
+        # Busy, or our key rotated under us: tried again, no sooner than asked.
+        (429, {"Retry-After": "600"}, {"error": "too_many_requests", "detail": "slow"}, True, 600),
+        (401, {}, {"error": "unauthenticated", "detail": "key"}, True, 2),
+        (503, {"Retry-After": "900"}, {"error": "unavailable", "detail": "later"}, True, 900),
+    ],
+)
+def test_the_worker_retries_what_may_pass_and_ends_what_will_not(
+    scripted: tuple[str, type[Scripted]],
+    tmp_path: Path,
+    status: int,
+    headers: dict[str, str],
+    body: dict[str, str],
+    retried: bool,
+    waits_at_least: float,
+) -> None:
+    url, hub = scripted
+    hub.script.append((status, headers, json.dumps(body).encode()))
+    settings = ConsumerSettings(url, "cs_test", "http://127.0.0.1:1", tmp_path)
+    runtime = Runtime(settings, TERMS, "")
+    event = {"event_id": str(uuid.uuid4()), "type": "proposal.answered", "proposal_id": "p"}
+    runtime.inbox.add(event)
+    started = time.time()
+    try:
+        runtime._handle(_Refuses(), event)
+        [handled] = runtime.inbox.recent()
+    finally:
+        runtime.stop()
+    assert hub.script == []  # the hub was asked once: the SDK's own retries stop at long waits
+    if retried:
+        assert handled["done_at"] is None
+        assert handled["outcome"].startswith("will retry")
+        [due] = Database(tmp_path / "state.db", "").rows("SELECT due_at FROM inbox")
+        assert due["due_at"] >= started + waits_at_least
+    else:
+        assert handled["done_at"] is not None
+        assert handled["outcome"] == f"refused by the hub: {body['error']}"

@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from cornerstore_client import Consent
+from cornerstore_client import Consent, ConsentEnded
 from cornerstore_client.store import data_life
 from cornerstore_consumers.database import Database
 
@@ -31,6 +31,11 @@ CREATE TABLE IF NOT EXISTS derived (
 );
 CREATE INDEX IF NOT EXISTS derived_shop ON derived (shop_id, made_at);
 CREATE INDEX IF NOT EXISTS derived_consent ON derived (consent_id);
+CREATE TABLE IF NOT EXISTS derived_ended (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
 """
 
 
@@ -44,8 +49,16 @@ class Derived:
         """Keep what was derived under ``consent``, for as long as its records may be kept."""
         now = time.time()
         with self._db.write() as db:
+            ended = db.execute(
+                "SELECT 1 FROM derived_ended WHERE (kind = 'consent' AND id = ?) "
+                "OR (kind = 'shop' AND id = ?)",
+                (str(consent.id), str(consent.shop_id)),
+            ).fetchone()
+            if ended is not None:
+                raise ConsentEnded(f"consent {consent.id} has ended; nothing of it is kept")
             db.execute(
-                "INSERT INTO derived VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                # The same id again is the same work done twice (a retried event): kept once.
+                "INSERT OR IGNORE INTO derived VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     id_,
                     str(consent.shop_id),
@@ -66,6 +79,7 @@ class Derived:
         """Forget everything of an ended consent (``kind`` "consent") or erased shop ("shop")."""
         column = {"consent": "consent_id", "shop": "shop_id"}[kind]
         with self._db.write() as db:
+            db.execute("INSERT OR IGNORE INTO derived_ended VALUES (?, ?)", (kind, ended_id))
             # ``column`` is one of the two names above, never a caller's text.
             sql = f"DELETE FROM derived WHERE {column} = ?"  # noqa: S608
             return int(db.execute(sql, (ended_id,)).rowcount)

@@ -5,7 +5,9 @@ An event is stored the moment its signature checks out and the delivery is
 answered, so a crash between the answer and the work loses nothing: the
 worker picks the event up again when the process restarts. Its id is the
 key, so a delivery sent twice is stored once. A failed attempt is tried
-again later, a few times, and then left with its reason.
+again later, waiting twice as long each time up to an hour, for about a
+day; then it is left with its reason, counted in ``/inbox`` for an
+operator to see.
 """
 
 from __future__ import annotations
@@ -31,8 +33,15 @@ CREATE TABLE IF NOT EXISTS inbox (
 CREATE INDEX IF NOT EXISTS inbox_due ON inbox (due_at) WHERE done_at IS NULL;
 """
 
-#: Tries before an event is left with its last failure as its outcome.
-MAX_ATTEMPTS = 6
+#: Tries before an event is left with its last failure as its outcome: the
+#: waits (2 s, 4 s, ... an hour, an hour, ...) add up to about a day.
+MAX_ATTEMPTS = 32
+#: The longest wait between two tries.
+MAX_WAIT_SECONDS = 3600.0
+
+
+def _wait(attempts: int, at_least: float | None) -> float:
+    return max(min(2.0**attempts, MAX_WAIT_SECONDS), at_least or 0.0)
 
 
 class Inbox:
@@ -67,8 +76,15 @@ class Inbox:
                 (time.time(), outcome, event_id),
             )
 
-    def failed(self, event_id: str, reason: str, *, now: float | None = None) -> None:
-        """Try again later (sooner after the first failures), or give up after the last."""
+    def failed(
+        self,
+        event_id: str,
+        reason: str,
+        *,
+        now: float | None = None,
+        at_least: float | None = None,
+    ) -> None:
+        """Try again later (``at_least`` seconds on, if a service asked so), or give up at last."""
         at = time.time() if now is None else now
         with self._db.write() as db:
             row = db.execute(
@@ -83,12 +99,28 @@ class Inbox:
             else:
                 db.execute(
                     "UPDATE inbox SET attempts = ?, due_at = ?, outcome = ? WHERE event_id = ?",
-                    (attempts, at + 2.0**attempts, f"will retry: {reason}", event_id),
+                    (attempts, at + _wait(attempts, at_least), f"will retry: {reason}", event_id),
                 )
 
     def pending(self) -> int:
         row = self._db.row("SELECT count(*) AS n FROM inbox WHERE done_at IS NULL")
         return 0 if row is None else int(row["n"])
+
+    def given_up(self) -> int:
+        """Events left unhandled after every try: an operator's to look at."""
+        row = self._db.row("SELECT count(*) AS n FROM inbox WHERE outcome LIKE 'gave up:%'")
+        return 0 if row is None else int(row["n"])
+
+    def forget_handled(self, *, before: float) -> int:
+        """Forget events handled before ``before``: their ids have outlived any redelivery."""
+        with self._db.write() as db:
+            return int(
+                db.execute(
+                    "DELETE FROM inbox WHERE done_at IS NOT NULL AND done_at < ? "
+                    "AND outcome NOT LIKE 'gave up:%'",
+                    (before,),
+                ).rowcount
+            )
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest events, handled or not, with what came of them."""

@@ -26,6 +26,8 @@ import httpx2 as httpx
 
 from cornerstore_consumers.walk import Parties, StepFailed, Walk, say, wait_for
 
+#: The file that marks a folder as the demo's own, to be emptied at the next run.
+MARKER = ".cornerstore-consumers-demo"
 #: A hub's first start loads the demo data: allow it time.
 HUB_START_SECONDS = 300.0
 
@@ -116,12 +118,21 @@ def consumers(
         yield urls[0], urls[1], urls[2]
 
 
+def fresh(data: Path) -> None:
+    """Empty ``data`` for a new run, if it is a folder an earlier run made (or none at all)."""
+    if data.exists() and any(data.iterdir()):
+        if not (data / MARKER).exists():
+            raise StepFailed(f"{data} holds files this demo did not make: name another --data")
+        shutil.rmtree(data)
+    # The hub's log holds the demo's keys, as `cornerstore demo` prints them: this user's alone.
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (data / MARKER).write_text("made by `cornerstore-consumers loop`; emptied at each run\n")
+
+
 @contextmanager
 def demo(data: Path, *, shops: int, days: int) -> Iterator[Parties]:
     """A demo hub and the three processes around it, over fresh files under ``data``."""
-    shutil.rmtree(data, ignore_errors=True)
-    # The hub's log holds the demo's keys, as `cornerstore demo` prints them: this user's alone.
-    data.mkdir(mode=0o700, parents=True)
+    fresh(data)
     logs = data / "logs"
     logs.mkdir(mode=0o700)
     keys_file = data / "keys.json"

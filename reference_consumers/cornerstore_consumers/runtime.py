@@ -4,9 +4,11 @@ A consumer registers its webhook URL with the hub when it starts (which
 hands it a fresh secret), and answers each delivery in milliseconds: it
 checks the signature, acts at once on what must not wait (a revocation or an
 erasure purges the local store before the answer is sent: the SDK's
-``LocalStore.receive``), and keeps the event in its inbox. One worker thread
-then handles the events one at a time, in the order they came, so a
-revocation is always handled after the work its consent allowed. The same
+``LocalStore.receive``, and what was derived from it is dropped), and keeps
+the event in its inbox. One worker thread then handles the events one at a
+time, in the order they came; one that fails waits and is tried again (a
+later event does not wait behind it). An ended consent or shop is
+remembered, so nothing is kept under it again, whatever the order. The same
 thread purges, at least hourly, what has outlived its data life.
 
 Logs name events by type and id only: never a shop's values, a key or a secret.
@@ -24,15 +26,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx2 as httpx
-
 from cornerstore_client import (
+    BadRequest,
     Client,
-    ClientError,
+    Conflict,
     Consent,
+    ConsentEnded,
     ConsentRequest,
+    CornerstoreError,
+    Forbidden,
     LocalStore,
+    NotFound,
     Proposal,
+    ValidationFailed,
     ended_by,
 )
 from cornerstore_client.models import Category
@@ -47,6 +53,10 @@ _log = logging.getLogger(__name__)
 #: Where the hub POSTs events, under the consumer's own base URL.
 WEBHOOK_PATH = "/webhooks/cornerstore"
 CATEGORIES: tuple[Category, ...] = ("sales", "inventory", "payments")
+#: The hub's answers that no retry changes.
+FINAL = (NotFound, Conflict, Forbidden, ValidationFailed, BadRequest)
+#: How long a handled event's id is remembered (the hub retries for hours at most).
+INBOX_DAYS = 7
 #: How often expired records are purged, at the least.
 PURGE_SECONDS = 3600.0
 
@@ -75,8 +85,12 @@ class Handler(Protocol):
     drops what was derived from them (:mod:`cornerstore_consumers.derived`).
     """
 
-    def on_consent(self, consent: Consent) -> str:
-        """A consent (still) allows reads: read, and propose what the shop gets back."""
+    def on_consent(self, consent: Consent, key: str) -> str:
+        """A consent (still) allows reads: read, and propose what the shop gets back.
+
+        ``key`` names this piece of work for good (the event's id): propose
+        with it as the ``Idempotency-Key``, and a retry asks the shop once.
+        """
         ...
 
     def on_answer(self, proposal: Proposal) -> str:
@@ -85,6 +99,10 @@ class Handler(Protocol):
 
     def shop(self, shop_id: str) -> dict[str, Any]:
         """What this consumer holds of a shop: records kept, what it derived, its contracts."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what it holds open (its clients of other services)."""
         ...
 
 
@@ -140,9 +158,18 @@ class Runtime:
         self._wake.set()
         if self._worker is not None:
             self._worker.join(timeout=30)
+            if self._worker.is_alive():
+                # Mid-forecast still: it dies with the process; closing under it would
+                # only turn its last write into an error. The inbox keeps the event.
+                return
         self.client.close()
         self.store.close()
         self.db.close()
+
+    @property
+    def working(self) -> bool:
+        """Whether the worker runs (health: a consumer whose worker died only piles events up)."""
+        return self._worker is not None and self._worker.is_alive()
 
     def receive(self, headers: Mapping[str, str], body: bytes) -> bool:
         """A delivery: verified (raises ``VerificationError``), acted on, kept; False if seen."""
@@ -188,28 +215,32 @@ class Runtime:
         return {category: self.store.count(shop_id, category) for category in CATEGORIES}
 
     def _work(self, handler: Handler) -> None:
-        purged_at = 0.0
+        purged_at = -PURGE_SECONDS  # the first purge at once
         while not self._stopping.is_set():
-            if time.monotonic() - purged_at >= PURGE_SECONDS:
-                self._purge()
-                purged_at = time.monotonic()
-            event = self.inbox.next()
-            if event is None:
-                self._wake.wait(timeout=1.0)
-                self._wake.clear()
-                continue
-            self._handle(handler, event)
+            try:
+                if time.monotonic() - purged_at >= PURGE_SECONDS:
+                    self._purge()
+                    purged_at = time.monotonic()
+                event = self.inbox.next()
+                if event is None:
+                    self._wake.wait(timeout=1.0)
+                    self._wake.clear()
+                    continue
+                self._handle(handler, event)
+            except Exception as exc:  # its own database failed: wait, and go on
+                _log.warning("the worker's round failed (%s); again in 5 s", type(exc).__name__)
+                self._stopping.wait(5.0)
 
     def _purge(self) -> None:
-        try:
-            records = self.store.purge_expired()
-            derived = self.derived.purge_expired()
-        except Exception as exc:  # the worker goes on; the next purge tries again
-            _log.warning(
-                "purging expired data failed (%s); again within the hour", type(exc).__name__
-            )
-        else:
-            _log.info("purged %d expired records and %d derived rows", records, derived)
+        records = self.store.purge_expired()
+        derived = self.derived.purge_expired()
+        handled = self.inbox.forget_handled(before=time.time() - INBOX_DAYS * 86_400)
+        _log.info(
+            "purged %d expired records, %d derived rows and %d handled events",
+            records,
+            derived,
+            handled,
+        )
 
     def _outcome(self, handler: Handler, event: dict[str, Any]) -> str:
         ended = ended_by(event)
@@ -221,28 +252,27 @@ class Runtime:
             return handler.on_answer(self.client.proposal(str(event["proposal_id"])))
         if event["type"] == "consent.status_changed" and event.get("change") in STARTS:
             consent = self.live_consent(consent_id=str(event["consent_id"]))
-            return (
-                "the consent no longer allows reads"
-                if consent is None
-                else handler.on_consent(consent)
-            )
+            if consent is None:
+                return "the consent no longer allows reads"
+            return handler.on_consent(consent, str(event["event_id"]))
         return "nothing to do"
 
     def _handle(self, handler: Handler, event: dict[str, Any]) -> None:
         event_id, kind = str(event["event_id"]), str(event["type"])
         try:
             outcome = self._outcome(handler, event)
-        except ClientError as exc:
-            # The hub said no (the consent ended, the proposal was answered):
-            # asking again will not change its mind.
+        except FINAL as exc:
+            # The hub said no for good (the consent ended, the proposal was
+            # answered, the request is wrong): asking again changes nothing.
             outcome = f"refused by the hub: {exc.code}"
-        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-            self.inbox.failed(event_id, type(exc).__name__)
-            _log.warning("event %s (%s) failed: %s; will retry", event_id, kind, type(exc).__name__)
-            return
+        except ConsentEnded:
+            outcome = "the consent ended meanwhile: nothing kept"
         except Exception as exc:
-            # The type only: a message or a traceback could quote a shop's values.
-            self.inbox.failed(event_id, type(exc).__name__)
+            # Anything else may pass: the hub busy (429, 5xx) or our key just
+            # rotated (401), a service down. The type only in the log: a
+            # message or a traceback could quote a shop's values.
+            asked = exc.retry_after if isinstance(exc, CornerstoreError) else None
+            self.inbox.failed(event_id, type(exc).__name__, at_least=asked)
             _log.warning("event %s (%s) failed: %s; will retry", event_id, kind, type(exc).__name__)
             return
         self.inbox.done(event_id, outcome)

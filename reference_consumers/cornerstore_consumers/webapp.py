@@ -17,7 +17,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from cornerstore_client import CornerstoreError, VerificationError
+from cornerstore_client import (
+    CornerstoreError,
+    ServerError,
+    TooManyRequests,
+    VerificationError,
+)
 from cornerstore_consumers.runtime import WEBHOOK_PATH, Handler, Runtime
 
 
@@ -29,15 +34,22 @@ def consumer_app(title: str, runtime: Runtime, handler: Handler) -> FastAPI:
             yield
         finally:
             await run_in_threadpool(runtime.stop)
+            handler.close()
 
     app = FastAPI(title=title, lifespan=lifespan)
 
     @app.exception_handler(CornerstoreError)
     async def hub_refused(_: Request, exc: CornerstoreError) -> JSONResponse:
-        # The hub's answer, passed on: its status and its stable code.
+        # The hub refused this consumer, not its caller: a bad gateway, or one
+        # that is busy (503) when the hub said to come back later. The hub's
+        # stable code and fields go along in the body.
+        busy = isinstance(exc, TooManyRequests | ServerError)
         fields = [{"field": f.field, "reason": f.reason} for f in exc.fields]
+        headers = {} if exc.retry_after is None else {"Retry-After": str(int(exc.retry_after))}
         return JSONResponse(
-            {"error": exc.code, "detail": exc.detail, "fields": fields}, status_code=exc.status
+            {"error": "hub_refused", "hub_error": exc.code, "detail": exc.detail, "fields": fields},
+            status_code=503 if busy else 502,
+            headers=headers,
         )
 
     @app.post(WEBHOOK_PATH, status_code=204)
@@ -61,12 +73,19 @@ def consumer_app(title: str, runtime: Runtime, handler: Handler) -> FastAPI:
         return handler.shop(str(shop_id))
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> JSONResponse:
+        """Up, and its worker working: without it events only pile up."""
+        if not runtime.working:
+            return JSONResponse({"status": "the worker has stopped"}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/inbox")
     def inbox() -> dict[str, Any]:
-        """Events waiting to be handled, and what came of the latest."""
-        return {"pending": runtime.inbox.pending(), "recent": runtime.inbox.recent()}
+        """Events waiting, events given up on (an operator's to look at), and the latest."""
+        return {
+            "pending": runtime.inbox.pending(),
+            "given_up": runtime.inbox.given_up(),
+            "recent": runtime.inbox.recent(),
+        }
 
     return app

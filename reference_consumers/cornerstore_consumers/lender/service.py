@@ -13,7 +13,6 @@ goes with the records.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -43,14 +42,14 @@ class Lender:
         self.lines = CreditLines(runtime.db)
         self._today = today
 
-    def on_consent(self, consent: Consent) -> str:
-        return self.assess(consent)
+    def on_consent(self, consent: Consent, key: str) -> str:
+        return self.assess(consent, key)
 
     def on_answer(self, proposal: Proposal) -> str:
         return self.open_line(proposal)
 
-    def assess(self, consent: Consent) -> str:
-        """Score the shop under ``consent``, and offer the line it earns, if any."""
+    def assess(self, consent: Consent, key: str) -> str:
+        """Score the shop under ``consent``; offer the line it earns, if any, once for ``key``."""
         card, offer = assess(self.runtime.client, self.runtime.store, consent, today=self._today())
         reasons = [Reason(code=r.code, en=r.en, zh=r.zh) for r in offer.reasons]
         body = {
@@ -60,7 +59,7 @@ class Lender:
             "reasons": [r.model_dump() for r in reasons],
         }
         if not offer.offered:
-            self.runtime.derived.keep(str(uuid.uuid4()), consent, ASSESSMENT, body, "no offer")
+            self.runtime.derived.keep(key, consent, ASSESSMENT, body, "no offer")
             return "assessed: no line to offer"
         proposal = self.runtime.client.propose(
             consent.shop_id,
@@ -85,6 +84,9 @@ class Lender:
             float(content["annual_rate"]),
         )
         return "credit line opened"
+
+    def close(self) -> None:
+        pass  # nothing of its own held open
 
     def shop(self, shop_id: str) -> dict[str, Any]:
         key = shop_id

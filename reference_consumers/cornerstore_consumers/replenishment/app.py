@@ -24,6 +24,7 @@ def create_app(settings: ConsumerSettings, warehouse_url: str) -> FastAPI:
         consent = runtime.live_consent(shop_id=str(shop_id))
         if consent is None:
             raise HTTPException(404, "no active replenishment consent from this shop")
-        return {"outcome": replenisher.recommend(consent)}
+        # A plan asked for now is a new one: its own key.
+        return {"outcome": replenisher.recommend(consent, f"plan-{uuid.uuid4()}")}
 
     return app

@@ -58,14 +58,14 @@ class Replenisher:
         self.orders = Orders(runtime.db)
         self._today = today
 
-    def on_consent(self, consent: Consent) -> str:
-        return self.recommend(consent)
+    def on_consent(self, consent: Consent, key: str) -> str:
+        return self.recommend(consent, key)
 
     def on_answer(self, proposal: Proposal) -> str:
         return self.order(proposal)
 
-    def recommend(self, consent: Consent) -> str:
-        """Plan the shop's order under ``consent``, and propose it."""
+    def recommend(self, consent: Consent, key: str) -> str:
+        """Plan the shop's order under ``consent``, and propose it (once for ``key``)."""
         catalogue = self.warehouse.catalogue()
         supply = {
             sku: Supply(int(item["case_pack"]), int(item["lead_time_days"]))
@@ -97,6 +97,7 @@ class Replenisher:
                     for line in lines
                 ],
             ),
+            idempotency_key=key,
         )
         self.runtime.derived.keep(
             str(proposal.id),
@@ -130,6 +131,9 @@ class Replenisher:
         return f"ordered from the warehouse: order {placed['id']}"
 
     # --- what it can tell ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.warehouse.close()
 
     def shop(self, shop_id: str) -> dict[str, Any]:
         """What this consumer holds of a shop, with its orders' status fresh from the warehouse."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,7 +46,15 @@ def create_app(
     warehouse = Warehouse(path)
     if stock:
         warehouse.stock(stock)
-    app = FastAPI(title=name)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            warehouse.close()
+
+    app = FastAPI(title=name, lifespan=lifespan)
     app.state.warehouse = warehouse
 
     @app.get("/healthz")
