@@ -97,8 +97,10 @@ WORDS = {
 }
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server(hub: Hub) -> Iterator[Server]:
+    # One server for the module: each test's world is fresh (its tables wiped, new ids),
+    # and starting a hub process per test cost half of this module's minute.
     with hub_server(hub) as running:
         yield running
 
