@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic.json_schema import models_json_schema
+from starlette.datastructures import UploadFile
 
-from connectors import pos_csv, service
+from connectors import csv_text, pos_csv, service
+from connectors.profiles import GENERIC, profiles
 from connectors.schemas import BatchIn, BatchResult
 from cornerstore.access import AuthorizeShop, Permit
 from cornerstore.authz import Action
 from cornerstore.categories import CATEGORIES, Category
 from cornerstore.deps import CoreDep, DbSession
-from cornerstore.errors import SHOP_ERRORS, PayloadTooLarge, error_responses
+from cornerstore.errors import (
+    SHOP_ERRORS,
+    FieldError,
+    PayloadTooLarge,
+    ValidationFailed,
+    error_responses,
+)
+from cornerstore.models.shops import Shop
 
 INGEST_ERRORS = SHOP_ERRORS | error_responses(PayloadTooLarge)
 router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["ingestion"], responses=INGEST_ERRORS)
@@ -36,8 +46,25 @@ def _ingest(core: CoreDep, session: DbSession, permit: Permit, records: list[Any
     )
 
 
-def _ingest_csv(core: CoreDep, session: DbSession, permit: Permit, body: bytes) -> BatchResult:
-    parsed = pos_csv.parse(body, CATEGORIES[permit.category].schema)
+def _ingest_csv(
+    core: CoreDep,
+    session: DbSession,
+    permit: Permit,
+    body: bytes,
+    encoding: csv_text.Encoding | None,
+) -> BatchResult:
+    spec = CATEGORIES[permit.category]
+    shop = session.get(Shop, permit.shop)
+    zone = ZoneInfo(shop.time_zone) if shop is not None and shop.time_zone else ZoneInfo("UTC")
+    profile = profiles().get(shop.pos_profile or GENERIC) if shop is not None else None
+    parsed = pos_csv.parse(
+        body,
+        spec.schema,
+        time_field=spec.time_field,
+        zone=zone,
+        encoding=encoding,
+        layout=None if profile is None else profile.layout(permit.category.value),
+    )
     _check_size(core, len(parsed.records))
     cipher = core.keyring.cipher(session, permit.shop)
     result = service.ingest(
@@ -61,11 +88,26 @@ def _check_size(core: CoreDep, count: int) -> None:
         )
 
 
-async def _raw_body(request: Request) -> bytes:
-    return await request.body()
+async def _csv_body(request: Request) -> bytes:
+    """The export: the raw body, or the ``file`` of a multipart upload (``curl -F file=@…``)."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await request.body()
+    form = await request.form(max_files=1, max_fields=10)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        reason = "a multipart upload carries the CSV file as its `file` field"
+        raise ValidationFailed(reason, [FieldError(field="body.file", reason="required")])
+    return await upload.read()
 
 
-RawBody = Annotated[bytes, Depends(_raw_body)]
+CsvBody = Annotated[bytes, Depends(_csv_body)]
+CsvEncoding = Annotated[
+    csv_text.Encoding | None,
+    Query(
+        description="The export's encoding, when it cannot be told from the bytes "
+        "(UTF-8 with or without a byte-order mark, GBK/GB18030 and UTF-16 can)"
+    ),
+]
 
 
 BATCH_DESCRIPTION = (
@@ -75,12 +117,29 @@ BATCH_DESCRIPTION = (
     "SKU and count time) are counted under `duplicates` and not stored again."
 )
 CSV_DESCRIPTION = (
-    "The body is UTF-8 CSV (`text/csv`): a header line naming the record fields, "
-    "then one record a line. Records are handled as in the JSON batch, and each "
-    "rejection also names its `line` in the file."
+    "The body is a POS export (`text/csv`, or a multipart upload's `file`): a header "
+    "line, then one record a line, comma- or tab-separated, in UTF-8, GBK/GB18030 or "
+    "UTF-16 (told from the bytes, or named with `encoding`). The header names the record "
+    "fields, or the columns of the shop's `pos_profile` (`PATCH /v1/shops/{id}`). "
+    "A time without an offset (`2026-11-28 10:05:00`) is read in the shop's time zone "
+    "(UTC if it has none); one the clocks skipped or showed twice is refused. Records "
+    "are handled as in the JSON batch, and each rejection also names its `line` in "
+    "the file and every fault of the record under `errors`."
 )
 CSV_BODY: dict[str, Any] = {
-    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        },
+    }
 }
 
 
@@ -114,9 +173,13 @@ def ingest_payments(
     openapi_extra=CSV_BODY,
 )
 def ingest_sales_csv(
-    permit: SalesWrite, body: RawBody, core: CoreDep, session: DbSession
+    permit: SalesWrite,
+    body: CsvBody,
+    core: CoreDep,
+    session: DbSession,
+    encoding: CsvEncoding = None,
 ) -> BatchResult:
-    return _ingest_csv(core, session, permit, body)
+    return _ingest_csv(core, session, permit, body, encoding)
 
 
 @router.post(
@@ -126,9 +189,13 @@ def ingest_sales_csv(
     openapi_extra=CSV_BODY,
 )
 def ingest_inventory_csv(
-    permit: InventoryWrite, body: RawBody, core: CoreDep, session: DbSession
+    permit: InventoryWrite,
+    body: CsvBody,
+    core: CoreDep,
+    session: DbSession,
+    encoding: CsvEncoding = None,
 ) -> BatchResult:
-    return _ingest_csv(core, session, permit, body)
+    return _ingest_csv(core, session, permit, body, encoding)
 
 
 @router.post(
@@ -138,9 +205,13 @@ def ingest_inventory_csv(
     openapi_extra=CSV_BODY,
 )
 def ingest_payments_csv(
-    permit: PaymentsWrite, body: RawBody, core: CoreDep, session: DbSession
+    permit: PaymentsWrite,
+    body: CsvBody,
+    core: CoreDep,
+    session: DbSession,
+    encoding: CsvEncoding = None,
 ) -> BatchResult:
-    return _ingest_csv(core, session, permit, body)
+    return _ingest_csv(core, session, permit, body, encoding)
 
 
 def document_record_schemas(openapi: dict[str, Any]) -> None:

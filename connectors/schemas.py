@@ -15,11 +15,25 @@ class BatchIn(BaseModel):
     )
 
 
-class RejectedRecord(BaseModel):
-    index: int = Field(description="Position of the record in the batch, from 0")
+class RecordError(BaseModel):
     field: str = Field(description="The field at fault, or '' for the record as a whole")
     reason: str
+
+
+class RejectedRecord(BaseModel):
+    index: int = Field(description="Position of the record in the batch, from 0")
+    field: str = Field(description="The first field at fault, or '' for the record as a whole")
+    reason: str = Field(description="Why that field was refused")
     line: int | None = Field(default=None, description="For CSV uploads: the file line, from 1")
+    errors: list[RecordError] = Field(
+        default_factory=list, description="Every fault of the record, the first one included"
+    )
+
+    @classmethod
+    def of(cls, index: int, errors: list[RecordError], line: int | None = None) -> RejectedRecord:
+        return cls(
+            index=index, field=errors[0].field, reason=errors[0].reason, line=line, errors=errors
+        )
 
 
 class BatchResult(BaseModel):

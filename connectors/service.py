@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from audit import service as audit
-from connectors.schemas import BatchResult, RejectedRecord
+from connectors.schemas import BatchResult, RecordError, RejectedRecord
 from cornerstore.categories import CATEGORIES, Category, RecordIn
 from cornerstore.crypto import ShopCipher
 from cornerstore.db import utcnow
@@ -40,30 +40,40 @@ class _Validated:
 
 
 def _validate(
-    category: Category, raw: list[Any], unreadable: Mapping[int, RejectedRecord]
+    category: Category, raw: list[Any], found: Mapping[int, RejectedRecord]
 ) -> _Validated:
     """Validate the whole batch in one call, and again without the bad records.
 
     One call over the list is several times faster than one per record; the
-    second pass only runs when some records were bad. ``unreadable`` records
-    were refused before validation (a CSV line with the wrong number of cells).
+    second pass only runs when some records were bad. Every fault of a record
+    is named, not only its first. ``found`` holds faults found before
+    validation: a CSV line with the wrong number of cells (not validated
+    further), a local time that cannot be placed (the other fields still are).
     """
     adapter = _ADAPTERS[category]
-    rejected: dict[int, RejectedRecord] = dict(unreadable)
-    positions = [i for i in range(len(raw)) if i not in rejected]
+    errors: dict[int, list[RecordError]] = {i: list(r.errors) for i, r in found.items()}
+    unreadable = {i for i, r in found.items() if r.field == ""}
+    positions = [i for i in range(len(raw)) if i not in unreadable]
     try:
         records = adapter.validate_python([raw[i] for i in positions])
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
             index = positions[int(error["loc"][0])]
-            if index not in rejected:
-                field = ".".join(str(part) for part in error["loc"][1:])
-                rejected[index] = RejectedRecord(index=index, field=field, reason=error["msg"])
-        positions = [i for i in positions if i not in rejected]
+            field = ".".join(str(part) for part in error["loc"][1:])
+            known = errors.setdefault(index, [])
+            if all(e.field != field for e in known):
+                known.append(RecordError(field=field, reason=error["msg"]))
+        positions = [i for i in positions if i not in errors]
         records = adapter.validate_python([raw[i] for i in positions])
-    return _Validated(
-        list(zip(positions, records, strict=True)), sorted(rejected.values(), key=lambda r: r.index)
-    )
+    else:
+        if errors:
+            kept = [(i, r) for i, r in zip(positions, records, strict=True) if i not in errors]
+            positions, records = [i for i, _ in kept], [r for _, r in kept]
+    rejected = [
+        RejectedRecord.of(index, problems, found[index].line if index in found else None)
+        for index, problems in sorted(errors.items())
+    ]
+    return _Validated(list(zip(positions, records, strict=True)), rejected)
 
 
 def ingest(
@@ -112,7 +122,7 @@ def ingest(
                 "batch_id": batch_id,
                 "position": rejected.index,
                 "field": rejected.field[:200],
-                "reason": rejected.reason[:500],
+                "reason": _reasons(rejected)[:500],
                 "sealed": _seal_quarantined(cipher, batch_id, rejected.index, raw_records),
                 "key_version": cipher.version,
             }
@@ -143,6 +153,13 @@ def ingest(
         duplicates=duplicates,
         rejected=validated.rejected,
     )
+
+
+def _reasons(rejected: RejectedRecord) -> str:
+    """One fault as it is; several each with its field."""
+    if len(rejected.errors) <= 1:
+        return rejected.reason
+    return "; ".join(f"{e.field}: {e.reason}" if e.field else e.reason for e in rejected.errors)
 
 
 def _seal_quarantined(

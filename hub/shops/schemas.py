@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from connectors.profiles import GENERIC, profiles
 from cornerstore.fieldtypes import Text, TimeZoneName
 
 _TIME_ZONE = (
@@ -14,20 +15,45 @@ _TIME_ZONE = (
 )
 
 
+def _known_profile(code: str) -> str:
+    if code not in profiles():
+        raise ValueError(f"must be one of: {', '.join(profiles())}")
+    return code
+
+
+PosProfile = Annotated[
+    str,
+    AfterValidator(_known_profile),
+    Field(
+        description="The profile the shop's POS CSV exports are read with: which columns hold "
+        f"which fields, in which units. None: `{GENERIC}`, the API's own field names.",
+        json_schema_extra={"enum": sorted(profiles())},
+    ),
+]
+
+
 class ShopIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text
     district: Text | None = None
     time_zone: TimeZoneName | None = Field(default=None, description=_TIME_ZONE)
+    pos_profile: PosProfile | None = None
 
 
 class ShopChange(BaseModel):
-    """The shop's own details that may change after it is registered."""
+    """The shop's own details that may change after it is registered: those sent change."""
 
     model_config = ConfigDict(extra="forbid")
 
-    time_zone: TimeZoneName | None = Field(description=_TIME_ZONE)
+    time_zone: TimeZoneName | None = Field(default=None, description=_TIME_ZONE)
+    pos_profile: PosProfile | None = None
+
+    @model_validator(mode="after")
+    def names_a_change(self) -> ShopChange:
+        if not self.model_fields_set:
+            raise ValueError("name what changes: time_zone, pos_profile or both")
+        return self
 
 
 class ShopOut(BaseModel):
@@ -37,6 +63,7 @@ class ShopOut(BaseModel):
     name: str
     district: str | None
     time_zone: str | None
+    pos_profile: str | None
     created_at: datetime
 
 

@@ -21,7 +21,13 @@ def create(
     policy_version: str | None = None,
 ) -> ShopOut:
     """A shop and its first data key are created together, so a shop never lacks a key."""
-    shop = Shop(id=uuid.uuid4(), name=body.name, district=body.district, time_zone=body.time_zone)
+    shop = Shop(
+        id=uuid.uuid4(),
+        name=body.name,
+        district=body.district,
+        time_zone=body.time_zone,
+        pos_profile=body.pos_profile,
+    )
     session.add(shop)
     session.flush()
     keyring.create_first_key(session, shop.id)
@@ -50,7 +56,8 @@ def change(
     shop = session.get(Shop, shop_id)
     if shop is None:
         return None
-    shop.time_zone = body.time_zone
+    for name in body.model_fields_set:
+        setattr(shop, name, getattr(body, name))
     session.flush()
     audit.append(
         session,

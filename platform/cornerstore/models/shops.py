@@ -17,6 +17,8 @@ class Shop(Base):
     district: Mapped[str | None] = mapped_column(String(200), default=None)
     #: The IANA time zone the shop keeps its days in; the portal shows UTC without one.
     time_zone: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: The profile its POS's CSV exports are read with (connectors/profiles/); None: generic.
+    pos_profile: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
