@@ -5,20 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi import Path as FastApiPath
 from pydantic.json_schema import models_json_schema
 from starlette.datastructures import UploadFile
 
-from connectors import csv_text, pos_csv, service
+from connectors import csv_text, pos_csv, quarantine, service
 from connectors.profiles import GENERIC, profiles
-from connectors.schemas import BatchIn, BatchResult
+from connectors.schemas import BatchIn, BatchResult, QuarantineOut
 from cornerstore.access import AuthorizeShop, Permit
-from cornerstore.authz import Action
+from cornerstore.authz import Action, Resource
 from cornerstore.categories import CATEGORIES, Category
 from cornerstore.deps import CoreDep, DbSession
 from cornerstore.errors import (
     SHOP_ERRORS,
     FieldError,
+    NotFound,
     PayloadTooLarge,
     ValidationFailed,
     error_responses,
@@ -67,7 +69,7 @@ def _ingest_csv(
     )
     _check_size(core, len(parsed.records))
     cipher = core.keyring.cipher(session, permit.shop)
-    result = service.ingest(
+    return service.ingest(
         session,
         cipher,
         permit.caller,
@@ -75,9 +77,8 @@ def _ingest_csv(
         parsed.records,
         policy_version=permit.policy_version,
         unreadable=parsed.unreadable,
+        lines=parsed.lines,
     )
-    rejected = [r.model_copy(update={"line": parsed.lines[r.index]}) for r in result.rejected]
-    return result.model_copy(update={"rejected": rejected})
 
 
 def _check_size(core: CoreDep, count: int) -> None:
@@ -212,6 +213,82 @@ def ingest_payments_csv(
     encoding: CsvEncoding = None,
 ) -> BatchResult:
     return _ingest_csv(core, session, permit, body, encoding)
+
+
+# --- the quarantine: refused records, to fix or discard ---------------------------------------
+
+QuarantineRead = Annotated[Permit, Depends(AuthorizeShop(Resource.quarantine, Action.read))]
+QuarantineWrite = Annotated[Permit, Depends(AuthorizeShop(Resource.quarantine, Action.write))]
+QuarantinedId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1, description="Its `id` in the list")]
+
+
+@router.get(
+    "/quarantine",
+    response_model=QuarantineOut,
+    summary="The shop's refused records: why each was refused, and what arrived",
+    description="For the shop's own shopkeeper and connectors. Oldest first, a page at a "
+    "time; `values` is what arrived, opened from its seal. Every read is audited.",
+)
+def list_quarantine(
+    permit: QuarantineRead,
+    core: CoreDep,
+    session: DbSession,
+    category: Category | None = None,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> QuarantineOut:
+    return quarantine.page(
+        session,
+        core.keyring,
+        permit.caller,
+        permit.shop,
+        category=category,
+        after=int(cursor or 0),
+        limit=limit,
+        policy_version=permit.policy_version,
+    )
+
+
+@router.post(
+    "/quarantine/{qid}/resubmit",
+    response_model=BatchResult,
+    responses=error_responses(NotFound),
+    summary="Send a refused record again, corrected",
+    description="The body is the corrected record, shaped as one record of a batch. It is "
+    "validated and stored as a batch's would be, and leaves the quarantine; if it is still "
+    "refused, the answer is a 422 naming each fault and it stays.",
+)
+def resubmit_quarantined(
+    permit: QuarantineWrite,
+    qid: QuarantinedId,
+    record: Annotated[dict[str, Any], Body()],
+    core: CoreDep,
+    session: DbSession,
+) -> BatchResult:
+    return quarantine.resubmit(
+        session,
+        core.keyring,
+        permit.caller,
+        permit.shop,
+        qid,
+        record,
+        policy_version=permit.policy_version,
+    )
+
+
+@router.delete(
+    "/quarantine/{qid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(NotFound),
+    summary="Discard a refused record (audited)",
+)
+def discard_quarantined(
+    permit: QuarantineWrite, qid: QuarantinedId, session: DbSession
+) -> Response:
+    quarantine.discard(
+        session, permit.caller, permit.shop, qid, policy_version=permit.policy_version
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def document_record_schemas(openapi: dict[str, Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -41,3 +43,19 @@ class BatchResult(BaseModel):
     accepted: int = Field(description="Records stored by this batch")
     duplicates: int = Field(description="Records already stored (same event_id), not stored again")
     rejected: list[RejectedRecord] = Field(description="Kept in quarantine with these reasons")
+
+
+class QuarantinedOut(BaseModel):
+    id: int = Field(description="Resubmit or discard it by this id")
+    category: str
+    reason: str = Field(description="Why it was refused (every fault, each with its field)")
+    field: str = Field(description="The first field at fault, or '' for the record as a whole")
+    line: int | None = Field(description="For a CSV upload, the file line it came from")
+    batch_id: uuid.UUID
+    received_at: datetime
+    values: Any = Field(description="What arrived, as it arrived: the shop's own data")
+
+
+class QuarantineOut(BaseModel):
+    records: list[QuarantinedOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +76,12 @@ def _validate(
     return _Validated(list(zip(positions, records, strict=True)), rejected)
 
 
+def faults(category: Category, record: Any) -> list[RecordError]:
+    """Every fault of one record, as a batch would name them; none if it would be stored."""
+    rejected = _validate(category, [record], {}).rejected
+    return rejected[0].errors if rejected else []
+
+
 def ingest(
     session: Session,
     cipher: ShopCipher,
@@ -85,7 +91,13 @@ def ingest(
     *,
     policy_version: str,
     unreadable: Mapping[int, RejectedRecord] | None = None,
+    lines: Sequence[int] | None = None,
 ) -> BatchResult:
+    """Store the good records once each, quarantine the bad ones once each, and audit the batch.
+
+    ``lines``: for a CSV upload, the file line of each record, kept with a
+    quarantined record and named in its rejection.
+    """
     shop_id = cipher.shop_id
     batch_id = uuid.uuid4()
     validated = _validate(category, raw_records, unreadable or {})
@@ -125,6 +137,8 @@ def ingest(
                 "reason": _reasons(rejected)[:500],
                 "sealed": _seal_quarantined(cipher, batch_id, rejected.index, raw_records),
                 "key_version": cipher.version,
+                "line": None if lines is None else lines[rejected.index],
+                "fingerprint": _fingerprint(cipher, category, raw_records[rejected.index]),
             }
             for rejected in validated.rejected
         ],
@@ -147,11 +161,11 @@ def ingest(
             },
         ),
     )
+    rejected = validated.rejected
+    if lines is not None:
+        rejected = [r.model_copy(update={"line": lines[r.index]}) for r in rejected]
     return BatchResult(
-        batch_id=str(batch_id),
-        accepted=inserted,
-        duplicates=duplicates,
-        rejected=validated.rejected,
+        batch_id=str(batch_id), accepted=inserted, duplicates=duplicates, rejected=rejected
     )
 
 
@@ -160,6 +174,12 @@ def _reasons(rejected: RejectedRecord) -> str:
     if len(rejected.errors) <= 1:
         return rejected.reason
     return "; ".join(f"{e.field}: {e.reason}" if e.field else e.reason for e in rejected.errors)
+
+
+def _fingerprint(cipher: ShopCipher, category: Category, raw: Any) -> bytes:
+    """What makes a refused record the same when it arrives again: a keyed digest of it."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return cipher.record_key(f"{QUARANTINE_KIND}:{category.value}", canonical)
 
 
 def _seal_quarantined(

@@ -106,7 +106,7 @@ def expected(
             return action == "read"
         if relation != OWN:
             return False
-        if resource in (*DATA, "consent"):
+        if resource in (*DATA, "consent", "quarantine"):
             return action in ("read", "write")
         if resource in ("consent-receipt", "consent-history", "privacy-ledger", "shop-summary"):
             return action == "read"
@@ -116,6 +116,9 @@ def expected(
             return action in ("read", "write")
         return resource == "access-log" and action == "read"
     if role == "connector":
+        # It sends the shop's records, and fixes those it sent that were refused.
+        if relation == OWN and resource == "quarantine":
+            return action in ("read", "write")
         return relation == OWN and resource in DATA and action == "write"
     if role == "consumer":
         # Requests and receipts are about someone else's shop; whether a consent

@@ -36,6 +36,7 @@ def _fill(path: str, shop_id: str) -> str:
     filled = path.replace("{shop_id}", shop_id)
     for name in ("consent_id", "request_id", "proposal_id"):
         filled = filled.replace(f"{{{name}}}", str(uuid.UUID(int=7)))
+    filled = filled.replace("{qid}", "7")
     assert "{" not in filled, filled
     return filled
 

@@ -77,6 +77,8 @@ class Resource(StrEnum):
     shop_summary = "shop-summary"
     #: What a consumer proposes to a shop (an order, a credit line), and the shop's answer.
     proposal = "proposal"
+    #: A shop's refused records, with their reasons, to be fixed and resubmitted or discarded.
+    quarantine = "quarantine"
 
 
 class Action(StrEnum):

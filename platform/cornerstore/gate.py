@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Query
 from opentelemetry import trace
@@ -441,13 +441,7 @@ class ShopExport:
         while True:
             rows = repository.read_quarantine(session, self.shop_id, after, self._page_size)
             for row in rows:
-                cipher = keyring.cipher(session, self.shop_id, row.key_version)
-                raw = cipher.open(
-                    QUARANTINE_KIND,
-                    RAW_FIELD,
-                    quarantine_record_key(row.batch_id, row.position),
-                    bytes(row.sealed),
-                )
+                raw = open_quarantined(keyring, session, row)
                 yield {
                     "category": row.category,
                     "batch_id": str(row.batch_id),
@@ -460,6 +454,32 @@ class ShopExport:
             if len(rows) < self._page_size:
                 return
             after = rows[-1].id
+
+
+class SealedRefusal(Protocol):
+    """A refused record as the repository keeps it: sealed, where and when it arrived."""
+
+    @property
+    def shop_id(self) -> uuid.UUID: ...
+    @property
+    def key_version(self) -> int: ...
+    @property
+    def batch_id(self) -> uuid.UUID: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def sealed(self) -> bytes: ...
+
+
+def open_quarantined(keyring: KeyRing, session: Session, row: SealedRefusal) -> bytes:
+    """What arrived of a refused record (its JSON), for the shop's own principals alone."""
+    cipher = keyring.cipher(session, row.shop_id, row.key_version)
+    return cipher.open(
+        QUARANTINE_KIND,
+        RAW_FIELD,
+        quarantine_record_key(row.batch_id, row.position),
+        bytes(row.sealed),
+    )
 
 
 def _span(name: str) -> AbstractContextManager[Span]:

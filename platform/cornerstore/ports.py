@@ -76,6 +76,11 @@ class AuditAction(StrEnum):
     proposal_answer = "proposal.answer"
     proposal_read = "proposal.read"
     proposal_write = "proposal.write"
+    #: A shop's own principal reading, fixing or discarding its refused records.
+    quarantine_read = "quarantine.read"
+    quarantine_resubmit = "quarantine.resubmit"
+    quarantine_discard = "quarantine.discard"
+    quarantine_write = "quarantine.write"
 
 
 #: Who the audit log names when the operator's CLI, not an API principal, acted.

@@ -47,6 +47,10 @@ class QuarantinedRecord(Base):
     """A record that failed validation, kept sealed with the reason it was refused."""
 
     __tablename__ = "quarantined_records"
+    __table_args__ = (
+        # The same bad record sent again (the same file uploaded twice) is kept once.
+        UniqueConstraint("shop_id", "fingerprint", name="uq_quarantined_records_shop_fingerprint"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     shop_id: Mapped[uuid.UUID] = mapped_column(
@@ -60,6 +64,10 @@ class QuarantinedRecord(Base):
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     key_version: Mapped[int] = mapped_column(Integer, default=1)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: For a CSV upload, the file line it came from.
+    line: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    #: A keyed digest (the shop's MAC key) of its category and what arrived.
+    fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
 
 
 class ChangedWeek(Base):

@@ -12,7 +12,6 @@ import psycopg
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Row, delete, func, select, tuple_
-from sqlalchemy import insert as insert_stmt
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -174,8 +173,21 @@ def _copy(cursor: psycopg.Cursor[Any], table: str, tuples: Sequence[tuple[Any, .
 
 
 def quarantine(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Keep refused records; one kept before (the same fingerprint) is not kept twice."""
     if rows:
-        session.execute(insert_stmt(QuarantinedRecord), rows)
+        insert = (
+            postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        )
+        session.execute(insert(QuarantinedRecord).on_conflict_do_nothing(), rows)
+
+
+def quarantined(session: Session, shop_id: uuid.UUID, qid: int) -> QuarantinedRecord | None:
+    """One of the shop's quarantined records, locked for a change; None if not the shop's."""
+    return session.scalars(
+        select(QuarantinedRecord)
+        .where(QuarantinedRecord.id == qid, QuarantinedRecord.shop_id == shop_id)
+        .with_for_update()
+    ).first()
 
 
 def delete_shop(session: Session, shop_id: uuid.UUID) -> tuple[dict[str, int], int]:
@@ -195,15 +207,19 @@ def delete_shop(session: Session, shop_id: uuid.UUID) -> tuple[dict[str, int], i
 
 
 def read_quarantine(
-    session: Session, shop_id: uuid.UUID, after_id: int, limit: int
+    session: Session,
+    shop_id: uuid.UUID,
+    after_id: int,
+    limit: int,
+    category: str | None = None,
 ) -> Sequence[QuarantinedRecord]:
-    """A shop's quarantined records in arrival order, from a keyset cursor on."""
-    return session.scalars(
-        select(QuarantinedRecord)
-        .where(QuarantinedRecord.shop_id == shop_id, QuarantinedRecord.id > after_id)
-        .order_by(QuarantinedRecord.id)
-        .limit(limit)
-    ).all()
+    """A shop's quarantined records (of one category) in arrival order, from a keyset cursor on."""
+    query = select(QuarantinedRecord).where(
+        QuarantinedRecord.shop_id == shop_id, QuarantinedRecord.id > after_id
+    )
+    if category is not None:
+        query = query.where(QuarantinedRecord.category == category)
+    return session.scalars(query.order_by(QuarantinedRecord.id).limit(limit)).all()
 
 
 #: Re-seals one ciphertext: (kind, field, record key, sealed, its key version) -> new sealed.
