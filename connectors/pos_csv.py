@@ -44,14 +44,16 @@ def _delimiter(text: str) -> str:
     return "\t" if "\t" in header and "," not in header else ","
 
 
-def _generic_layout(header: list[str], schema: type[BaseModel]) -> dict[str, Column]:
+def _generic_layout(
+    header: list[str], schema: type[BaseModel], hub_sets: str | None
+) -> dict[str, Column]:
     """The header names the record fields themselves: each must be one, and none twice."""
-    unknown = [name for name in header if name not in schema.model_fields]
+    unknown = [name for name in header if name not in schema.model_fields or name == hub_sets]
     duplicated = sorted({name for name in header if header.count(name) > 1})
     missing = [
         name
         for name, field in schema.model_fields.items()
-        if field.is_required() and name not in header
+        if field.is_required() and name not in header and name != hub_sets
     ]
     _refuse_header(
         ("unknown columns", unknown), ("repeated columns", duplicated), ("missing columns", missing)
@@ -82,8 +84,12 @@ def parse(
     zone: ZoneInfo,
     encoding: csv_text.Encoding | None = None,
     layout: Mapping[str, Column] | None = None,
+    time_set_by_hub: bool = False,
 ) -> ParsedCsv:
-    """The export's records, with faults found before validation; ``layout`` from a profile."""
+    """The export's records, with faults found before validation; ``layout`` from a profile.
+
+    ``time_set_by_hub``: the time field is the hub's to set (a catalogue's), not a column.
+    """
     text = csv_text.decode(data, encoding)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     try:
@@ -91,9 +97,15 @@ def parse(
         if not header:
             raise csv_text.refuse("no header line")
         columns = (
-            _generic_layout(header, schema) if layout is None else _profile_layout(header, layout)
+            _generic_layout(header, schema, time_field if time_set_by_hub else None)
+            if layout is None
+            else _profile_layout(header, layout)
         )
-        integers = {name for name, field in schema.model_fields.items() if field.annotation is int}
+        integers = {
+            name
+            for name, field in schema.model_fields.items()
+            if field.annotation is int or field.annotation == int | None
+        }
         parsed = ParsedCsv(records=[], lines=[], unreadable={})
         line = reader.line_num + 1
         for row in reader:

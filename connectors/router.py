@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 
 from connectors import csv_text, pos_csv, quarantine, service
 from connectors.profiles import GENERIC, profiles
-from connectors.schemas import BatchIn, BatchResult, QuarantineOut
+from connectors.schemas import BatchIn, BatchResult, CatalogueIn, QuarantineOut
 from cornerstore.access import AuthorizeShop, Permit
 from cornerstore.authz import Action, Resource
 from cornerstore.categories import CATEGORIES, Category
@@ -33,12 +33,14 @@ router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["ingestion"], responses=I
 SalesWrite = Annotated[Permit, Depends(AuthorizeShop(Category.sales, Action.write))]
 InventoryWrite = Annotated[Permit, Depends(AuthorizeShop(Category.inventory, Action.write))]
 PaymentsWrite = Annotated[Permit, Depends(AuthorizeShop(Category.payments, Action.write))]
+CatalogueWrite = Annotated[Permit, Depends(AuthorizeShop(Category.catalogue, Action.write))]
 
 
 def _ingest(core: CoreDep, session: DbSession, permit: Permit, records: list[Any]) -> BatchResult:
     _check_size(core, len(records))
     cipher = core.keyring.cipher(session, permit.shop)
-    return service.ingest(
+    store = service.replace if CATEGORIES[permit.category].replaced else service.ingest
+    return store(
         session,
         cipher,
         permit.caller,
@@ -66,10 +68,12 @@ def _ingest_csv(
         zone=zone,
         encoding=encoding,
         layout=None if profile is None else profile.layout(permit.category.value),
+        time_set_by_hub=spec.replaced,
     )
     _check_size(core, len(parsed.records))
     cipher = core.keyring.cipher(session, permit.shop)
-    return service.ingest(
+    store = service.replace if spec.replaced else service.ingest
+    return store(
         session,
         cipher,
         permit.caller,
@@ -165,6 +169,40 @@ def ingest_payments(
     permit: PaymentsWrite, batch: BatchIn, core: CoreDep, session: DbSession
 ) -> BatchResult:
     return _ingest(core, session, permit, batch.records)
+
+
+CATALOGUE_DESCRIPTION = (
+    "The shop's whole catalogue: it replaces the one before. Each item is validated on its "
+    "own (a GTIN-13's check digit too): good items are stored, sealed like the shop's other "
+    "data, bad ones kept in quarantine and listed under `rejected`. `updated_at` is set by "
+    "the hub. Consumers see of it what their purpose allows (replenishment: names, category, "
+    "case pack and unit, never the barcode)."
+)
+
+
+@router.put(
+    "/catalogue", summary="Replace the shop's product catalogue", description=CATALOGUE_DESCRIPTION
+)
+def replace_catalogue(
+    permit: CatalogueWrite, catalogue: CatalogueIn, core: CoreDep, session: DbSession
+) -> BatchResult:
+    return _ingest(core, session, permit, catalogue.items)
+
+
+@router.put(
+    "/catalogue/csv",
+    summary="Replace the shop's product catalogue from a POS export",
+    description=CATALOGUE_DESCRIPTION + " The export is read as the other CSV uploads are.",
+    openapi_extra=CSV_BODY,
+)
+def replace_catalogue_csv(
+    permit: CatalogueWrite,
+    body: CsvBody,
+    core: CoreDep,
+    session: DbSession,
+    encoding: CsvEncoding = None,
+) -> BatchResult:
+    return _ingest_csv(core, session, permit, body, encoding)
 
 
 @router.post(
@@ -304,11 +342,12 @@ def document_record_schemas(openapi: dict[str, Any]) -> None:
     )
     openapi.setdefault("components", {}).setdefault("schemas", {}).update(generated["$defs"])
     for category, spec in CATEGORIES.items():
-        operation = openapi["paths"][f"{router.prefix}/{category.value}"]["post"]
+        method, key = ("put", "items") if spec.replaced else ("post", "records")
+        operation = openapi["paths"][f"{router.prefix}/{category.value}"][method]
         operation["requestBody"]["content"]["application/json"]["schema"] = {
             "type": "object",
-            "required": ["records"],
+            "required": [key],
             "properties": {
-                "records": {"type": "array", "items": refs[(spec.schema, "validation")]},
+                key: {"type": "array", "items": refs[(spec.schema, "validation")]},
             },
         }

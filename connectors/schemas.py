@@ -17,6 +17,12 @@ class BatchIn(BaseModel):
     )
 
 
+class CatalogueIn(BaseModel):
+    """The shop's whole catalogue; items are validated one by one, as a batch's records are."""
+
+    items: list[Any] = Field(description="The shop's products, one item per SKU")
+
+
 class RecordError(BaseModel):
     field: str = Field(description="The field at fault, or '' for the record as a whole")
     reason: str

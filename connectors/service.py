@@ -23,6 +23,7 @@ from cornerstore.records.codec import (
     QUARANTINE_KIND,
     RAW_FIELD,
     VALUES_FIELD,
+    format_time,
     quarantine_record_key,
 )
 from cornerstore.records.repository import NewRecord
@@ -74,6 +75,41 @@ def _validate(
         for index, problems in sorted(errors.items())
     ]
     return _Validated(list(zip(positions, records, strict=True)), rejected)
+
+
+def replace(
+    session: Session,
+    cipher: ShopCipher,
+    caller: Caller,
+    category: Category,
+    raw_records: list[Any],
+    *,
+    policy_version: str,
+    unreadable: Mapping[int, RejectedRecord] | None = None,
+    lines: Sequence[int] | None = None,
+) -> BatchResult:
+    """Replace the shop's records of a category sent whole (the catalogue) with these.
+
+    In one transaction: the old records go, the good new ones are stored
+    (each stamped with now as its time), the bad ones are quarantined.
+    """
+    spec = CATEGORIES[category]
+    stamp = format_time(utcnow())
+    stamped = [
+        {**record, spec.time_field: stamp} if isinstance(record, dict) else record
+        for record in raw_records
+    ]
+    repository.delete_category(session, cipher.shop_id, category.value)
+    return ingest(
+        session,
+        cipher,
+        caller,
+        category,
+        stamped,
+        policy_version=policy_version,
+        unreadable=unreadable,
+        lines=lines,
+    )
 
 
 def faults(category: Category, record: Any) -> list[RecordError]:

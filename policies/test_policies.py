@@ -221,6 +221,7 @@ def test_consumer_reads_exactly_the_pairs_purposes_toml_lists(authorizer: Author
     assert allowed == {
         ("replenishment", "sales"),
         ("replenishment", "inventory"),
+        ("replenishment", "catalogue"),
         ("analytics", "sales"),
         ("analytics", "inventory"),
         ("analytics", "payments"),

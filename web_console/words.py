@@ -19,6 +19,7 @@ CATEGORIES = {
     "sales": N_("sales"),
     "inventory": N_("stock counts"),
     "payments": N_("payments"),
+    "catalogue": N_("product catalogue"),
 }
 FIELDS = {
     "event_id": N_("receipt number"),
@@ -33,6 +34,13 @@ FIELDS = {
     "method": N_("payment method"),
     "payer_ref": N_("payer"),
     "payer_pseudonym": N_("payer code (not who they are)"),
+    "name_zh": N_("product name (Chinese)"),
+    "name_en": N_("product name (English)"),
+    "gtin": N_("barcode"),
+    "category": N_("product group"),
+    "case_pack": N_("units per case"),
+    "unit": N_("unit"),
+    "updated_at": N_("last updated"),
 }
 STATUSES = {
     "requested": N_("waiting for you"),

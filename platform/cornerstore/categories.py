@@ -23,13 +23,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cornerstore.fieldtypes import Text, Timestamp
+from cornerstore.fieldtypes import Gtin13, Text, Timestamp
 
 
 class Category(StrEnum):
     sales = "sales"
     inventory = "inventory"
     payments = "payments"
+    #: The shop's products: names, barcode, case pack. Sent whole (PUT), not as events.
+    catalogue = "catalogue"
 
 
 #: Bounds no real shop reaches, so that absurd values are refused, not stored.
@@ -74,6 +76,23 @@ class PaymentIn(RecordIn):
     payer_ref: Text = Field(description="Identifies the payer. Sensitive: sealed, never logged")
 
 
+class CatalogueItemIn(RecordIn):
+    sku: Text
+    name_zh: Text | None = None
+    name_en: Text | None = None
+    gtin: Gtin13 | None = Field(
+        default=None, description="The GTIN-13 (EAN-13) barcode; its check digit is checked"
+    )
+    category: Text | None = Field(default=None, description="The shop's own grouping, e.g. 饮料")
+    case_pack: int | None = Field(default=None, strict=True, ge=1, le=100_000)
+    unit: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)] | None
+    ) = Field(default=None, description="What one is, e.g. 瓶, 包, bottle")
+    updated_at: Timestamp = Field(
+        description="When the hub took this version of the catalogue (it sets it on a PUT)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CategorySpec:
     category: Category
@@ -82,6 +101,9 @@ class CategorySpec:
     time_field: str
     #: The fields whose values make a record the same record when it is sent again.
     natural_id_fields: tuple[str, ...]
+    #: Sent whole: a PUT replaces the shop's records of it (the catalogue), rather than
+    #: adding events to them.
+    replaced: bool = False
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -109,5 +131,6 @@ CATEGORIES: Mapping[Category, CategorySpec] = {
         CategorySpec(Category.sales, SaleIn, "occurred_at", ("event_id",)),
         CategorySpec(Category.inventory, InventoryIn, "counted_at", ("sku", "counted_at")),
         CategorySpec(Category.payments, PaymentIn, "occurred_at", ("event_id",)),
+        CategorySpec(Category.catalogue, CatalogueItemIn, "updated_at", ("sku",), replaced=True),
     )
 }

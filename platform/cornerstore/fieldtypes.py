@@ -78,3 +78,17 @@ def _time_zone(value: str) -> str:
 TimeZoneName = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_time_zone)
 ]
+
+
+def _gtin13(value: str) -> str:
+    digits = value.strip()
+    if len(digits) != 13 or not digits.isascii() or not digits.isdigit():
+        raise ValueError("must be the 13 digits of a GTIN-13 (EAN-13) barcode")
+    weighted = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits[:12]))
+    if (10 - weighted % 10) % 10 != int(digits[12]):
+        raise ValueError("its check digit does not match: a digit was mistyped")
+    return digits
+
+
+#: A GTIN-13 (EAN-13) barcode, its check digit checked.
+Gtin13 = Annotated[str, AfterValidator(_gtin13)]

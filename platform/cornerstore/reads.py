@@ -23,6 +23,7 @@ router = APIRouter(prefix="/v1/shops/{shop_id}", tags=["governed reads"], respon
 SalesRead = Annotated[Permit, Depends(AuthorizeRead(Category.sales))]
 InventoryRead = Annotated[Permit, Depends(AuthorizeRead(Category.inventory))]
 PaymentsRead = Annotated[Permit, Depends(AuthorizeRead(Category.payments))]
+CatalogueRead = Annotated[Permit, Depends(AuthorizeRead(Category.catalogue))]
 
 DESCRIPTION = (
     "Answers only under an active, unexpired consent of the shop for this consumer, "
@@ -91,5 +92,16 @@ def read_inventory(
 )
 def read_payments(
     permit: PaymentsRead, window: Window, core: CoreDep, session: DbSession
+) -> RecordsPage:
+    return _page(core, session, permit, window)
+
+
+@router.get(
+    "/catalogue",
+    summary="Read the shop's product catalogue for a declared purpose",
+    description=DESCRIPTION,
+)
+def read_catalogue(
+    permit: CatalogueRead, window: Window, core: CoreDep, session: DbSession
 ) -> RecordsPage:
     return _page(core, session, permit, window)

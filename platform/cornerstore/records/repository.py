@@ -190,6 +190,14 @@ def quarantined(session: Session, shop_id: uuid.UUID, qid: int) -> QuarantinedRe
     ).first()
 
 
+def delete_category(session: Session, shop_id: uuid.UUID, category: str) -> int:
+    """Delete a shop's records of one category (a catalogue replaced whole); how many went."""
+    result = session.execute(
+        delete(ShopRecord).where(ShopRecord.shop_id == shop_id, ShopRecord.category == category)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def delete_shop(session: Session, shop_id: uuid.UUID) -> tuple[dict[str, int], int]:
     """Delete every record and quarantined record of a shop; return what went, by category."""
     counts = {
