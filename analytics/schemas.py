@@ -92,10 +92,14 @@ class GroupOut(TotalsOut):
 
 class SkuOut(TotalsOut):
     sku: str
+    name_zh: str | None = Field(default=None, description="From the shop's catalogue")
+    name_en: str | None = Field(default=None, description="From the shop's catalogue")
 
 
 class StockOut(BaseModel):
     sku: str
+    name_zh: str | None = Field(default=None, description="From the shop's catalogue")
+    name_en: str | None = Field(default=None, description="From the shop's catalogue")
     on_hand: int = Field(description="At its latest count in the last 30 days")
     counted_at: datetime
     sold_per_day: float = Field(description="Quantity sold per day over the summary's span")

@@ -84,10 +84,17 @@ def summarise(
         entry[1] += int(payment["amount_cents"])
     days = max((until - since) / timedelta(days=1), 1.0)
     paid = sum(amount for _, amount in payments.values())
+    # The shop's own names for its products, where it has sent its catalogue.
+    names = {
+        str(item["sku"]): {"name_zh": item.get("name_zh"), "name_en": item.get("name_en")}
+        for item in reader.records(session, Category.catalogue)
+    }
 
     def sku_out(sku: str) -> SkuOut:
         lines, quantity, revenue = by_sku.get(sku, [0, 0, 0])
-        return SkuOut(sku=sku, lines=lines, quantity=quantity, revenue_cents=revenue)
+        return SkuOut(
+            sku=sku, lines=lines, quantity=quantity, revenue_cents=revenue, **names.get(sku, {})
+        )
 
     stocked = [sku for sku, count in latest.items() if int(count["on_hand"]) > 0]
     stock = []
@@ -97,6 +104,7 @@ def summarise(
         stock.append(
             StockOut(
                 sku=sku,
+                **names.get(sku, {}),
                 on_hand=on_hand,
                 counted_at=_moment(count["counted_at"]),
                 sold_per_day=round(per_day, 2),

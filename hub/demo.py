@@ -42,7 +42,7 @@ CONSUMERS = (
     (
         "Fresh Route Replenishment 鲜达补货",
         PurposeName.replenishment,
-        [Category.sales, Category.inventory],
+        [Category.sales, Category.inventory, Category.catalogue],
         0.8,
     ),
     (
@@ -69,6 +69,35 @@ DESCRIPTIONS = {
     "Neighbourhood Credit 邻里信贷": "Offers small credit lines priced on your takings. "
     "根据您的流水提供小额授信。",
 }
+
+
+#: The shelf each kind of product sits on, by the word after "SKU-" in its code.
+_GROUPS = {
+    "饮料 drinks": ("WATER", "TEA", "COLA", "SODA", "ENERGY"),
+    "乳品 dairy": ("MILK", "YOGURT"),
+    "酒 alcohol": ("BEER", "BAIJIU"),
+    "粮油调味 pantry": ("NOODLE", "RICE", "OIL", "SOY", "VINEGAR", "CHILI", "PICKLE"),
+    "零食 snacks": ("SNACK", "BISCUIT", "NUTS", "SAUSAGE", "CHOC", "GUM"),
+    "冷冻 frozen": ("ICECREAM", "DUMPLING"),
+    "鲜食 fresh": ("BREAD", "EGG"),
+}
+
+
+def catalogue_items() -> list[dict[str, object]]:
+    """The demo's products as a shop's catalogue: its names, and the shelf each sits on."""
+    items: list[dict[str, object]] = []
+    for product in demo_data.CATALOGUE:
+        kind = product.sku.split("-")[1]
+        group = next((g for g, kinds in _GROUPS.items() if kind in kinds), "日用 household")
+        items.append(
+            {
+                "sku": product.sku,
+                "name_zh": product.name_zh,
+                "name_en": product.name_en,
+                "category": group,
+            }
+        )
+    return items
 
 
 @dataclass
@@ -141,6 +170,14 @@ def seed(hub: Hub, *, shops_count: int, days: int) -> DemoKeys:
                         list(records[start : start + 5000]),
                         policy_version=hub.authorizer.policy_version,
                     )
+            ingestion.replace(
+                session,
+                cipher,
+                as_connector,
+                Category.catalogue,
+                catalogue_items(),
+                policy_version=hub.authorizer.policy_version,
+            )
             as_keeper = Caller(keeper.id, keeper.name, Role.shopkeeper, frozenset([created.id]))
             for (consumer, purpose), (_n, _p, categories, share) in zip(
                 keys.consumers, CONSUMERS, strict=True

@@ -3,12 +3,14 @@ consumer only as far as its purpose allows (replenishment: names, never the barc
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2 as httpx
 
-from tests.factories import ShopSetup, World
+from tests.factories import ShopSetup, World, sale
 from tests.test_pos_csv import _with_profile
+from tests.test_web_console import sign_in
 
 NOODLES = {
     "sku": "SKU-NOODLE-KSF-BEEF",
@@ -126,3 +128,30 @@ def test_replenishment_sees_names_and_case_packs_never_barcodes(world: World) ->
     assert noodles["name_zh"] == NOODLES["name_zh"]
     assert "6901028075763" not in seen.text
     assert refused.status_code == 404
+
+
+def test_the_portal_and_the_summary_name_products_in_the_shopkeepers_language(
+    world: World,
+) -> None:
+    shop = world.shop()
+    _put(shop, [{**NOODLES, "sku": "SKU-A"}])
+    now = datetime.now(UTC)
+    world.ingest(
+        shop, "sales", [sale(n, sku=sku, at=now) for n, sku in enumerate(["SKU-A", "SKU-B"])]
+    )
+    sign_in(world, shop.keeper.id)
+
+    summary = shop.keeper.get(f"/v1/shops/{shop.id}/analytics/summary").json()
+    chinese = world.client.get(
+        f"/portal/shops/{shop.id}/insights", headers={"Accept-Language": "zh-CN"}
+    ).text
+    english = world.client.get(
+        f"/portal/shops/{shop.id}/insights", headers={"Accept-Language": "en"}
+    ).text
+
+    named = {item["sku"]: item["name_zh"] for item in summary["best_sellers"]}
+    assert named == {"SKU-A": NOODLES["name_zh"], "SKU-B": None}
+    assert f'<span class="product">{NOODLES["name_zh"]}</span>' in chinese
+    assert f'<span class="product">{NOODLES["name_en"]}</span>' in english
+    # A product the catalogue does not name keeps its code.
+    assert '<span class="sku">SKU-B</span>' in english

@@ -141,6 +141,10 @@ class AsyncClient:
     def payments(self, shop_id: uuid.UUID | str, **window: Any) -> AsyncIterator[dict[str, Any]]:
         return self.records(shop_id, "payments", **window)
 
+    def catalogue(self, shop_id: uuid.UUID | str, **window: Any) -> AsyncIterator[dict[str, Any]]:
+        """The shop's products, as far as the purpose may see them (names, not barcodes)."""
+        return self.records(shop_id, "catalogue", **window)
+
     async def analytics(self, query: AnalyticsQuery) -> AnalyticsAnswer:
         return await self.send(calls.analytics(query))
 

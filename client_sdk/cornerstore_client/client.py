@@ -199,6 +199,10 @@ class Client:
     def payments(self, shop_id: uuid.UUID | str, **window: Any) -> Iterator[dict[str, Any]]:
         return self.records(shop_id, "payments", **window)
 
+    def catalogue(self, shop_id: uuid.UUID | str, **window: Any) -> Iterator[dict[str, Any]]:
+        """The shop's products, as far as the purpose may see them (names, not barcodes)."""
+        return self.records(shop_id, "catalogue", **window)
+
     # --- analytics --------------------------------------------------------------------------
 
     def analytics(self, query: AnalyticsQuery) -> AnalyticsAnswer:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Category = Literal["sales", "inventory", "payments"]
+Category = Literal["sales", "inventory", "payments", "catalogue"]
 AccessMode = Literal["rows", "aggregate-only"]
 
 

@@ -40,6 +40,7 @@ NATURAL_ID = {
     "sales": ("event_id",),
     "inventory": ("sku", "counted_at"),
     "payments": ("event_id",),
+    "catalogue": ("sku",),
 }
 
 _DURATION = TypeAdapter(timedelta)

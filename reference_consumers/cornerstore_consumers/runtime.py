@@ -52,7 +52,7 @@ _log = logging.getLogger(__name__)
 
 #: Where the hub POSTs events, under the consumer's own base URL.
 WEBHOOK_PATH = "/webhooks/cornerstore"
-CATEGORIES: tuple[Category, ...] = ("sales", "inventory", "payments")
+CATEGORIES: tuple[Category, ...] = ("sales", "inventory", "payments", "catalogue")
 #: The hub's answers that no retry changes.
 FINAL = (NotFound, Conflict, Forbidden, ValidationFailed, BadRequest)
 #: How long a handled event's id is remembered (the hub retries for hours at most).

@@ -153,14 +153,15 @@ class Walk:
         shop.proposals["purchase-order"] = proposal
         kept = self._status(self.parties.replenishment, shop)["records_kept"]
         self.say(
-            f"  the replenisher read {kept['sales']:,} sales lines and {kept['inventory']:,} "
-            "stock counts, kept under the consent's data life"
+            f"  the replenisher read {kept['sales']:,} sales lines, {kept['inventory']:,} "
+            f"stock counts and {kept['catalogue']:,} products, kept under the consent's data life"
         )
         lines = proposal["content"]["lines"]
         self.say(f"  it forecasts 14 days per SKU and proposes {len(lines)} lines:")
         for line in lines:
-            cases = f"{line['quantity'] // line['case_pack']} cases of {line['case_pack']}"
-            self.say(f"    {line['sku']:<28} {line['quantity']:>4} ({cases})")
+            cases = f"({line['quantity'] // line['case_pack']} cases of {line['case_pack']})"
+            name = line.get("name") or line["sku"]
+            self.say(f"    {line['quantity']:>4} {cases:<18} {name}")
         return dict(proposal)
 
     def offer(self, shop: Shop) -> dict[str, Any] | None:
@@ -199,8 +200,10 @@ class Walk:
         proposal = shop.proposals["purchase-order"]
         lines = [{"sku": x["sku"], "quantity": x["quantity"]} for x in proposal["content"]["lines"]]
         if take is not None:
-            lines[0]["quantity"] = take * proposal["content"]["lines"][0]["case_pack"]
-            self.say(f"  the shopkeeper changes {lines[0]['sku']} to {take} cases, and accepts")
+            first = proposal["content"]["lines"][0]
+            lines[0]["quantity"] = take * first["case_pack"]
+            name = first.get("name") or first["sku"]
+            self.say(f"  the shopkeeper changes {name} to {take} cases, and accepts")
         else:
             self.say("  the shopkeeper accepts the order as proposed")
         path = f"/v1/shops/{shop.id}/proposals/{proposal['id']}/answer"

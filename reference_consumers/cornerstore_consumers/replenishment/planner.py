@@ -117,3 +117,20 @@ def _through(history: pd.DataFrame, last: date) -> pd.DataFrame:
         return history
     marker = pd.DataFrame({"unique_id": history["unique_id"].unique(), "ds": end, "y": 0.0})
     return demand.fill_days(pd.concat([history, marker], ignore_index=True))
+
+
+def product_names(client: Client, store: LocalStore, consent: Consent) -> dict[str, str]:
+    """The shop's own names of its products (Chinese, then English), by SKU; kept like the rest.
+
+    A shop that shares no catalogue (or has none) has no names: the warehouse's are used.
+    """
+    if "catalogue" not in consent.categories:
+        return {}
+    items = list(client.catalogue(str(consent.shop_id), purpose=PURPOSE))
+    store.keep(consent, "catalogue", items)
+    names = {}
+    for item in items:
+        name = item.get("name_zh") or item.get("name_en")
+        if name:
+            names[str(item["sku"])] = str(name)
+    return names

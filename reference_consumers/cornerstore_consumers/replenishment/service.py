@@ -17,14 +17,14 @@ from typing import Any
 
 from cornerstore_client import Consent, OrderLine, Proposal, PurchaseOrder
 from cornerstore_consumers.replenishment.orders import Orders
-from cornerstore_consumers.replenishment.planner import PURPOSE, plan
+from cornerstore_consumers.replenishment.planner import PURPOSE, plan, product_names
 from cornerstore_consumers.replenishment.recommend import Line, Supply
 from cornerstore_consumers.runtime import Runtime, Terms
 from cornerstore_consumers.warehouse.client import WarehouseClient, WarehouseRefused
 
 TERMS = Terms(
     purpose=PURPOSE,
-    categories=["sales", "inventory"],
+    categories=["sales", "inventory", "catalogue"],
     # A week's plans and then some; the purpose allows no more (policies/purposes.toml).
     data_life="P30D",
     lasts=timedelta(days=365),
@@ -82,6 +82,8 @@ class Replenisher:
         )
         if not lines:
             return "nothing runs short"
+        # The shop's own names where it shares its catalogue; the warehouse's otherwise.
+        names = product_names(self.runtime.client, self.runtime.store, consent)
         proposal = self.runtime.client.propose(
             shop_id,
             PurchaseOrder(
@@ -89,7 +91,7 @@ class Replenisher:
                 lines=[
                     OrderLine(
                         sku=line.sku,
-                        name=str(catalogue.items[line.sku]["name"]),
+                        name=names.get(line.sku) or str(catalogue.items[line.sku]["name"]),
                         quantity=line.quantity,
                         case_pack=supply[line.sku].case_pack,
                         reason=reason(line),
