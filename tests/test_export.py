@@ -19,7 +19,7 @@ from hub.export.router import _stream
 from hub.runtime import Hub
 from tests.factories import World, audit_log, count, payment, sale
 
-DATA_FILES = ("sales", "inventory", "payments", "quarantine", "consents", "access-log")
+DATA_FILES = ("sales", "inventory", "payments", "catalogue", "quarantine", "consents", "access-log")
 
 
 def _export(world: World, shop_id: str, actor: Any) -> zipfile.ZipFile:
