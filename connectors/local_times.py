@@ -42,15 +42,17 @@ def place(value: str, zone: ZoneInfo) -> str | None:
             int(parts["S"] or 0),
             int((parts["f"] or "0").ljust(6, "0")),
         )
-    except ValueError as exc:
-        raise NotALocalTime(f"not a date and time ({exc})") from None
+    except ValueError:
+        raise NotALocalTime("not a date and time on the calendar") from None
     early, late = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
-    if all(_back_to_wall(moment, zone) != naive for moment in (early, late)):
-        raise NotALocalTime(f"{value.strip()} never happened in {zone.key}: the clocks skipped it")
+    try:
+        skipped = all(_back_to_wall(moment, zone) != naive for moment in (early, late))
+    except OverflowError:  # within hours of year 1 or 9999: no moment in UTC
+        raise NotALocalTime("too near the ends of the calendar to place in UTC") from None
+    if skipped:
+        raise NotALocalTime(f"never happened in {zone.key}: the clocks skipped that time")
     if early.utcoffset() != late.utcoffset():
-        raise NotALocalTime(
-            f"{value.strip()} happened twice in {zone.key} (the clocks went back): give its offset"
-        )
+        raise NotALocalTime(f"happened twice in {zone.key} (the clocks went back): give its offset")
     return early.isoformat()
 
 

@@ -116,6 +116,8 @@ def parse(
                 if len(row) != len(header):
                     reason = f"expected {len(header)} cells, found {len(row)}"
                     errors = [RecordError(field="", reason=reason)]
+                    # Kept as the line came, every cell of it, for the shop to see and fix.
+                    record = {"cells": row}
                 elif isinstance(record.get(time_field), str):
                     try:
                         placed = local_times.place(record[time_field], zone)
@@ -154,7 +156,8 @@ def _record(
             value = column.read(cells)
         except CellError as exc:
             errors.append(RecordError(field=name, reason=str(exc)))
-            continue
+            # The cell as it came: validation refuses it too, and the quarantine shows it.
+            value = column.join.join(cells.get(source, "").strip() for source in column.sources)
         if value is not None:
             record[name] = _integer(value) if isinstance(value, str) and name in integers else value
     return record, errors

@@ -12,10 +12,11 @@ export carries many a shop does not send.
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -69,12 +70,16 @@ class Profile:
         return self.columns.get(category)
 
 
+#: An amount as tills write it, once its currency sign and thousands commas are gone.
+#: At most 13 digits before the point: far more than any price, and no overflow.
+_AMOUNT = re.compile(r"[+-]?\d{1,13}(\.\d{1,6})?")
+
+
 def _in_fen(text: str, unit: str) -> int:
     cleaned = text.replace(",", "").replace("¥", "").replace("￥", "").strip()
-    try:
-        amount = Decimal(cleaned) * UNITS[unit]
-    except InvalidOperation:
-        raise CellError(f"not an amount in {unit}") from None
+    if not _AMOUNT.fullmatch(cleaned):
+        raise CellError(f"not an amount in {unit}")
+    amount = Decimal(cleaned) * UNITS[unit]
     if amount != amount.to_integral_value():
         raise CellError(f"not a whole number of fen (at most two decimals of a {unit})")
     return int(amount)

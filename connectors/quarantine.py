@@ -82,6 +82,8 @@ def resubmit(
     policy_version: str,
 ) -> BatchResult:
     """Store the corrected record and let the quarantined one go; or say why it is refused."""
+    # The shop's row first, as every writer that holds it takes it (the lock order).
+    repository.lock_shop(session, shop_id)
     row = repository.quarantined(session, shop_id, qid)
     if row is None:
         raise NotFound("no such quarantined record")
@@ -96,8 +98,8 @@ def resubmit(
             ],
         )
     cipher = keyring.cipher(session, shop_id)
-    stored = service.ingest(
-        session, cipher, caller, category, [record], policy_version=policy_version
+    stored = service.resubmit(
+        session, cipher, caller, category, record, policy_version=policy_version
     )
     session.delete(row)
     session.flush()
@@ -110,6 +112,7 @@ def resubmit(
 def discard(
     session: Session, caller: Caller, shop_id: uuid.UUID, qid: int, *, policy_version: str
 ) -> None:
+    repository.lock_shop(session, shop_id)
     row = repository.quarantined(session, shop_id, qid)
     if row is None:
         raise NotFound("no such quarantined record")

@@ -272,7 +272,7 @@ def list_quarantine(
     core: CoreDep,
     session: DbSession,
     category: Category | None = None,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$")] = None,
+    cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> QuarantineOut:
     return quarantine.page(
@@ -281,7 +281,7 @@ def list_quarantine(
         permit.caller,
         permit.shop,
         category=category,
-        after=int(cursor or 0),
+        after=cursor or 0,
         limit=limit,
         policy_version=permit.policy_version,
     )

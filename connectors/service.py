@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from audit import service as audit
 from connectors.schemas import BatchResult, RecordError, RejectedRecord
-from cornerstore.categories import CATEGORIES, Category, RecordIn
+from cornerstore.categories import CATEGORIES, Category, CategorySpec, RecordIn
 from cornerstore.crypto import ShopCipher
 from cornerstore.db import utcnow
 from cornerstore.identity import Caller
@@ -90,31 +91,54 @@ def replace(
 ) -> BatchResult:
     """Replace the shop's records of a category sent whole (the catalogue) with these.
 
-    In one transaction: the old records go, the good new ones are stored
-    (each stamped with now as its time), the bad ones are quarantined.
+    In one transaction, under the shop's row lock so that two replacements
+    at once follow each other rather than mix: the old records go, the good
+    new ones are stored (each stamped with now as its time), the bad ones
+    are quarantined as they came, unstamped.
     """
-    spec = CATEGORIES[category]
-    stamp = format_time(utcnow())
-    stamped = [
-        {**record, spec.time_field: stamp} if isinstance(record, dict) else record
-        for record in raw_records
-    ]
+    repository.lock_shop(session, cipher.shop_id)
     repository.delete_category(session, cipher.shop_id, category.value)
     return ingest(
         session,
         cipher,
         caller,
         category,
-        stamped,
+        raw_records,
         policy_version=policy_version,
         unreadable=unreadable,
         lines=lines,
     )
 
 
+def resubmit(
+    session: Session,
+    cipher: ShopCipher,
+    caller: Caller,
+    category: Category,
+    record: Any,
+    *,
+    policy_version: str,
+) -> BatchResult:
+    """One corrected record; for a category sent whole, it takes the place of its SKU's."""
+    spec = CATEGORIES[category]
+    if spec.replaced:
+        repository.lock_shop(session, cipher.shop_id)
+        [(_, validated)] = _validate(category, [_stamped(spec, record, utcnow())], {}).good
+        key = cipher.record_key(category, spec.natural_id(validated))
+        repository.delete_record(session, cipher.shop_id, category.value, key)
+    return ingest(session, cipher, caller, category, [record], policy_version=policy_version)
+
+
+def _stamped(spec: CategorySpec, record: Any, now: datetime) -> Any:
+    """A record of a category sent whole, with the hub's time of it: now."""
+    if spec.replaced and isinstance(record, dict):
+        return {**record, spec.time_field: format_time(now)}
+    return record
+
+
 def faults(category: Category, record: Any) -> list[RecordError]:
     """Every fault of one record, as a batch would name them; none if it would be stored."""
-    rejected = _validate(category, [record], {}).rejected
+    rejected = _validate(category, [_stamped(CATEGORIES[category], record, utcnow())], {}).rejected
     return rejected[0].errors if rejected else []
 
 
@@ -136,11 +160,14 @@ def ingest(
     """
     shop_id = cipher.shop_id
     batch_id = uuid.uuid4()
-    validated = _validate(category, raw_records, unreadable or {})
     spec = CATEGORIES[category]
+    now = utcnow()
+    # A category sent whole takes the hub's time; what arrived is quarantined as it came.
+    validated = _validate(
+        category, [_stamped(spec, record, now) for record in raw_records], unreadable or {}
+    )
     exclude = {spec.time_field}
 
-    now = utcnow()
     rows: dict[bytes, NewRecord] = {}
     for _, record in validated.good:
         key = cipher.record_key(category, spec.natural_id(record))

@@ -395,3 +395,38 @@ def test_every_profile_names_real_fields_and_every_field_a_record_needs() -> Non
             if spec.replaced:  # the hub stamps a catalogue's time itself
                 required.discard(spec.time_field)
             assert required <= set(layout), (profile.code, category, required - set(layout))
+
+
+def test_cells_no_till_writes_are_refused_by_row_never_a_server_error(world: World) -> None:
+    shop = _with_profile(world, "cloud-pos-zh", zone="America/New_York")
+    export = (
+        "单据号,行号,销售时间,商品编码,商品名称,数量,单价,金额,收银员\r\n"
+        "X,1,2026-11-28 10:05:00,A,面,1,Infinity,0,王\r\n"
+        "X,2,2026-11-28 10:05:00,A,面,1,1e999999,0,王\r\n"
+        "X,3,9999-12-31 23:30:00,A,面,1,1.00,1.00,王\r\n"
+        "X,4,0001-01-01 00:10:00,A,面,1,1.00,1.00,王\r\n"
+        "X,5,2026-02-30 10:00:00,A,面,1,1.00,1.00,王\r\n"
+        "X,6,2026-11-28 10:05:00,A,面,1,1.00,1.00\r\n"
+    )
+
+    response = upload(shop, "sales", export.encode("gbk"))
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["accepted"] == 0
+    assert [(r["line"], r["field"]) for r in body["rejected"]] == [
+        (2, "unit_price_cents"),
+        (3, "unit_price_cents"),
+        (4, "occurred_at"),
+        (5, "occurred_at"),
+        (6, "occurred_at"),
+        (7, ""),
+    ]
+    # No reason quotes a cell: reasons are kept in the clear beside the sealed record.
+    assert not any("9999" in r["reason"] or "Infinity" in r["reason"] for r in body["rejected"])
+    # What arrived is kept as it came, for the shop to see and fix.
+    quarantined = shop.keeper.get(f"/v1/shops/{shop.id}/quarantine").json()["records"]
+    assert quarantined[0]["values"]["unit_price_cents"] == "Infinity"
+    assert quarantined[-1]["values"] == {
+        "cells": ["X", "6", "2026-11-28 10:05:00", "A", "面", "1", "1.00", "1.00"]
+    }

@@ -131,3 +131,34 @@ def test_the_quarantine_pages_and_filters_by_category(world: World) -> None:
     assert [r["values"]["event_id"] for r in payments["records"]] == ["P-1"]
     bad_cursor = shop.keeper.get(f"/v1/shops/{shop.id}/quarantine", cursor="'; drop")
     assert bad_cursor.status_code == 422
+
+
+def test_a_cursor_past_any_id_is_a_422_not_a_server_error(world: World) -> None:
+    shop = world.shop()
+    url = f"/v1/shops/{shop.id}/quarantine"
+    assert shop.keeper.get(url, cursor="9999999999999999999").status_code == 422
+    assert shop.keeper.get(url, cursor=str(2**63 - 1)).json()["records"] == []
+
+
+def test_a_catalogue_item_is_quarantined_once_and_resubmitted_with_a_fresh_time(
+    world: World,
+) -> None:
+    shop = world.shop()
+    good = {"sku": "SKU-A", "name_zh": "面"}
+    typo = {"sku": "SKU-B", "name_zh": "水", "gtin": "6901028075764"}
+    url = f"/v1/shops/{shop.id}/catalogue"
+    for _ in range(2):  # a till that syncs its catalogue every night
+        shop.connector.client.put(url, json={"items": [good, typo]}, headers=shop.connector.headers)
+
+    [refused] = _quarantine(shop)["records"]
+    assert refused["values"] == typo  # as it came: no time of the hub's added
+    fixed = shop.connector.post(
+        f"/v1/shops/{shop.id}/quarantine/{refused['id']}/resubmit",
+        {**typo, "gtin": "6901028075763"},
+    )
+
+    assert fixed.status_code == 200, fixed.text
+    items = shop.keeper.get(url).json()["records"]
+    assert sorted(i["sku"] for i in items) == ["SKU-A", "SKU-B"]
+    stamps = {i["sku"]: i["updated_at"] for i in items}
+    assert stamps["SKU-B"] >= stamps["SKU-A"]

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cornerstore.models.records import ChangedWeek, QuarantinedRecord, ShopRecord
+from cornerstore.models.shops import Shop
 from cornerstore.records.codec import (
     QUARANTINE_KIND,
     RAW_FIELD,
@@ -188,6 +189,22 @@ def quarantined(session: Session, shop_id: uuid.UUID, qid: int) -> QuarantinedRe
         .where(QuarantinedRecord.id == qid, QuarantinedRecord.shop_id == shop_id)
         .with_for_update()
     ).first()
+
+
+def lock_shop(session: Session, shop_id: uuid.UUID) -> None:
+    """Hold the shop's row until the transaction ends: its writers that must not mix queue."""
+    session.execute(select(Shop.id).where(Shop.id == shop_id).with_for_update())
+
+
+def delete_record(session: Session, shop_id: uuid.UUID, category: str, record_key: bytes) -> None:
+    """Delete one record by its keyed natural id (a catalogue item replaced on its own)."""
+    session.execute(
+        delete(ShopRecord).where(
+            ShopRecord.shop_id == shop_id,
+            ShopRecord.category == category,
+            ShopRecord.record_key == record_key,
+        )
+    )
 
 
 def delete_category(session: Session, shop_id: uuid.UUID, category: str) -> int:
