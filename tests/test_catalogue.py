@@ -151,7 +151,7 @@ def test_the_portal_and_the_summary_name_products_in_the_shopkeepers_language(
 
     named = {item["sku"]: item["name_zh"] for item in summary["best_sellers"]}
     assert named == {"SKU-A": NOODLES["name_zh"], "SKU-B": None}
-    assert f'<span class="product">{NOODLES["name_zh"]}</span>' in chinese
-    assert f'<span class="product">{NOODLES["name_en"]}</span>' in english
+    assert f'<span class="product">{NOODLES["name_zh"]} <small class="sku">SKU-A</small>' in chinese
+    assert f'<span class="product">{NOODLES["name_en"]} <small class="sku">SKU-A</small>' in english
     # A product the catalogue does not name keeps its code.
     assert '<span class="sku">SKU-B</span>' in english
