@@ -3,11 +3,19 @@ consumer only as far as its purpose allows (replenishment: names, never the barc
 
 from __future__ import annotations
 
+import threading
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx2 as httpx
 
+from connectors import service
+from cornerstore.categories import Category
+from cornerstore.db import session_scope
+from cornerstore.identity import Caller
+from cornerstore.models.principals import Role
+from hub.runtime import Hub
 from tests.factories import ShopSetup, World, sale
 from tests.test_pos_csv import _with_profile
 from tests.test_web_console import sign_in
@@ -155,3 +163,35 @@ def test_the_portal_and_the_summary_name_products_in_the_shopkeepers_language(
     assert f'<span class="product">{NOODLES["name_en"]} <small class="sku">SKU-A</small>' in english
     # A product the catalogue does not name keeps its code.
     assert '<span class="sku">SKU-B</span>' in english
+
+
+def test_two_catalogues_sent_at_once_follow_each_other_and_never_mix(
+    world: World, hub: Hub
+) -> None:
+    shop = world.shop()
+    shop_id = uuid.UUID(shop.id)
+    pos = Caller(uuid.UUID(shop.connector.id), "POS", Role.connector, frozenset([shop_id]))
+    first = [{"sku": "A", "name_zh": "甲"}, {"sku": "B", "name_zh": "乙"}]
+    second = [{"sku": "B", "name_zh": "乙二"}, {"sku": "C", "name_zh": "丙"}]
+    version = hub.authorizer.policy_version
+    finished = threading.Event()
+
+    def send_second() -> None:
+        with session_scope(hub.sessions) as session:
+            cipher = hub.keyring.cipher(session, shop_id)
+            service.replace(
+                session, cipher, pos, Category.catalogue, second, policy_version=version
+            )
+        finished.set()
+
+    with session_scope(hub.sessions) as session:
+        cipher = hub.keyring.cipher(session, shop_id)
+        service.replace(session, cipher, pos, Category.catalogue, first, policy_version=version)
+        racing = threading.Thread(target=send_second)
+        racing.start()
+        # The first still holds the shop: the second waits rather than slip in beside it.
+        assert not finished.wait(1.0)
+    racing.join(timeout=30)
+
+    assert finished.is_set()
+    assert {item["sku"]: item["name_zh"] for item in _catalogue(shop)} == {"B": "乙二", "C": "丙"}
