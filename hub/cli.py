@@ -15,6 +15,7 @@ from cornerstore.migrations import NotMigrated, upgrade
 from cornerstore.settings import get_settings
 from hub.console import fail, say
 from hub.principals.commands import add_commands as _add_principals
+from hub.stream_commands import add_commands as _add_stream
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -260,7 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cornerstore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_serving, _add_principals, _add_audit, _add_keys, _add_demo):
+    for add in (_add_serving, _add_principals, _add_stream, _add_audit, _add_keys, _add_demo):
         add(commands)
     return parser
 

@@ -93,6 +93,12 @@ def expected(
         return action == "create" and (
             role == "admin" or (role == "shopkeeper" and relation == OWN)
         )
+    if resource == "signing-key":
+        # The key a connector signs stream messages with: registered and revoked by
+        # the connector itself, its shopkeeper, or an admin.
+        return action in ("create", "disable") and (
+            role == "admin" or (role in ("shopkeeper", "connector") and relation == OWN)
+        )
     if role == "admin":
         # An admin erases a shop on its shopkeeper's behalf, but never exports its data;
         # it keeps a shop's own details (its time zone), which are no shop data.

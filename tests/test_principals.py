@@ -17,6 +17,7 @@ from cornerstore.db import UTCDateTime, make_engine
 from cornerstore.errors import Unauthenticated
 from cornerstore.identity import caller_from_api_key, hash_api_key, new_api_key
 from cornerstore.migrations import upgrade
+from cornerstore_client import StreamSigner
 from hub.runtime import Hub
 from tests.cli import Cli
 from tests.factories import Actor, World, audit_log
@@ -322,3 +323,63 @@ def test_a_shopkeeper_sees_consumers_by_name_and_purpose_not_by_uuid(world: Worl
     # A shopkeeper's id is not a consumer's; consumers see no one's profile.
     assert shop.keeper.get(f"/v1/consumers/{shop.keeper.id}").status_code == 404
     assert consumer.get(f"/v1/consumers/{consumer.id}").status_code == 403
+
+
+def test_a_connector_registers_and_revokes_the_key_it_signs_stream_messages_with(
+    world: World,
+) -> None:
+    shop, other = world.shop(), world.shop()
+    public_key = StreamSigner.generate().public_key
+    url = f"/v1/principals/{shop.connector.id}/signing-keys"
+
+    registered = shop.connector.post(url, {"public_key": public_key})
+    again = shop.keeper.post(url, {"public_key": public_key})
+
+    assert registered.status_code == 201, registered.text
+    key_id = registered.json()["key_id"]
+    assert key_id.startswith("sk_")
+    assert (again.status_code, again.json()["key_id"]) == (201, key_id)
+    # Another shop's people and a consumer learn nothing of this connector.
+    for stranger in (other.keeper, other.connector, world.consumer()):
+        assert stranger.post(url, {"public_key": public_key}).status_code == 404
+    # The same key for a second principal would make its messages ambiguous.
+    assert (
+        other.connector.post(
+            f"/v1/principals/{other.connector.id}/signing-keys", {"public_key": public_key}
+        ).status_code
+        == 409
+    )
+    # A consumer sends no records, so it signs none.
+    consumer = world.consumer()
+    answer = consumer.post(
+        f"/v1/principals/{consumer.id}/signing-keys",
+        {"public_key": StreamSigner.generate().public_key},
+    )
+    assert answer.status_code == 404  # not its to register: policy, before the role check
+    revoked = shop.keeper.client.delete(f"{url}/{key_id}", headers=shop.keeper.headers)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revoked_at"] is not None
+    assert shop.connector.post(url, {"public_key": public_key}).status_code == 409
+    actions = [e["action"] for e in audit_log(shop.keeper, f"/v1/shops/{shop.id}/access-log")]
+    assert actions.count("principal.add-signing-key") == 1
+    assert actions.count("principal.revoke-signing-key") == 1
+
+
+@pytest.mark.parametrize(
+    ("public_key", "reason"),
+    [
+        ("not base64 at all!", "not base64url"),
+        ("AAAA", "an Ed25519 public key is 32 bytes"),
+    ],
+)
+def test_a_signing_key_that_is_not_an_ed25519_public_key_is_a_422(
+    world: World, public_key: str, reason: str
+) -> None:
+    shop = world.shop()
+    response = shop.connector.post(
+        f"/v1/principals/{shop.connector.id}/signing-keys", {"public_key": public_key}
+    )
+    assert response.status_code == 422
+    [error] = response.json()["fields"]
+    assert error["field"] == "body.public_key"
+    assert reason in error["reason"]

@@ -91,6 +91,8 @@ ACTIONS = {
     "principal.create": N_("created an account"),
     "principal.disable": N_("disabled an account"),
     "principal.rotate-key": N_("changed a key"),
+    "principal.add-signing-key": N_("added a key the till signs its messages with"),
+    "principal.revoke-signing-key": N_("revoked a key the till signed its messages with"),
     "principal.sign-in-link": N_("made a sign-in link"),
     "consent.request": N_("asked for consent"),
     "consent.approve": N_("approved a request"),

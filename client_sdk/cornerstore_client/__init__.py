@@ -21,6 +21,7 @@ from cornerstore_client.errors import (
     ValidationFailed,
     VerificationError,
 )
+from cornerstore_client.ingest_stream import StreamSigner
 from cornerstore_client.models import (
     AnalyticsAnswer,
     AnalyticsQuery,
@@ -34,6 +35,7 @@ from cornerstore_client.models import (
     Proposal,
     PurchaseOrder,
     Reason,
+    SigningKey,
     Webhook,
 )
 from cornerstore_client.retrying import Retries
@@ -75,6 +77,8 @@ __all__ = [
     "Reason",
     "Retries",
     "ServerError",
+    "SigningKey",
+    "StreamSigner",
     "TooManyRequests",
     "Unauthenticated",
     "Unavailable",

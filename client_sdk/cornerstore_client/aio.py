@@ -28,6 +28,7 @@ from cornerstore_client.models import (
     CreditOffer,
     Proposal,
     PurchaseOrder,
+    SigningKey,
     Webhook,
 )
 from cornerstore_client.retrying import Retries
@@ -91,6 +92,12 @@ class AsyncClient:
         secret is rotated. Deliveries still pending go to the new URL.
         """
         return await self.send(calls.register_webhook(url))
+
+    async def register_signing_key(
+        self, principal_id: uuid.UUID | str, public_key: str
+    ) -> SigningKey:
+        """Register a connector's Ed25519 public key for the ingest stream (``StreamSigner``)."""
+        return await self.send(calls.register_signing_key(principal_id, public_key))
 
     async def consents(self) -> list[Consent]:
         return await self.send(calls.my_consents())

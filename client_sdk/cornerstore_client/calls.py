@@ -21,6 +21,7 @@ from cornerstore_client.models import (
     CreditOffer,
     Proposal,
     PurchaseOrder,
+    SigningKey,
     Webhook,
 )
 
@@ -73,6 +74,15 @@ def consent_request(shop_id: uuid.UUID | str, request: ConsentRequest) -> Call[C
 
 def register_webhook(url: str) -> Call[Webhook]:
     return Call("PUT", "/v1/consumers/me/webhook", Webhook.model_validate, body={"url": url})
+
+
+def register_signing_key(principal_id: uuid.UUID | str, public_key: str) -> Call[SigningKey]:
+    return Call(
+        "POST",
+        f"/v1/principals/{principal_id}/signing-keys",
+        SigningKey.model_validate,
+        body={"public_key": public_key},
+    )
 
 
 def my_consents() -> Call[list[Consent]]:

@@ -33,6 +33,7 @@ from cornerstore_client.models import (
     CreditOffer,
     Proposal,
     PurchaseOrder,
+    SigningKey,
     Webhook,
 )
 from cornerstore_client.retrying import RETRIED_STATUSES, Retries, retry_after
@@ -144,6 +145,10 @@ class Client:
         secret is rotated. Deliveries still pending go to the new URL.
         """
         return self.send(calls.register_webhook(url))
+
+    def register_signing_key(self, principal_id: uuid.UUID | str, public_key: str) -> SigningKey:
+        """Register a connector's Ed25519 public key for the ingest stream (``StreamSigner``)."""
+        return self.send(calls.register_signing_key(principal_id, public_key))
 
     def consents(self) -> list[Consent]:
         """Every consent shops have given (or been asked for) this consumer, newest state."""

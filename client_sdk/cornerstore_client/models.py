@@ -165,6 +165,15 @@ class Webhook(_Model):
     secret: str = Field(description="whsec_…: what verify_webhook checks deliveries with")
 
 
+class SigningKey(_Model):
+    """A connector's stream-signing key as the hub registered it; sign with ``key_id``."""
+
+    key_id: str
+    principal_id: uuid.UUID
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
 #: Which schema of the hub's OpenAPI document each model mirrors.
 HUB_SCHEMAS: dict[type[BaseModel], str] = {
     DataRange: "DataRange",
@@ -180,4 +189,5 @@ HUB_SCHEMAS: dict[type[BaseModel], str] = {
     CreditOffer: "CreditOfferIn",
     Proposal: "ProposalOut",
     Webhook: "WebhookCreated",
+    SigningKey: "SigningKeyOut",
 }

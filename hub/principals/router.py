@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
+from fastapi import Path as FastApiPath
 
 from cornerstore.access import Authorize, AuthorizePrincipal, Permit
 from cornerstore.authz import Action, Resource
@@ -30,6 +31,8 @@ from hub.principals.schemas import (
     PrincipalIn,
     PrincipalOut,
     PrincipalsOut,
+    SigningKeyIn,
+    SigningKeyOut,
     SignInLinkOut,
 )
 
@@ -42,6 +45,12 @@ PrincipalDisable = Annotated[Permit, Depends(Authorize(Resource.principal, Actio
 ConsumerRead = Annotated[Permit, Depends(Authorize(Resource.consumer, Action.read))]
 IdentityRead = Annotated[Permit, Depends(Authorize(Resource.identity, Action.read))]
 KeyCreate = Annotated[Permit, Depends(AuthorizePrincipal(Resource.principal_key, Action.create))]
+SigningKeyCreate = Annotated[
+    Permit, Depends(AuthorizePrincipal(Resource.signing_key, Action.create))
+]
+SigningKeyRevoke = Annotated[
+    Permit, Depends(AuthorizePrincipal(Resource.signing_key, Action.disable))
+]
 SignInLinkCreate = Annotated[
     Permit, Depends(AuthorizePrincipal(Resource.sign_in_link, Action.create))
 ]
@@ -127,6 +136,50 @@ def rotate_key(
         session,
         principal_id,
         grace=DEFAULT_GRACE if grace is None else grace,
+        by=permit.caller,
+        policy_version=permit.policy_version,
+        now=utcnow(),
+    )
+
+
+@router.post(
+    "/{principal_id}/signing-keys",
+    response_model=SigningKeyOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(NotFound, Conflict),
+    summary="Register the public key a connector signs its stream messages with",
+    description="The connector itself, its shopkeeper, or an admin. The connector makes "
+    "the Ed25519 pair and keeps the private half; see docs/streaming.md.",
+)
+def add_signing_key(
+    permit: SigningKeyCreate, principal_id: uuid.UUID, body: SigningKeyIn, session: DbSession
+) -> SigningKeyOut:
+    return service.add_signing_key(
+        session,
+        principal_id,
+        body,
+        by=permit.caller,
+        policy_version=permit.policy_version,
+        now=utcnow(),
+    )
+
+
+@router.delete(
+    "/{principal_id}/signing-keys/{key_id}",
+    response_model=SigningKeyOut,
+    responses=error_responses(NotFound),
+    summary="Revoke a signing key: its messages, even those sent already, are refused",
+)
+def revoke_signing_key(
+    permit: SigningKeyRevoke,
+    principal_id: uuid.UUID,
+    key_id: Annotated[str, FastApiPath(max_length=40)],
+    session: DbSession,
+) -> SigningKeyOut:
+    return service.revoke_signing_key(
+        session,
+        principal_id,
+        key_id,
         by=permit.caller,
         policy_version=permit.policy_version,
         now=utcnow(),

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cornerstore.fieldtypes import Text
 from cornerstore.models.principals import Role
@@ -72,3 +74,43 @@ class ConsumerOut(BaseModel):
     id: uuid.UUID
     name: str
     description: str | None
+
+
+class SigningKeyIn(BaseModel):
+    """A connector's Ed25519 public key; the connector made the pair and keeps the private half."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    public_key: str = Field(
+        description="The 32-byte raw Ed25519 public key, base64url without padding",
+        examples=["11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"],
+    )
+
+    @field_validator("public_key")
+    @classmethod
+    def _ed25519(cls, value: str) -> str:
+        try:
+            raw = _raw(value)
+        except (binascii.Error, ValueError):
+            raise ValueError("not base64url") from None
+        if len(raw) != 32:
+            raise ValueError("an Ed25519 public key is 32 bytes")
+        return value
+
+    @property
+    def raw(self) -> bytes:
+        return _raw(self.public_key)
+
+
+def _raw(base64url: str) -> bytes:
+    padded = base64url + "=" * (-len(base64url) % 4)
+    return base64.b64decode(padded, altchars=b"-_", validate=True)
+
+
+class SigningKeyOut(BaseModel):
+    key_id: str = Field(description="What each signed message names as `Cornerstore-Key`")
+    principal_id: uuid.UUID
+    created_at: datetime
+    revoked_at: datetime | None = Field(
+        default=None, description="When it was revoked; messages signed with it are refused"
+    )

@@ -9,8 +9,14 @@ from sqlalchemy.orm import Session
 from audit import service as audit
 from cornerstore import websessions
 from cornerstore.errors import Conflict, FieldError, NotFound, ValidationFailed
-from cornerstore.identity import Caller, hash_api_key, new_api_key
-from cornerstore.models.principals import Principal, PrincipalKey, PrincipalShop, Role
+from cornerstore.identity import Caller, hash_api_key, new_api_key, signing_key_id
+from cornerstore.models.principals import (
+    Principal,
+    PrincipalKey,
+    PrincipalShop,
+    Role,
+    SigningKey,
+)
 from cornerstore.models.shops import Shop
 from cornerstore.ports import AuditDraft
 from hub.principals.schemas import (
@@ -21,6 +27,8 @@ from hub.principals.schemas import (
     PrincipalIn,
     PrincipalOut,
     PrincipalsOut,
+    SigningKeyIn,
+    SigningKeyOut,
     SignInLinkOut,
 )
 
@@ -221,6 +229,82 @@ def rotate_key(
         session, principal, "principal.rotate-key", by=by, policy_version=policy_version, now=now
     )
     return KeyRotated(id=principal.id, api_key=api_key, previous_keys_expire_at=ends)
+
+
+#: Who sends a shop's records, and so may sign messages on the ingest stream.
+_SENDERS = frozenset({Role.connector, Role.shopkeeper})
+
+
+def add_signing_key(
+    session: Session,
+    principal_id: uuid.UUID,
+    body: SigningKeyIn,
+    *,
+    by: Caller,
+    policy_version: str,
+    now: datetime,
+) -> SigningKeyOut:
+    """Register a public key the principal's stream messages will be signed with."""
+    principal = _locked(session, principal_id)
+    if principal.disabled_at is not None:
+        raise Conflict("the principal is disabled; a disabled principal gets no new key")
+    if principal.role not in _SENDERS:
+        raise Conflict("only a shop's connector or shopkeeper sends records on the stream")
+    key_id = signing_key_id(body.raw)
+    known = session.get(SigningKey, key_id)
+    if known is not None:
+        if known.principal_id != principal_id or known.revoked_at is not None:
+            raise Conflict("this key is registered already; make a new pair")
+        return _signing_key_out(known)
+    key = SigningKey(key_id=key_id, principal_id=principal_id, public_key=body.raw, created_at=now)
+    session.add(key)
+    session.flush()
+    _audit_change(
+        session,
+        principal,
+        "principal.add-signing-key",
+        by=by,
+        policy_version=policy_version,
+        now=now,
+    )
+    return _signing_key_out(key)
+
+
+def revoke_signing_key(
+    session: Session,
+    principal_id: uuid.UUID,
+    key_id: str,
+    *,
+    by: Caller,
+    policy_version: str,
+    now: datetime,
+) -> SigningKeyOut:
+    """Stop a key verifying: messages signed with it, even those already sent, are refused."""
+    principal = _locked(session, principal_id)
+    key = session.get(SigningKey, key_id, with_for_update=True)
+    if key is None or key.principal_id != principal_id:
+        raise NotFound()
+    if key.revoked_at is None:
+        key.revoked_at = now
+        session.flush()
+        _audit_change(
+            session,
+            principal,
+            "principal.revoke-signing-key",
+            by=by,
+            policy_version=policy_version,
+            now=now,
+        )
+    return _signing_key_out(key)
+
+
+def _signing_key_out(key: SigningKey) -> SigningKeyOut:
+    return SigningKeyOut(
+        key_id=key.key_id,
+        principal_id=key.principal_id,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+    )
 
 
 def ids_named(session: Session, who: str) -> list[uuid.UUID]:

@@ -79,6 +79,8 @@ class Resource(StrEnum):
     proposal = "proposal"
     #: A shop's refused records, with their reasons, to be fixed and resubmitted or discarded.
     quarantine = "quarantine"
+    #: A connector's public key, which its messages on the ingest stream are signed with.
+    signing_key = "signing-key"
 
 
 class Action(StrEnum):

@@ -7,12 +7,20 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cornerstore.db import utcnow
 from cornerstore.errors import Unauthenticated
-from cornerstore.models.principals import Principal, PrincipalKey, PrincipalShop, Role
+from cornerstore.models.principals import (
+    Principal,
+    PrincipalKey,
+    PrincipalShop,
+    Role,
+    SigningKey,
+)
 
 _KEY_PREFIX = "cs_"
 
@@ -57,6 +65,36 @@ def caller_from_api_key(session: Session, api_key: str | None) -> Caller:
     # worker is refused by every worker from that instant.
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise Unauthenticated()
+    return _caller(session, row.id, row.name, row.role)
+
+
+_BY_SIGNING_KEY = (
+    select(
+        Principal.id, Principal.name, Principal.role, Principal.disabled_at, SigningKey.public_key
+    )
+    .join(SigningKey, SigningKey.principal_id == Principal.id)
+    .where(SigningKey.key_id == bindparam("key_id"), SigningKey.revoked_at.is_(None))
+)
+
+
+def signing_key_id(public_key: bytes) -> str:
+    """The name a message gives the key it was signed with."""
+    return "sk_" + hashlib.sha256(public_key).digest()[:16].hex()
+
+
+def caller_from_signature(session: Session, key_id: str, signed: bytes, signature: bytes) -> Caller:
+    """The principal whose registered Ed25519 key made ``signature`` over ``signed``.
+
+    As with API keys nothing is cached: a key revoked, or a principal
+    disabled, stops verifying at once, even for messages signed before.
+    """
+    row = session.execute(_BY_SIGNING_KEY, {"key_id": key_id}).first()
+    if row is None or row.disabled_at is not None:
+        raise Unauthenticated()
+    try:
+        Ed25519PublicKey.from_public_bytes(row.public_key).verify(signature, signed)
+    except InvalidSignature:
+        raise Unauthenticated() from None
     return _caller(session, row.id, row.name, row.role)
 
 

@@ -47,6 +47,9 @@ class AuditAction(StrEnum):
     principal_create = "principal.create"
     principal_disable = "principal.disable"
     principal_rotate_key = "principal.rotate-key"
+    #: A connector's key for signing its messages on the ingest stream.
+    principal_add_signing_key = "principal.add-signing-key"
+    principal_revoke_signing_key = "principal.revoke-signing-key"
     #: A one-time sign-in link minted for the web console, and the session it started.
     principal_sign_in_link = "principal.sign-in-link"
     session_start = "session.start"

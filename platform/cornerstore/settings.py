@@ -165,6 +165,47 @@ class Settings(BaseSettings):
     page_size_default: int = Field(default=500, ge=1, le=5000)
     page_size_max: int = Field(default=5000, ge=1)
     ingest_max_records: int = Field(default=10_000, ge=1)
+    nats_url: str | None = Field(
+        default=None,
+        description="The NATS server with JetStream that push connectors publish to "
+        "(nats://host:4222); unset, there is no ingest stream.",
+    )
+    ingest_stream: str = Field(
+        default="CORNERSTORE_INGEST",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The JetStream stream holding cornerstore.ingest.<shop_id>.<category>.",
+    )
+    ingest_dead_letter_stream: str = Field(
+        default="CORNERSTORE_INGEST_DEAD",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Where a message goes after ingest_max_deliver failed attempts.",
+    )
+    ingest_duplicate_window: timedelta = Field(
+        default=timedelta(minutes=10),
+        gt=timedelta(0),
+        description="A message published again with the same Nats-Msg-Id within this is dropped.",
+    )
+    ingest_stream_max_bytes: int = Field(
+        default=1024**3,
+        ge=1024 * 1024,
+        description="What the stream buffers while the hub is behind; when full, publishers "
+        "are refused (and retry) rather than anything dropped.",
+    )
+    ingest_max_deliver: int = Field(
+        default=5, ge=1, description="Attempts at a failing message before it is dead-lettered."
+    )
+    ingest_backoff_seconds: float = Field(
+        default=1.0, gt=0, description="The first retry's delay; each later one doubles it."
+    )
+    ingest_ack_wait_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A message a worker took and did not answer in this long (it stopped) "
+        "is delivered again.",
+    )
+    ingest_fetch_batch: int = Field(
+        default=256, ge=1, le=10_000, description="Messages the worker takes and commits at once."
+    )
     max_body_bytes: int = Field(
         default=32 * 1024 * 1024, ge=1, description="Larger request bodies are refused (413)."
     )

@@ -56,6 +56,26 @@ class PrincipalKey(Base):
     principal: Mapped[Principal] = relationship(back_populates="keys")
 
 
+class SigningKey(Base):
+    """A connector's Ed25519 public key: what its messages on the ingest stream are signed with.
+
+    Only the public key is kept; the connector made the pair and keeps the
+    private half. A key stops verifying the moment it is revoked, or its
+    principal disabled.
+    """
+
+    __tablename__ = "signing_keys"
+
+    #: ``sk_`` and the first 16 bytes of the public key's SHA-256, in hex: named in each message.
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), index=True
+    )
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
 class PrincipalShop(Base):
     """Which shops a shopkeeper keeps, or which one shop a connector writes for."""
 

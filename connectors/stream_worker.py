@@ -1,0 +1,277 @@
+"""The hub's side of the ingest stream on NATS JetStream: the worker, its status, its replays.
+
+Exactly once, end to end, comes from two parts working together: JetStream
+drops a message published again with the same ``Nats-Msg-Id`` within the
+stream's duplicate window (a publisher's retry), and the hub stores a record
+once per natural id however often it arrives (a redelivery, a replay, a
+retry after the window). The worker acknowledges a message only after the
+transaction that stored it has committed, so a worker killed at any instant
+loses nothing: what it had not acknowledged is delivered again.
+
+The stream keeps a message until it is acknowledged (work-queue retention)
+and, when full, refuses new ones rather than drop old ones, so a slow
+database makes the stream buffer and, at its limit, publishers wait; nothing
+is dropped. A message that keeps failing for a reason that is not its own
+(the database is down) is retried with a doubling delay and, after
+``ingest_max_deliver`` attempts, moved to the dead-letter stream, where
+``cornerstore ingest status`` counts it and ``cornerstore ingest replay``
+sends it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from connectors import stream
+from cornerstore.ports import Core
+from cornerstore.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The hub's durable consumer: every worker process pulls from it, each message goes to one.
+CONSUMER: Final = "cornerstore-hub"
+DEAD_PREFIX: Final = "cornerstore.dead.ingest"
+MSG_ID_HEADER: Final = "Nats-Msg-Id"
+#: On a dead letter: where it was published, under which id, and how often it failed.
+ORIGINAL_SUBJECT: Final = "Cornerstore-Subject"
+ORIGINAL_MSG_ID: Final = "Cornerstore-Msg-Id"
+ATTEMPTS: Final = "Cornerstore-Attempts"
+#: The longest a failing message waits between attempts.
+MAX_BACKOFF_SECONDS: Final = 300.0
+
+
+class StreamNotConfigured(Exception):
+    """No NATS server is named: CORNERSTORE_NATS_URL is unset."""
+
+
+class StreamUnreachable(Exception):
+    """The NATS server named does not answer."""
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """How far behind the hub is, as ``cornerstore ingest status`` prints it."""
+
+    #: Published and not yet taken by a worker.
+    pending: int
+    #: Taken by a worker and not yet answered.
+    in_flight: int
+    #: Delivered more than once (a worker stopped, or storing failed and is retried).
+    redelivered: int
+    #: Failed ``ingest_max_deliver`` times, waiting in the dead-letter stream for a replay.
+    dead_lettered: int
+    #: What the stream holds, of ``ingest_stream_max_bytes``.
+    buffered_bytes: int
+
+
+async def connect(settings: Settings, *, patient: bool = False) -> Client:
+    """A connection to the NATS server; ``patient``: retry for as long as it takes (the worker).
+
+    Otherwise (a command) an unreachable server is :class:`StreamUnreachable` within seconds.
+    """
+    if settings.nats_url is None:
+        raise StreamNotConfigured("set CORNERSTORE_NATS_URL to the NATS server (nats://host:4222)")
+
+    async def _told(error: Exception) -> None:
+        if patient:  # A command says it once, below; the worker says each time it retries.
+            log.warning("NATS: %s %s", type(error).__name__, error)
+
+    try:
+        return await nats.connect(
+            settings.nats_url,
+            name="cornerstore-hub",
+            error_cb=_told,
+            connect_timeout=5,
+            max_reconnect_attempts=-1 if patient else 1,
+            reconnect_time_wait=2 if patient else 0.2,
+        )
+    except nats.errors.NoServersError:
+        raise StreamUnreachable(f"cannot reach NATS at {settings.nats_url}") from None
+
+
+async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
+    """Create the ingest and dead-letter streams, or bring their limits up to the settings."""
+    window = settings.ingest_duplicate_window.total_seconds()
+    for config in (
+        StreamConfig(
+            name=settings.ingest_stream,
+            subjects=[f"{stream.SUBJECT_PREFIX}.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            discard=DiscardPolicy.NEW,
+            max_bytes=settings.ingest_stream_max_bytes,
+            duplicate_window=window,
+            storage=StorageType.FILE,
+        ),
+        StreamConfig(
+            name=settings.ingest_dead_letter_stream,
+            subjects=[f"{DEAD_PREFIX}.>"],
+            retention=RetentionPolicy.LIMITS,
+            discard=DiscardPolicy.NEW,
+            max_bytes=settings.ingest_stream_max_bytes,
+            duplicate_window=window,
+            storage=StorageType.FILE,
+        ),
+    ):
+        try:
+            await js.stream_info(config.name or "")
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)
+
+
+async def run(core: Core, stop: asyncio.Event) -> None:
+    """Take, store and answer messages until ``stop`` is set."""
+    settings = core.settings
+    client = await connect(settings, patient=True)
+    try:
+        js = client.jetstream()
+        await ensure_streams(js, settings)
+        subscription = await js.pull_subscribe(
+            f"{stream.SUBJECT_PREFIX}.>",
+            durable=CONSUMER,
+            stream=settings.ingest_stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=settings.ingest_ack_wait_seconds,
+                # The worker counts attempts itself, to dead-letter what keeps failing.
+                max_deliver=-1,
+                max_ack_pending=settings.ingest_fetch_batch * 4,
+            ),
+        )
+        log.info("ingest worker is taking messages from %s", settings.ingest_stream)
+        while not stop.is_set():
+            try:
+                messages = await subscription.fetch(settings.ingest_fetch_batch, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue  # Nothing published meanwhile; `stop` is looked at again.
+            deliveries = [
+                stream.Delivery(m.subject, dict(m.headers or {}), m.data) for m in messages
+            ]
+            # Storing is blocking database work: off the loop, so heartbeats keep flowing.
+            outcomes = await asyncio.to_thread(stream.store, core, deliveries)
+            for message, outcome in zip(messages, outcomes, strict=True):
+                await _answer(js, settings, message, outcome)
+        await client.flush()  # The last answers reach the server before the connection ends.
+    finally:
+        # Not drain(): a pull subscription's drain waits out its timeout for nothing.
+        await client.close()
+
+
+async def _answer(
+    js: JetStreamContext, settings: Settings, message: Msg, outcome: stream.Outcome
+) -> None:
+    if outcome is stream.Outcome.done:
+        await message.ack()
+    elif outcome is stream.Outcome.refused:
+        await message.term()
+    else:
+        attempts = message.metadata.num_delivered
+        if attempts >= settings.ingest_max_deliver:
+            await _dead_letter(js, settings, message, attempts)
+            await message.ack()
+        else:
+            delay = settings.ingest_backoff_seconds * 2 ** (attempts - 1)
+            await message.nak(delay=min(delay, MAX_BACKOFF_SECONDS))
+
+
+async def _dead_letter(
+    js: JetStreamContext, settings: Settings, message: Msg, attempts: int
+) -> None:
+    headers = dict(message.headers or {})
+    original_id = headers.pop(MSG_ID_HEADER, None)
+    headers[ORIGINAL_SUBJECT] = message.subject
+    headers[ATTEMPTS] = str(attempts)
+    if original_id is not None:
+        headers[ORIGINAL_MSG_ID] = original_id
+    # Named by its place in the ingest stream: moved twice (a worker stopped
+    # between the move and the ack), it is still one dead letter.
+    headers[MSG_ID_HEADER] = f"dead:{message.metadata.sequence.stream}"
+    shop_and_category = message.subject.removeprefix(stream.SUBJECT_PREFIX)
+    await js.publish(
+        DEAD_PREFIX + shop_and_category,
+        message.data,
+        headers=headers,
+        stream=settings.ingest_dead_letter_stream,
+    )
+    log.warning("dead-lettered a message on %s after %d attempts", message.subject, attempts)
+
+
+async def status(settings: Settings) -> StreamStatus:
+    client = await connect(settings)
+    try:
+        js = client.jetstream()
+        await ensure_streams(js, settings)
+        ingest = await js.stream_info(settings.ingest_stream)
+        dead = await js.stream_info(settings.ingest_dead_letter_stream)
+        try:
+            consumer = await js.consumer_info(settings.ingest_stream, CONSUMER)
+        except nats.js.errors.NotFoundError:
+            # No worker has run yet: everything in the stream is waiting.
+            pending, in_flight, redelivered = ingest.state.messages, 0, 0
+        else:
+            pending = consumer.num_pending or 0
+            in_flight = consumer.num_ack_pending or 0
+            redelivered = consumer.num_redelivered or 0
+        return StreamStatus(
+            pending=pending,
+            in_flight=in_flight,
+            redelivered=redelivered,
+            dead_lettered=dead.state.messages,
+            buffered_bytes=ingest.state.bytes,
+        )
+    finally:
+        await client.close()
+
+
+async def replay(settings: Settings) -> int:
+    """Send every dead letter back to the ingest stream, oldest first; how many were sent.
+
+    A replay is a new message (a new ``Nats-Msg-Id``, so the duplicate window
+    does not drop it), signed as it first came: the hub checks its signature
+    and stores its records once each, as for any message.
+    """
+    client = await connect(settings)
+    sent = 0
+    try:
+        js = client.jetstream()
+        await ensure_streams(js, settings)
+        dead = await js.stream_info(settings.ingest_dead_letter_stream)
+        for sequence in range(dead.state.first_seq, dead.state.last_seq + 1):
+            try:
+                letter = await js.get_msg(settings.ingest_dead_letter_stream, sequence)
+            except nats.js.errors.NotFoundError:
+                continue  # Replayed and deleted before.
+            headers = dict(letter.headers or {})
+            subject = headers.pop(ORIGINAL_SUBJECT, None)
+            if subject is None:
+                continue  # Not one the worker moved: left where it is, for the operator.
+            original_id = headers.pop(ORIGINAL_MSG_ID, "")
+            headers.pop(ATTEMPTS, None)
+            headers[MSG_ID_HEADER] = f"{original_id}:replay:{sequence}"
+            await js.publish(
+                subject, letter.data or b"", headers=headers, stream=settings.ingest_stream
+            )
+            await js.delete_msg(settings.ingest_dead_letter_stream, sequence)
+            sent += 1
+    finally:
+        await client.close()
+    return sent
