@@ -1,5 +1,5 @@
 """``python -m bench {all,ingest,authz,read,decrypt,rotation,appends,proofs,verify,propagation,
-consent_writes,consent_checks,soak,console,analytics,consumers} [--smoke]``."""
+consent_writes,consent_checks,soak,console,analytics,consumers,stream} [--smoke]``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from bench import (
     keys,
     read,
     soak,
+    stream,
 )
 from bench.common import Size
 
@@ -39,6 +40,7 @@ BENCHMARKS = {
     "console": console.run,
     "analytics": analytics.run,
     "consumers": consumers.run,
+    "stream": stream.run,
 }
 
 

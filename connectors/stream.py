@@ -36,11 +36,11 @@ from typing import Any, Final
 
 from connectors import service
 from connectors.schemas import RecordError, RejectedRecord
-from cornerstore.access import AuthorizeShop
+from cornerstore.access import AuthorizeShop, Permit
 from cornerstore.authz import Action
 from cornerstore.categories import CATEGORIES, Category
-from cornerstore.errors import CornerstoreError
-from cornerstore.identity import Caller, caller_from_signature
+from cornerstore.errors import CornerstoreError, Unauthenticated
+from cornerstore.identity import Caller, signers
 from cornerstore.ports import Core
 
 log = logging.getLogger(__name__)
@@ -81,18 +81,6 @@ class Delivery:
     body: bytes
 
 
-@dataclass(frozen=True)
-class _Accepted:
-    position: int
-    shop_id: uuid.UUID
-    category: Category
-    caller: Caller
-    policy_version: str
-    records: list[Any]
-    #: Faults of the message as a whole (not JSON, too many records), by record index.
-    unreadable: dict[int, RejectedRecord]
-
-
 class _Refused(Exception):
     """A message no one may send: answered, logged by its subject, never retried."""
 
@@ -100,42 +88,78 @@ class _Refused(Exception):
 def store(core: Core, deliveries: Sequence[Delivery]) -> list[Outcome]:
     """Check and store a fetch of messages, committing before anything is acknowledged.
 
-    Messages for the same shop, category and signer are stored together, in
-    one transaction, as one batch would be. The outcome of each message says
-    how the worker answers it.
+    The signers of the whole fetch are looked up at once. Messages for the
+    same shop, category and signer are decided together (one permit, one
+    refusal audited) and stored together, in one transaction, as one batch
+    would be. The outcome of each message says how the worker answers it.
     """
     outcomes = [Outcome.refused] * len(deliveries)
-    accepted: list[_Accepted] = []
+    claims: list[tuple[int, _Claim]] = []
     for position, delivery in enumerate(deliveries):
         try:
-            accepted.append(_accept(core, position, delivery))
+            claims.append((position, _claim(delivery)))
         except _Refused as refusal:
-            # The subject names a shop and a category, no shop data; the reason says which check.
-            log.warning("refused a message on %s: %s", delivery.subject, refusal)
+            _refused(delivery, refusal)
+    with core.sessions() as session:
+        found = signers(session, {claim.key_id for _, claim in claims})
+    groups: dict[tuple[uuid.UUID, Category, uuid.UUID], tuple[Caller, list[int]]] = {}
+    for position, claim in claims:
+        signer = found.get(claim.key_id)
+        try:
+            if signer is None:
+                raise Unauthenticated()
+            caller = signer.verify(claim.signed, claim.signature)
+        except Unauthenticated:
+            _refused(deliveries[position], _Refused("the signature does not verify with a key"))
+            continue
+        key = (claim.shop_id, claim.category, caller.id)
+        groups.setdefault(key, (caller, []))[1].append(position)
+    permitted: list[tuple[Permit, list[int]]] = []
+    for (shop_id, category, _), (caller, positions) in groups.items():
+        try:
+            # The permit POST /v1/shops/{id}/<category> declares, decided the same way.
+            permitted.append(
+                (AuthorizeShop(category, Action.write)(shop_id, core, caller), positions)
+            )
         except CornerstoreError:
             # Not the signer's to send: the permit has audited the refusal.
-            log.warning("refused a message on %s: not allowed", delivery.subject)
-    groups: dict[tuple[uuid.UUID, Category, uuid.UUID], list[_Accepted]] = {}
-    for message in accepted:
-        groups.setdefault((message.shop_id, message.category, message.caller.id), []).append(
-            message
-        )
-    for group in groups.values():
-        outcome = _store_group(core, group)
-        for message in group:
-            outcomes[message.position] = outcome
+            log.warning("refused %d messages for a shop: not the signer's", len(positions))
+    for (_, positions), outcome in zip(
+        permitted, _store_groups(core, permitted, deliveries), strict=True
+    ):
+        for position in positions:
+            outcomes[position] = outcome
     return outcomes
 
 
-def _accept(core: Core, position: int, delivery: Delivery) -> _Accepted:
+def _refused(delivery: Delivery, refusal: _Refused) -> None:
+    # The subject names a shop and a category, no shop data; the reason says which check.
+    log.warning("refused a message on %s: %s", delivery.subject, refusal)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What a message says of itself, before anything of it is believed."""
+
+    shop_id: uuid.UUID
+    category: Category
+    key_id: str
+    signed: bytes
+    signature: bytes
+
+
+def _claim(delivery: Delivery) -> _Claim:
     shop_id, category = _parse_subject(delivery.subject)
-    caller = _signer(core, delivery)
-    # The permit POST /v1/shops/{id}/<category> declares, decided the same way.
-    permit = AuthorizeShop(category, Action.write)(shop_id, core, caller)
-    records, unreadable = _records(core, delivery.body)
-    return _Accepted(
-        position, shop_id, category, caller, permit.policy_version, records, unreadable
-    )
+    key_id = delivery.headers.get(KEY_HEADER, "")
+    encoded = delivery.headers.get(SIGNATURE_HEADER, "")
+    if not key_id or not encoded:
+        raise _Refused(f"unsigned: {KEY_HEADER} and {SIGNATURE_HEADER} are required")
+    try:
+        signature = base64.b64decode(encoded + "=" * (-len(encoded) % 4), b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raise _Refused(f"{SIGNATURE_HEADER} is not base64url") from None
+    signed = signed_bytes(delivery.subject, delivery.body)
+    return _Claim(shop_id, category, key_id, signed, signature)
 
 
 def _parse_subject(subject: str) -> tuple[uuid.UUID, Category]:
@@ -154,24 +178,6 @@ def _parse_subject(subject: str) -> tuple[uuid.UUID, Category]:
     if category not in STREAMED:
         raise _Refused("a catalogue is sent whole, with PUT /v1/shops/{id}/catalogue")
     return shop_id, category
-
-
-def _signer(core: Core, delivery: Delivery) -> Caller:
-    key_id = delivery.headers.get(KEY_HEADER, "")
-    encoded = delivery.headers.get(SIGNATURE_HEADER, "")
-    if not key_id or not encoded:
-        raise _Refused(f"unsigned: {KEY_HEADER} and {SIGNATURE_HEADER} are required")
-    try:
-        signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
-        raise _Refused(f"{SIGNATURE_HEADER} is not base64url") from None
-    with core.sessions() as session:
-        try:
-            return caller_from_signature(
-                session, key_id, signed_bytes(delivery.subject, delivery.body), signature
-            )
-        except CornerstoreError:
-            raise _Refused("the signature does not verify with a registered key") from None
 
 
 def _records(core: Core, body: bytes) -> tuple[list[Any], dict[int, RejectedRecord]]:
@@ -193,33 +199,52 @@ def _unreadable(reason: str) -> RejectedRecord:
     return RejectedRecord.of(0, [RecordError(field="", reason=reason)], None)
 
 
-def _store_group(core: Core, group: list[_Accepted]) -> Outcome:
-    first = group[0]
-    records: list[Any] = []
-    unreadable: dict[int, RejectedRecord] = {}
-    for message in group:
-        for index, rejected in message.unreadable.items():
-            unreadable[len(records) + index] = rejected.model_copy(
-                update={"index": len(records) + index}
-            )
-        records.extend(message.records)
+def _store_groups(
+    core: Core, permitted: list[tuple[Permit, list[int]]], deliveries: Sequence[Delivery]
+) -> list[Outcome]:
+    """Store each group in a savepoint of one transaction: one commit for the whole fetch
+    (however many shops it spans), and a group that fails fails alone."""
+    outcomes: list[Outcome] = []
     try:
         with core.sessions() as session:
-            cipher = core.keyring.cipher(session, first.shop_id)
-            service.ingest(
-                session,
-                cipher,
-                first.caller,
-                first.category,
-                records,
-                policy_version=first.policy_version,
-                unreadable=unreadable,
-            )
+            for permit, positions in permitted:
+                records, unreadable = _batch([deliveries[p].body for p in positions], core)
+                try:
+                    with session.begin_nested():
+                        service.ingest(
+                            session,
+                            core.keyring.cipher(session, permit.shop),
+                            permit.caller,
+                            permit.category,
+                            records,
+                            policy_version=permit.policy_version,
+                            unreadable=unreadable,
+                        )
+                    outcomes.append(Outcome.done)
+                except Exception as exc:
+                    _failed(len(positions), exc)
+                    outcomes.append(Outcome.retry)
             session.commit()
     except Exception as exc:
-        # The exception's type only: its message may quote the values it failed on.
-        log.warning(
-            "storing %d messages failed (%s); they will be retried", len(group), type(exc).__name__
-        )
-        return Outcome.retry
-    return Outcome.done
+        _failed(len(deliveries), exc)
+        return [Outcome.retry] * len(permitted)
+    return outcomes
+
+
+def _failed(count: int, exc: Exception) -> None:
+    # The exception's type only: its message may quote the values it failed on.
+    name = type(exc).__name__
+    log.warning("storing %d messages failed (%s); they will be retried", count, name)
+
+
+def _batch(bodies: list[bytes], core: Core) -> tuple[list[Any], dict[int, RejectedRecord]]:
+    """The records of several messages as one batch, with each message's own faults."""
+    records: list[Any] = []
+    unreadable: dict[int, RejectedRecord] = {}
+    for body in bodies:
+        found, faults = _records(core, body)
+        for index, rejected in faults.items():
+            at = len(records) + index
+            unreadable[at] = rejected.model_copy(update={"index": at})
+        records.extend(found)
+    return records, unreadable

@@ -54,6 +54,9 @@ MSG_ID_HEADER: Final = "Nats-Msg-Id"
 ORIGINAL_SUBJECT: Final = "Cornerstore-Subject"
 ORIGINAL_MSG_ID: Final = "Cornerstore-Msg-Id"
 ATTEMPTS: Final = "Cornerstore-Attempts"
+#: Fetches a worker has in hand at once: one is stored while the next is taken and
+#: answered, so the database's commit waits and the worker's own work overlap.
+LANES: Final = 2
 #: The longest a failing message waits between attempts.
 MAX_BACKOFF_SECONDS: Final = 300.0
 
@@ -145,35 +148,44 @@ async def run(core: Core, stop: asyncio.Event) -> None:
     try:
         js = client.jetstream()
         await ensure_streams(js, settings)
-        subscription = await js.pull_subscribe(
-            f"{stream.SUBJECT_PREFIX}.>",
-            durable=CONSUMER,
-            stream=settings.ingest_stream,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=settings.ingest_ack_wait_seconds,
-                # The worker counts attempts itself, to dead-letter what keeps failing.
-                max_deliver=-1,
-                max_ack_pending=settings.ingest_fetch_batch * 4,
-            ),
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=settings.ingest_ack_wait_seconds,
+            # The worker counts attempts itself, to dead-letter what keeps failing.
+            max_deliver=-1,
+            max_ack_pending=settings.ingest_fetch_batch * 4,
         )
+        lanes = [
+            await js.pull_subscribe(
+                f"{stream.SUBJECT_PREFIX}.>",
+                durable=CONSUMER,
+                stream=settings.ingest_stream,
+                config=config,
+            )
+            for _ in range(LANES)
+        ]
         log.info("ingest worker is taking messages from %s", settings.ingest_stream)
-        while not stop.is_set():
-            try:
-                messages = await subscription.fetch(settings.ingest_fetch_batch, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue  # Nothing published meanwhile; `stop` is looked at again.
-            deliveries = [
-                stream.Delivery(m.subject, dict(m.headers or {}), m.data) for m in messages
-            ]
-            # Storing is blocking database work: off the loop, so heartbeats keep flowing.
-            outcomes = await asyncio.to_thread(stream.store, core, deliveries)
-            for message, outcome in zip(messages, outcomes, strict=True):
-                await _answer(js, settings, message, outcome)
+        await asyncio.gather(*(_take(core, js, lane, stop) for lane in lanes))
         await client.flush()  # The last answers reach the server before the connection ends.
     finally:
         # Not drain(): a pull subscription's drain waits out its timeout for nothing.
         await client.close()
+
+
+async def _take(
+    core: Core, js: JetStreamContext, lane: JetStreamContext.PullSubscription, stop: asyncio.Event
+) -> None:
+    settings = core.settings
+    while not stop.is_set():
+        try:
+            messages = await lane.fetch(settings.ingest_fetch_batch, timeout=1.0)
+        except (TimeoutError, nats.errors.TimeoutError):
+            continue  # Nothing published meanwhile; `stop` is looked at again.
+        deliveries = [stream.Delivery(m.subject, dict(m.headers or {}), m.data) for m in messages]
+        # Storing is blocking database work: off the loop, so heartbeats keep flowing.
+        outcomes = await asyncio.to_thread(stream.store, core, deliveries)
+        for message, outcome in zip(messages, outcomes, strict=True):
+            await _answer(js, settings, message, outcome)
 
 
 async def _answer(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -68,34 +69,68 @@ def caller_from_api_key(session: Session, api_key: str | None) -> Caller:
     return _caller(session, row.id, row.name, row.role)
 
 
-_BY_SIGNING_KEY = (
-    select(
-        Principal.id, Principal.name, Principal.role, Principal.disabled_at, SigningKey.public_key
-    )
-    .join(SigningKey, SigningKey.principal_id == Principal.id)
-    .where(SigningKey.key_id == bindparam("key_id"), SigningKey.revoked_at.is_(None))
-)
-
-
 def signing_key_id(public_key: bytes) -> str:
     """The name a message gives the key it was signed with."""
     return "sk_" + hashlib.sha256(public_key).digest()[:16].hex()
 
 
-def caller_from_signature(session: Session, key_id: str, signed: bytes, signature: bytes) -> Caller:
-    """The principal whose registered Ed25519 key made ``signature`` over ``signed``.
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """A principal's registered signing key, as found for the messages at hand."""
 
-    As with API keys nothing is cached: a key revoked, or a principal
-    disabled, stops verifying at once, even for messages signed before.
+    caller: Caller
+    public_key: Ed25519PublicKey
+
+    def verify(self, signed: bytes, signature: bytes) -> Caller:
+        """The caller, if it made ``signature`` over ``signed``; else 401."""
+        try:
+            self.public_key.verify(signature, signed)
+        except InvalidSignature:
+            raise Unauthenticated() from None
+        return self.caller
+
+
+def signers(session: Session, key_ids: Collection[str]) -> dict[str, Signer]:
+    """The live signing keys among ``key_ids``, each with its principal, in two queries.
+
+    As with API keys nothing is cached between calls: a key revoked, or a
+    principal disabled, stops verifying from the next call, even for messages
+    signed before. Unknown, revoked and disabled keys are simply absent.
     """
-    row = session.execute(_BY_SIGNING_KEY, {"key_id": key_id}).first()
-    if row is None or row.disabled_at is not None:
-        raise Unauthenticated()
-    try:
-        Ed25519PublicKey.from_public_bytes(row.public_key).verify(signature, signed)
-    except InvalidSignature:
-        raise Unauthenticated() from None
-    return _caller(session, row.id, row.name, row.role)
+    if not key_ids:
+        return {}
+    rows = session.execute(
+        select(
+            SigningKey.key_id, SigningKey.public_key, Principal.id, Principal.name, Principal.role
+        )
+        .join(Principal, SigningKey.principal_id == Principal.id)
+        .where(
+            SigningKey.key_id.in_(set(key_ids)),
+            SigningKey.revoked_at.is_(None),
+            Principal.disabled_at.is_(None),
+        )
+    ).all()
+    shops: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for principal_id, shop_id in session.execute(
+        select(PrincipalShop.principal_id, PrincipalShop.shop_id).where(
+            PrincipalShop.principal_id.in_({row.id for row in rows})
+        )
+    ):
+        shops.setdefault(principal_id, set()).add(shop_id)
+    return {
+        row.key_id: Signer(
+            Caller(
+                id=row.id,
+                name=row.name,
+                role=row.role,
+                shop_ids=frozenset(shops.get(row.id, ()))
+                if row.role in _SHOP_SCOPED_ROLES
+                else frozenset(),
+            ),
+            Ed25519PublicKey.from_public_bytes(row.public_key),
+        )
+        for row in rows
+    }
 
 
 def caller_of(session: Session, principal: Principal) -> Caller:
