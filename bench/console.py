@@ -331,7 +331,7 @@ def _pairs(subject: Subject) -> tuple[list[Pair], list[Pair], list[Pair]]:
         Pair(
             "portal low stock",
             f"/portal/shops/{shop}/low-stock",
-            f"/v1/shops/{shop}/inventory?limit=1000&since={week}",
+            f"/v1/shops/{shop}/analytics/summary",
             lambda text: "data-on-hand" in text,
         ),
         Pair(

@@ -346,14 +346,26 @@ def test_the_home_page_lists_what_runs_low_at_its_latest_count(world: World) -> 
             count(3, sku="SKU-RICE", on_hand=3, counted_at=rfc3339(now - timedelta(hours=1))),
         ],
     )
+    rice = {"sku": "SKU-RICE", "name_zh": "东北大米 5kg", "name_en": "Northeast rice 5 kg"}
+    catalogue = shop.connector.client.put(
+        f"/v1/shops/{shop.id}/catalogue", json={"items": [rice]}, headers=shop.connector.headers
+    )
+    assert catalogue.status_code == 200, catalogue.text
     sign_in(world, shop.keeper.id)
     home = world.client.get(f"/portal/shops/{shop.id}/")
     assert f'hx-get="/portal/shops/{shop.id}/low-stock"' in home.text
     low = world.client.get(f"/portal/shops/{shop.id}/low-stock", headers={"Accept-Language": "en"})
     assert low.status_code == 200
-    assert "SKU-RICE" in low.text
+    # By the shop's own name for it, its code small beneath.
+    assert (
+        '<span class="product">Northeast rice 5 kg <small class="sku">SKU-RICE</small>' in low.text
+    )
     assert 'data-on-hand="3"' in low.text
     assert "SKU-TEA" not in low.text  # restocked since its low count
+    in_chinese = world.client.get(
+        f"/portal/shops/{shop.id}/low-stock", headers={"Accept-Language": "zh-CN"}
+    )
+    assert "东北大米 5kg" in in_chinese.text
 
 
 @pytest.mark.parametrize("over", ["idle", "absolute"])

@@ -34,14 +34,11 @@ router = APIRouter(prefix="/portal", include_in_schema=False)
 
 IdentityRead = Annotated[Permit, Depends(Authorize(Resource.identity, Action.read))]
 OwnSalesRead = Annotated[Permit, Depends(AuthorizeRead(Category.sales))]
-OwnInventoryRead = Annotated[Permit, Depends(AuthorizeRead(Category.inventory))]
 
 #: The most sales lines the home page adds up for a week; past it, it says so.
 WEEK_LIMIT = 20_000
 #: A product with this many or fewer on the shelf at its latest count is running low.
 LOW_STOCK = 5
-#: How far back the latest count of a product is looked for.
-STOCK_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -136,28 +133,21 @@ def home(
 def low_stock(
     request: Request,
     shop_id: uuid.UUID,
-    permit: OwnInventoryRead,
+    permit: SummaryRead,
     core: CoreDep,
     session: DbSession,
 ) -> Response:
-    """The home page's list of products running low, loaded into it as a fragment."""
+    """The home page's list of products running low, by name, loaded into it as a fragment.
+
+    Read from the shop's own summary (``GET /v1/shops/{id}/analytics/summary``):
+    each product's latest count of the last 30 days, with its catalogue name.
+    """
     own_shop(permit, shop_id)
-    now = utcnow()
-    latest: dict[str, dict[str, Any]] = {}
-    gate = AccessGate(core)
-    cursor: str | None = None
-    while True:
-        page = gate.read(
-            session, permit, ReadWindow(now - timedelta(days=STOCK_DAYS), None, cursor, 1000)
-        )
-        for count in page.records:  # in count-time order: the last one of a SKU is its latest
-            latest[str(count["sku"])] = count
-        cursor = page.next
-        if cursor is None:
-            break
+    since, until = summary.window(None, None, utcnow())
+    reader = AccessGate(core).summary(session, permit, since)
+    found = summary.summarise(session, reader, since=since, until=until, group_by="week")
     low = sorted(
-        (c for c in latest.values() if int(c["on_hand"]) <= LOW_STOCK),
-        key=lambda c: (int(c["on_hand"]), str(c["sku"])),
+        (s for s in found.stock if s.on_hand <= LOW_STOCK), key=lambda s: (s.on_hand, s.sku)
     )
     return render(request, "portal/_low_stock.html", low=low[:10], threshold=LOW_STOCK)
 
