@@ -29,7 +29,7 @@ import binascii
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -81,6 +81,10 @@ class Delivery:
     body: bytes
 
 
+#: A message's records, and the faults of the message as a whole by record index.
+_Parsed = tuple[list[Any], dict[int, RejectedRecord]]
+
+
 class _Refused(Exception):
     """A message no one may send: answered, logged by its subject, never retried."""
 
@@ -124,12 +128,34 @@ def store(core: Core, deliveries: Sequence[Delivery]) -> list[Outcome]:
         except CornerstoreError:
             # Not the signer's to send: the permit has audited the refusal.
             log.warning("refused %d messages for a shop: not the signer's", len(positions))
-    for (_, positions), outcome in zip(
-        permitted, _store_groups(core, permitted, deliveries), strict=True
-    ):
-        for position in positions:
-            outcomes[position] = outcome
+    for permit, positions in permitted:
+        parsed = {position: _records(core, deliveries[position].body) for position in positions}
+        for chunk in _chunks(positions, parsed, core.settings.ingest_max_records):
+            outcome = _store(core, permit, [parsed[position] for position in chunk])
+            if outcome is Outcome.retry and len(chunk) > 1:
+                # Whatever failed may be one message's doing: each is tried on its own.
+                for position in chunk:
+                    outcomes[position] = _store(core, permit, [parsed[position]])
+            else:
+                for position in chunk:
+                    outcomes[position] = outcome
     return outcomes
+
+
+def _chunks(positions: list[int], parsed: dict[int, _Parsed], most: int) -> Iterator[list[int]]:
+    """Messages in order, a batch of at most ``most`` records at a time (one message more
+    when it alone holds more)."""
+    chunk: list[int] = []
+    held = 0
+    for position in positions:
+        count = len(parsed[position][0])
+        if chunk and held + count > most:
+            yield chunk
+            chunk, held = [], 0
+        chunk.append(position)
+        held += count
+    if chunk:
+        yield chunk
 
 
 def _refused(delivery: Delivery, refusal: _Refused) -> None:
@@ -180,7 +206,7 @@ def _parse_subject(subject: str) -> tuple[uuid.UUID, Category]:
     return shop_id, category
 
 
-def _records(core: Core, body: bytes) -> tuple[list[Any], dict[int, RejectedRecord]]:
+def _records(core: Core, body: bytes) -> _Parsed:
     """The records a body holds; a body that holds none readable is kept as one refused record."""
     try:
         parsed = json.loads(body)
@@ -199,36 +225,29 @@ def _unreadable(reason: str) -> RejectedRecord:
     return RejectedRecord.of(0, [RecordError(field="", reason=reason)], None)
 
 
-def _store_groups(
-    core: Core, permitted: list[tuple[Permit, list[int]]], deliveries: Sequence[Delivery]
-) -> list[Outcome]:
-    """Store each group in a savepoint of one transaction: one commit for the whole fetch
-    (however many shops it spans), and a group that fails fails alone."""
-    outcomes: list[Outcome] = []
+def _store(core: Core, permit: Permit, messages: list[_Parsed]) -> Outcome:
+    """Store messages of one shop, category and signer as one batch, in one transaction.
+
+    One shop a transaction keeps the hub's lock order (the shop's rows, then
+    the audit head), so workers storing at once never deadlock.
+    """
+    records, unreadable = _batch(messages)
     try:
         with core.sessions() as session:
-            for permit, positions in permitted:
-                records, unreadable = _batch([deliveries[p].body for p in positions], core)
-                try:
-                    with session.begin_nested():
-                        service.ingest(
-                            session,
-                            core.keyring.cipher(session, permit.shop),
-                            permit.caller,
-                            permit.category,
-                            records,
-                            policy_version=permit.policy_version,
-                            unreadable=unreadable,
-                        )
-                    outcomes.append(Outcome.done)
-                except Exception as exc:
-                    _failed(len(positions), exc)
-                    outcomes.append(Outcome.retry)
+            service.ingest(
+                session,
+                core.keyring.cipher(session, permit.shop),
+                permit.caller,
+                permit.category,
+                records,
+                policy_version=permit.policy_version,
+                unreadable=unreadable,
+            )
             session.commit()
     except Exception as exc:
-        _failed(len(deliveries), exc)
-        return [Outcome.retry] * len(permitted)
-    return outcomes
+        _failed(len(messages), exc)
+        return Outcome.retry
+    return Outcome.done
 
 
 def _failed(count: int, exc: Exception) -> None:
@@ -237,12 +256,11 @@ def _failed(count: int, exc: Exception) -> None:
     log.warning("storing %d messages failed (%s); they will be retried", count, name)
 
 
-def _batch(bodies: list[bytes], core: Core) -> tuple[list[Any], dict[int, RejectedRecord]]:
+def _batch(messages: list[_Parsed]) -> _Parsed:
     """The records of several messages as one batch, with each message's own faults."""
     records: list[Any] = []
     unreadable: dict[int, RejectedRecord] = {}
-    for body in bodies:
-        found, faults = _records(core, body)
+    for found, faults in messages:
         for index, rejected in faults.items():
             at = len(records) + index
             unreadable[at] = rejected.model_copy(update={"index": at})

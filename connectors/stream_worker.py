@@ -21,9 +21,11 @@ sends it back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
@@ -69,6 +71,14 @@ class StreamUnreachable(Exception):
     """The NATS server named does not answer."""
 
 
+class ReplayStopped(Exception):
+    """A replay that could not send every dead letter back; the rest stay where they were."""
+
+    def __init__(self, sent: int, why: str) -> None:
+        super().__init__(f"sent {sent} dead-lettered messages back, then stopped: {why}")
+        self.sent = sent
+
+
 @dataclass(frozen=True)
 class StreamStatus:
     """How far behind the hub is, as ``cornerstore ingest status`` prints it."""
@@ -85,6 +95,15 @@ class StreamStatus:
     buffered_bytes: int
 
 
+def shown(settings: Settings) -> str:
+    """The NATS server's address without the credentials it may carry: for messages."""
+    if settings.nats_url is None:
+        return "(none)"
+    url = urlsplit(settings.nats_url.get_secret_value())
+    host = url.hostname or ""
+    return urlunsplit(url._replace(netloc=host if url.port is None else f"{host}:{url.port}"))
+
+
 async def connect(settings: Settings, *, patient: bool = False) -> Client:
     """A connection to the NATS server; ``patient``: retry for as long as it takes (the worker).
 
@@ -99,7 +118,7 @@ async def connect(settings: Settings, *, patient: bool = False) -> Client:
 
     try:
         return await nats.connect(
-            settings.nats_url,
+            settings.nats_url.get_secret_value(),
             name="cornerstore-hub",
             error_cb=_told,
             connect_timeout=5,
@@ -107,7 +126,7 @@ async def connect(settings: Settings, *, patient: bool = False) -> Client:
             reconnect_time_wait=2 if patient else 0.2,
         )
     except nats.errors.NoServersError:
-        raise StreamUnreachable(f"cannot reach NATS at {settings.nats_url}") from None
+        raise StreamUnreachable(f"cannot reach NATS at {shown(settings)}") from None
 
 
 async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
@@ -181,11 +200,38 @@ async def _take(
             messages = await lane.fetch(settings.ingest_fetch_batch, timeout=1.0)
         except (TimeoutError, nats.errors.TimeoutError):
             continue  # Nothing published meanwhile; `stop` is looked at again.
-        deliveries = [stream.Delivery(m.subject, dict(m.headers or {}), m.data) for m in messages]
-        # Storing is blocking database work: off the loop, so heartbeats keep flowing.
-        outcomes = await asyncio.to_thread(stream.store, core, deliveries)
+        except nats.errors.Error as exc:
+            # The connection is down or reconnecting; what was taken comes back after ack_wait.
+            log.warning("NATS: %s; fetching again shortly", type(exc).__name__)
+            await asyncio.sleep(1.0)
+            continue
+        outcomes = await _store(core, messages)
         for message, outcome in zip(messages, outcomes, strict=True):
-            await _answer(js, settings, message, outcome)
+            try:
+                await _answer(js, settings, message, outcome)
+            except nats.errors.Error as exc:
+                # Unanswered, it is delivered again after ack_wait, and stored once.
+                log.warning("NATS: %s while answering a message", type(exc).__name__)
+
+
+async def _store(core: Core, messages: list[Msg]) -> list[stream.Outcome]:
+    """Store a fetch off the event loop (blocking database work), telling JetStream the
+    messages are in hand meanwhile, so that a long store is not delivered twice."""
+    deliveries = [stream.Delivery(m.subject, dict(m.headers or {}), m.data) for m in messages]
+    storing = asyncio.ensure_future(asyncio.to_thread(stream.store, core, deliveries))
+    heartbeat = core.settings.ingest_ack_wait_seconds / 3
+    while not storing.done():
+        await asyncio.wait({storing}, timeout=heartbeat)
+        if not storing.done():
+            for message in messages:
+                with contextlib.suppress(nats.errors.Error):
+                    await message.in_progress()
+    try:
+        return storing.result()
+    except Exception as exc:
+        name = type(exc).__name__
+        log.warning("storing %d messages failed (%s); they will be retried", len(messages), name)
+        return [stream.Outcome.retry] * len(messages)
 
 
 async def _answer(
@@ -197,12 +243,18 @@ async def _answer(
         await message.term()
     else:
         attempts = message.metadata.num_delivered
-        if attempts >= settings.ingest_max_deliver:
+        delay = min(settings.ingest_backoff_seconds * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+        if attempts < settings.ingest_max_deliver:
+            await message.nak(delay=delay)
+            return
+        try:
             await _dead_letter(js, settings, message, attempts)
-            await message.ack()
-        else:
-            delay = settings.ingest_backoff_seconds * 2 ** (attempts - 1)
-            await message.nak(delay=min(delay, MAX_BACKOFF_SECONDS))
+        except nats.errors.Error as exc:
+            # The dead-letter stream is full or unreachable: the message stays where it is.
+            log.warning("could not dead-letter a message (%s); it waits", type(exc).__name__)
+            await message.nak(delay=MAX_BACKOFF_SECONDS)
+            return
+        await message.ack()
 
 
 async def _dead_letter(
@@ -214,9 +266,10 @@ async def _dead_letter(
     headers[ATTEMPTS] = str(attempts)
     if original_id is not None:
         headers[ORIGINAL_MSG_ID] = original_id
-    # Named by its place in the ingest stream: moved twice (a worker stopped
-    # between the move and the ack), it is still one dead letter.
-    headers[MSG_ID_HEADER] = f"dead:{message.metadata.sequence.stream}"
+    # Named by its place in the ingest stream and its own id: moved twice (a
+    # worker stopped between the move and the ack), it is still one dead letter.
+    sequence = message.metadata.sequence.stream
+    headers[MSG_ID_HEADER] = f"dead:{sequence}:{original_id or ''}"
     shop_and_category = message.subject.removeprefix(stream.SUBJECT_PREFIX)
     await js.publish(
         DEAD_PREFIX + shop_and_category,
@@ -279,9 +332,13 @@ async def replay(settings: Settings) -> int:
             original_id = headers.pop(ORIGINAL_MSG_ID, "")
             headers.pop(ATTEMPTS, None)
             headers[MSG_ID_HEADER] = f"{original_id}:replay:{sequence}"
-            await js.publish(
-                subject, letter.data or b"", headers=headers, stream=settings.ingest_stream
-            )
+            try:
+                await js.publish(
+                    subject, letter.data or b"", headers=headers, stream=settings.ingest_stream
+                )
+            except nats.errors.Error as exc:
+                # The ingest stream is full, say: what is left stays dead-lettered for later.
+                raise ReplayStopped(sent, type(exc).__name__) from None
             await js.delete_msg(settings.ingest_dead_letter_stream, sequence)
             sent += 1
     finally:

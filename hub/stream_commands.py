@@ -64,7 +64,11 @@ def cmd_replay(_args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
         sent = asyncio.run(stream_worker.replay(settings))
-    except (stream_worker.StreamNotConfigured, stream_worker.StreamUnreachable) as exc:
+    except (
+        stream_worker.StreamNotConfigured,
+        stream_worker.StreamUnreachable,
+        stream_worker.ReplayStopped,
+    ) as exc:
         return fail(str(exc))
     say(f"sent {sent} dead-lettered messages back to {settings.ingest_stream}")
     return 0

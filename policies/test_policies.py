@@ -94,9 +94,9 @@ def expected(
             role == "admin" or (role == "shopkeeper" and relation == OWN)
         )
     if resource == "signing-key":
-        # The key a connector signs stream messages with: registered and revoked by
-        # the connector itself, its shopkeeper, or an admin.
-        return action in ("create", "disable") and (
+        # The key a connector signs stream messages with: registered, listed and revoked
+        # by the connector itself, its shopkeeper, or an admin.
+        return action in ("create", "disable", "read") and (
             role == "admin" or (role in ("shopkeeper", "connector") and relation == OWN)
         )
     if role == "admin":

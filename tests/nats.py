@@ -28,6 +28,7 @@ import nats
 import nats.js.errors
 import pytest
 from nats.js.api import PubAck
+from pydantic import SecretStr
 
 from connectors import stream_worker
 from cornerstore.settings import Settings
@@ -100,7 +101,7 @@ def publish(url: str, messages: list[tuple[str, bytes, dict[str, str]]]) -> list
 
 def delete_streams(settings: Settings) -> None:
     async def go() -> None:
-        client = await nats.connect(settings.nats_url or "")
+        client = await nats.connect(url_of(settings))
         try:
             js = client.jetstream()
             for name in (settings.ingest_stream, settings.ingest_dead_letter_stream):
@@ -156,7 +157,12 @@ def worker(hub: Hub) -> Iterator[None]:
 
 
 def settings_with(hub: Hub, url: str, **overrides: Any) -> Settings:
-    return hub.settings.model_copy(update={"nats_url": url, **overrides})
+    return hub.settings.model_copy(update={"nats_url": SecretStr(url), **overrides})
+
+
+def url_of(settings: Settings) -> str:
+    assert settings.nats_url is not None
+    return settings.nats_url.get_secret_value()
 
 
 @contextmanager
@@ -169,7 +175,7 @@ def worker_process(hub: Hub) -> Iterator[subprocess.Popen[bytes]]:
         CORNERSTORE_DATABASE_URL=settings.sqlalchemy_url,
         CORNERSTORE_DATA_DIR=str(settings.data_dir),
         CORNERSTORE_TRACE_EXPORTER="none",
-        CORNERSTORE_NATS_URL=settings.nats_url or "",
+        CORNERSTORE_NATS_URL=url_of(settings),
         CORNERSTORE_INGEST_ACK_WAIT_SECONDS=str(settings.ingest_ack_wait_seconds),
         CORNERSTORE_INGEST_FETCH_BATCH=str(settings.ingest_fetch_batch),
     )

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,7 +70,7 @@ def test_a_signed_message_is_stored_once_and_a_retry_is_dropped_by_jetstream(
     one = signer.message(shop.id, "sales", sale(1), msg_id="S-1")
     batch = signer.message(shop.id, "sales", [sale(2), sale(3)], msg_id="batch-2-3")
 
-    acks = nats.publish(streamed.settings.nats_url or "", [one, batch, one, batch])
+    acks = nats.publish(nats.url_of(streamed.settings), [one, batch, one, batch])
 
     assert [ack.duplicate for ack in acks] == [None, None, True, True]
     with nats.worker(streamed):
@@ -80,7 +81,7 @@ def test_a_signed_message_is_stored_once_and_a_retry_is_dropped_by_jetstream(
     assert stored[0]["unit_price_cents"] == sale(int(stored[0]["event_id"][2:]))["unit_price_cents"]
     # Sent again after the window (a new Nats-Msg-Id), the hub's natural ids still hold.
     nats.publish(
-        streamed.settings.nats_url or "", [signer.message(shop.id, "sales", sale(1), msg_id="x")]
+        nats.url_of(streamed.settings), [signer.message(shop.id, "sales", sale(1), msg_id="x")]
     )
     with nats.worker(streamed):
         _settled(streamed)
@@ -96,7 +97,7 @@ def test_a_connector_cannot_publish_into_another_shops_subjects(
     signer = _signer(mine.connector)
     # Signed by shop A's connector, published on shop B's subject.
     forged = signer.message(theirs.id, "sales", sale(7), msg_id="S-7")
-    nats.publish(streamed.settings.nats_url or "", [forged])
+    nats.publish(nats.url_of(streamed.settings), [forged])
 
     with nats.worker(streamed):
         _settled(streamed)
@@ -121,28 +122,28 @@ def test_unsigned_forged_and_revoked_messages_are_refused(world: World, streamed
     tampered = body.replace(b'"quantity":2', b'"quantity":9')
     assert tampered != body
     revoked = _signer(shop.connector)
-    late = revoked.message(shop.id, "sales", sale(3), msg_id="S-3")
+    other_key = StreamSigner.generate().named(signer.key_id)  # claims a key it does not hold
+    nats.publish(
+        nats.url_of(streamed.settings),
+        [
+            (subject, body, {"Nats-Msg-Id": "unsigned"}),
+            (subject, tampered, headers | {"Nats-Msg-Id": "tampered"}),
+            revoked.message(shop.id, "sales", sale(3), msg_id="S-3"),
+            other_key.message(shop.id, "sales", sale(2), msg_id="S-2"),
+            signer.message(shop.id, "sales", sale(4), msg_id="S-4"),  # the one good message
+        ],
+    )
+    # Revoked after its message was published, before the hub took it: refused all the same.
     response = shop.keeper.client.delete(
         f"/v1/principals/{shop.connector.id}/signing-keys/{revoked.key_id}",
         headers=shop.keeper.headers,
     )
     assert response.status_code == 200, response.text
-    assert response.json()["revoked_at"] is not None
-    other_key = StreamSigner.generate().named(signer.key_id)  # claims a key it does not hold
 
-    nats.publish(
-        streamed.settings.nats_url or "",
-        [
-            (subject, body, {"Nats-Msg-Id": "unsigned"}),
-            (subject, tampered, headers | {"Nats-Msg-Id": "tampered"}),
-            late,
-            other_key.message(shop.id, "sales", sale(2), msg_id="S-2"),
-        ],
-    )
     with nats.worker(streamed):
         _settled(streamed)
 
-    assert _records(shop, "sales") == []
+    assert [r["event_id"] for r in _records(shop, "sales")] == ["S-4"]
     assert nats.status(streamed.settings).dead_lettered == 0
 
 
@@ -154,7 +155,7 @@ def test_bad_records_on_the_stream_wait_in_the_shops_quarantine(
     subject, _, _ = signer.message(shop.id, "payments", {}, msg_id="unused")
     not_json = b"{payment 12"
     nats.publish(
-        streamed.settings.nats_url or "",
+        nats.url_of(streamed.settings),
         [
             signer.message(
                 shop.id, "payments", [payment(1), payment(2, method="cash-ish")], msg_id="b1"
@@ -174,21 +175,26 @@ def test_bad_records_on_the_stream_wait_in_the_shops_quarantine(
     assert quarantined[""]["values"] == not_json.decode()
 
 
-def _refuse_writes(hub: Hub) -> None:
-    """The database refuses every new record, as one down for maintenance would."""
+def _refuse_writes(hub: Hub, shop_id: str | None = None) -> None:
+    """The database refuses every new record (of one shop), as one down for maintenance would."""
+    sqlite = hub.engine.dialect.name == "sqlite"
+    which = "" if shop_id is None else f"'{shop_id.replace('-', '') if sqlite else shop_id}'"
     with hub.engine.begin() as connection:
-        if hub.engine.dialect.name == "sqlite":
+        if sqlite:
+            when = f"WHEN NEW.shop_id = {which} " if which else ""
             connection.execute(
                 text(
-                    "CREATE TRIGGER refuse_records BEFORE INSERT ON shop_records "
+                    f"CREATE TRIGGER refuse_records BEFORE INSERT ON shop_records {when}"
                     "BEGIN SELECT RAISE(ABORT, 'down for maintenance'); END"
                 )
             )
         else:
+            test = f"NEW.shop_id = {which}" if which else "true"
             connection.execute(
                 text(
                     "CREATE FUNCTION refuse_records() RETURNS trigger LANGUAGE plpgsql AS "
-                    "$$ BEGIN RAISE EXCEPTION 'down for maintenance'; END $$"
+                    f"$$ BEGIN IF {test} THEN RAISE EXCEPTION 'down for maintenance'; END IF; "
+                    "RETURN NEW; END $$"
                 )
             )
             connection.execute(
@@ -213,7 +219,7 @@ def test_a_message_that_keeps_failing_is_dead_lettered_and_replayed(
 ) -> None:
     shop = world.shop()
     signer = _signer(shop.connector)
-    url = streamed.settings.nats_url or ""
+    url = nats.url_of(streamed.settings)
     _refuse_writes(streamed)
     try:
         nats.publish(url, [signer.message(shop.id, "sales", [sale(1), sale(2)], msg_id="b1")])
@@ -225,7 +231,7 @@ def test_a_message_that_keeps_failing_is_dead_lettered_and_replayed(
     finally:
         _accept_writes(streamed)
     # The operator sees it waiting, and sends it back.
-    monkeypatch.setenv("CORNERSTORE_NATS_URL", streamed.settings.nats_url or "")
+    monkeypatch.setenv("CORNERSTORE_NATS_URL", nats.url_of(streamed.settings))
     failed = cli("ingest", "status", "--json")
     assert failed.code == 0, failed.err
     assert json.loads(failed.out) | {"buffered_bytes": 0} == {
@@ -248,7 +254,7 @@ def test_a_message_that_keeps_failing_is_dead_lettered_and_replayed(
     with nats.worker(streamed):
         nats.wait_until(lambda: len(_records(shop, "sales")) == 2, what="the replayed sales")
         _settled(streamed)
-    # Replaying again finds nothing, and stores nothing twice.
+    # The replayed letter left the dead-letter stream: replaying again sends nothing.
     assert cli("ingest", "replay").out.startswith("sent 0 ")
     assert len(_records(shop, "sales")) == 2
 
@@ -268,9 +274,12 @@ def test_while_the_database_is_held_up_the_stream_buffers_and_loses_nothing(
             held.execute(text("BEGIN"))
             held.execute(text("LOCK TABLE shop_records IN EXCLUSIVE MODE"))
         with nats.worker(streamed):
-            nats.publish(streamed.settings.nats_url or "", messages)
+            nats.publish(nats.url_of(streamed.settings), messages)
+            time.sleep(2.0)  # long past the milliseconds storing 40 sales takes
             waiting = nats.status(streamed.settings)
+            assert _stored(streamed, shop) == 0
             assert waiting.pending + waiting.in_flight == 40
+            assert waiting.dead_lettered == 0
             held.rollback()
             nats.wait_until(lambda: len(_records(shop, "sales")) == 40, what="every sale")
             _settled(streamed)
@@ -295,7 +304,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_stores_nothing_twice(
 ) -> None:
     shop = world.shop()
     signer = _signer(shop.connector)
-    url = streamed.settings.nats_url or ""
+    url = nats.url_of(streamed.settings)
     total = 1000
     batches = [[sale(n * 5 + i) for i in range(5)] for n in range(total // 5)]
     messages = [signer.message(shop.id, "sales", b, msg_id=f"b-{n}") for n, b in enumerate(batches)]
@@ -323,3 +332,43 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_stores_nothing_twice(
     stored = sorted(r["event_id"] for r in _records(shop, "sales"))
     assert stored == sorted(f"S-{n}" for n in range(total))
     assert nats.status(slow.settings).dead_lettered == 0
+
+
+def test_two_shops_may_send_the_same_event_id_at_once(world: World, streamed: Hub) -> None:
+    """JetStream's duplicate window spans the whole stream, not one subject: the
+    SDK's message ids must not make one shop's event drop another's."""
+    first, second = world.shop(), world.shop("李家小卖部")
+    messages = [
+        _signer(shop.connector).message(shop.id, "sales", sale(1), msg_id="S-1")
+        for shop in (first, second)
+    ]
+
+    acks = nats.publish(nats.url_of(streamed.settings), messages)
+
+    assert [ack.duplicate for ack in acks] == [None, None]
+    with nats.worker(streamed):
+        _settled(streamed)
+    assert [r["event_id"] for r in _records(first, "sales")] == ["S-1"]
+    assert [r["event_id"] for r in _records(second, "sales")] == ["S-1"]
+
+
+def test_one_shop_failing_does_not_hold_back_another(world: World, streamed: Hub) -> None:
+    failing, fine = world.shop(), world.shop("李家小卖部")
+    _refuse_writes(streamed, failing.id)
+    try:
+        nats.publish(
+            nats.url_of(streamed.settings),
+            [
+                _signer(shop.connector).message(shop.id, "sales", sale(n), msg_id=f"S-{n}")
+                for n, shop in enumerate((failing, fine, failing))
+            ],
+        )
+        with nats.worker(streamed):
+            nats.wait_until(
+                lambda: nats.status(streamed.settings).dead_lettered == 2, what="two dead letters"
+            )
+            _settled(streamed)
+    finally:
+        _accept_writes(streamed)
+    assert [r["event_id"] for r in _records(fine, "sales")] == ["S-1"]
+    assert _records(failing, "sales") == []

@@ -360,6 +360,13 @@ def test_a_connector_registers_and_revokes_the_key_it_signs_stream_messages_with
     assert revoked.status_code == 200, revoked.text
     assert revoked.json()["revoked_at"] is not None
     assert shop.connector.post(url, {"public_key": public_key}).status_code == 409
+    # Listed, revoked ones too: a key someone else registered can be found and revoked.
+    listed = shop.keeper.get(url)
+    assert listed.status_code == 200, listed.text
+    assert [(k["key_id"], k["revoked_at"] is not None) for k in listed.json()["keys"]] == [
+        (key_id, True)
+    ]
+    assert other.keeper.get(url).status_code == 404
     actions = [e["action"] for e in audit_log(shop.keeper, f"/v1/shops/{shop.id}/access-log")]
     assert actions.count("principal.add-signing-key") == 1
     assert actions.count("principal.revoke-signing-key") == 1
@@ -370,6 +377,8 @@ def test_a_connector_registers_and_revokes_the_key_it_signs_stream_messages_with
     [
         ("not base64 at all!", "not base64url"),
         ("AAAA", "an Ed25519 public key is 32 bytes"),
+        # The identity point: it "verifies" a forged signature over any message.
+        ("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "not a usable Ed25519 public key"),
     ],
 )
 def test_a_signing_key_that_is_not_an_ed25519_public_key_is_a_422(

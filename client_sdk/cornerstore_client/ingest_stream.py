@@ -17,6 +17,7 @@ client library publishes what this signs.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -68,14 +69,22 @@ class StreamSigner:
         return self.private_key.private_bytes_raw()
 
     def headers(self, to: str, body: bytes, *, msg_id: str) -> dict[str, str]:
-        """The headers that make ``body`` on subject ``to`` the hub's to store."""
+        """The headers that make ``body`` on subject ``to`` the hub's to store.
+
+        ``Nats-Msg-Id`` is ``msg_id`` and a digest of the signature: JetStream
+        drops a repeated id anywhere in the stream, not only on one subject, so
+        an event id alone would collide with another shop's, and anyone able to
+        publish could claim it first. Signing is deterministic, so the same
+        message sent again has the same id, and JetStream drops the retry.
+        """
         if not self.key_id:
             raise ValueError("register the key first, and sign with signer.named(key_id)")
         signed = _SIGNED_PREFIX + to.encode() + b"\n" + body
+        signature = self.private_key.sign(signed)
         return {
-            "Nats-Msg-Id": msg_id,
+            "Nats-Msg-Id": f"{msg_id}:{hashlib.sha256(signature).hexdigest()[:32]}",
             "Cornerstore-Key": self.key_id,
-            "Cornerstore-Signature": _b64(self.private_key.sign(signed)),
+            "Cornerstore-Signature": _b64(signature),
         }
 
     def message(
@@ -84,7 +93,9 @@ class StreamSigner:
         """Subject, body and headers of one record (a dict) or a batch (a list) to publish.
 
         ``msg_id``: the record's natural id (its ``event_id``), or one naming
-        the batch, so that JetStream drops a retry of the same message.
+        the batch; with the signature's digest it makes ``Nats-Msg-Id``, so
+        that JetStream drops a retry of the same message. A publish answered
+        ``duplicate`` arrived before.
         """
         to = subject(shop_id, category)
         body = json.dumps(records, separators=(",", ":"), ensure_ascii=False).encode()

@@ -33,6 +33,7 @@ from hub.principals.schemas import (
     PrincipalsOut,
     SigningKeyIn,
     SigningKeyOut,
+    SigningKeysOut,
     SignInLinkOut,
 )
 
@@ -48,6 +49,7 @@ KeyCreate = Annotated[Permit, Depends(AuthorizePrincipal(Resource.principal_key,
 SigningKeyCreate = Annotated[
     Permit, Depends(AuthorizePrincipal(Resource.signing_key, Action.create))
 ]
+SigningKeyList = Annotated[Permit, Depends(AuthorizePrincipal(Resource.signing_key, Action.read))]
 SigningKeyRevoke = Annotated[
     Permit, Depends(AuthorizePrincipal(Resource.signing_key, Action.disable))
 ]
@@ -162,6 +164,18 @@ def add_signing_key(
         policy_version=permit.policy_version,
         now=utcnow(),
     )
+
+
+@router.get(
+    "/{principal_id}/signing-keys",
+    response_model=SigningKeysOut,
+    responses=error_responses(NotFound),
+    summary="List the keys a connector's stream messages may be signed with, revoked ones too",
+)
+def list_signing_keys(
+    permit: SigningKeyList, principal_id: uuid.UUID, session: DbSession
+) -> SigningKeysOut:
+    return service.signing_keys(session, principal_id)
 
 
 @router.delete(

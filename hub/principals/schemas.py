@@ -5,6 +5,7 @@ import binascii
 import uuid
 from datetime import datetime
 
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cornerstore.fieldtypes import Text
@@ -95,6 +96,9 @@ class SigningKeyIn(BaseModel):
             raise ValueError("not base64url") from None
         if len(raw) != 32:
             raise ValueError("an Ed25519 public key is 32 bytes")
+        if not crypto_core_ed25519_is_valid_point(raw):
+            # A point of small order (or off the curve) verifies signatures no one made.
+            raise ValueError("not a usable Ed25519 public key: make a new key pair")
         return value
 
     @property
@@ -114,3 +118,7 @@ class SigningKeyOut(BaseModel):
     revoked_at: datetime | None = Field(
         default=None, description="When it was revoked; messages signed with it are refused"
     )
+
+
+class SigningKeysOut(BaseModel):
+    keys: list[SigningKeyOut] = Field(description="Newest first, revoked ones too")

@@ -29,6 +29,7 @@ from hub.principals.schemas import (
     PrincipalsOut,
     SigningKeyIn,
     SigningKeyOut,
+    SigningKeysOut,
     SignInLinkOut,
 )
 
@@ -296,6 +297,16 @@ def revoke_signing_key(
             now=now,
         )
     return _signing_key_out(key)
+
+
+def signing_keys(session: Session, principal_id: uuid.UUID) -> SigningKeysOut:
+    """A principal's stream-signing keys, so that one nobody knows can be found and revoked."""
+    found = session.scalars(
+        select(SigningKey)
+        .where(SigningKey.principal_id == principal_id)
+        .order_by(SigningKey.created_at.desc(), SigningKey.key_id)
+    )
+    return SigningKeysOut(keys=[_signing_key_out(key) for key in found])
 
 
 def _signing_key_out(key: SigningKey) -> SigningKeyOut:

@@ -165,10 +165,11 @@ class Settings(BaseSettings):
     page_size_default: int = Field(default=500, ge=1, le=5000)
     page_size_max: int = Field(default=5000, ge=1)
     ingest_max_records: int = Field(default=10_000, ge=1)
-    nats_url: str | None = Field(
+    nats_url: SecretStr | None = Field(
         default=None,
         description="The NATS server with JetStream that push connectors publish to "
-        "(nats://host:4222); unset, there is no ingest stream.",
+        "(nats://host:4222, with the worker's credentials if it needs them); unset, there "
+        "is no ingest stream.",
     )
     ingest_stream: str = Field(
         default="CORNERSTORE_INGEST",
