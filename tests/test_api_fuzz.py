@@ -42,6 +42,9 @@ from cornerstore.categories import Category
 from tests.factories import Actor, ShopSetup, World, count, payment, rfc3339, sale
 from tests.routes import endpoints
 
+# A search: run where it finds the most (see tests/conftest.py).
+pytestmark = pytest.mark.strictest_backend
+
 
 def _has_input(route: APIRoute) -> bool:
     """Whether a request can be made invalid: the path parameters are the surface's ids."""
