@@ -25,7 +25,11 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     settings = get_settings()
     if settings.nats_url is None:
         return fail("set CORNERSTORE_NATS_URL to the NATS server (nats://host:4222)")
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    # The worker's own lines at the configured level; the libraries' (the whole Casbin
+    # policy at INFO, for one) only when they warn.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    for name in ("connectors", "hub"):
+        logging.getLogger(name).setLevel(settings.log_level)
     hub = Hub.open(settings)
     try:
         return asyncio.run(_work(hub))
