@@ -4,7 +4,8 @@ Connectors ingest batches, consumers read under their consent, shopkeepers
 grant and revoke consents, auditors and shopkeepers read the audit log, all at
 once for the whole run (10 minutes; 6 seconds at smoke size). It prints the
 errors (goal 0: a 5xx, a dropped connection, or an answer other than the one
-the operation must give), p50 and p99 latency per operation, and each
+the operation must give), p50 and p99 latency per operation, how soon a
+signed checkpoint covers each audit entry (goal: p99 within a second), and each
 worker's resident memory a tenth of the way in and at the end (goal: growth
 of at most 10%, so that nothing accumulates per request).
 """
@@ -22,8 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import psycopg
 
-from bench.common import BenchServer, Size, hub_server, migrated_postgres, percentile, report
+from bench.common import (
+    BenchServer,
+    Size,
+    hub_server,
+    libpq,
+    migrated_postgres,
+    percentile,
+    report,
+)
 from bench.setup import BenchShop, make_shop, migrated_admin_key, sales_lines
 
 SERVER_WORKERS = 4
@@ -31,6 +41,8 @@ CLIENTS = 6
 SHOPS = 6
 BATCH = 50
 GROWTH_GOAL = 0.10
+#: Every audit entry is covered by a signed checkpoint within this, under load.
+CHECKPOINT_GOAL_S = 1.0
 #: How often each client picks each operation.
 MIX = ("ingest",) * 3 + ("read",) * 4 + ("consent",) + ("audit",) * 2
 
@@ -207,11 +219,38 @@ def run(size: Size) -> dict[str, float]:
                 total = Tally()
                 for tally in tallies:
                     total.add(tally)
-    return _report(total, early, late, duration)
+            time.sleep(1.5)  # the last entries' checkpoint
+            lags = _checkpoint_lags(url)
+    return _report(total, early, late, duration, lags)
+
+
+def _checkpoint_lags(url: str) -> list[float]:
+    """For each audit entry, the seconds until a signed checkpoint covered it."""
+    with psycopg.connect(libpq(url)) as connection:
+        entries = connection.execute(
+            "SELECT seq, recorded_at FROM audit_entries ORDER BY seq"
+        ).fetchall()
+        signed = connection.execute(
+            "SELECT size, created_at FROM audit_checkpoints ORDER BY size"
+        ).fetchall()
+    lags = []
+    position = 0
+    for seq, recorded_at in entries:
+        while position < len(signed) and signed[position][0] < seq:
+            position += 1
+        if position == len(signed):
+            lags.append(float("inf"))  # never covered
+            continue
+        lags.append((signed[position][1] - recorded_at).total_seconds())
+    return lags
 
 
 def _report(
-    total: Tally, early: dict[int, float], late: dict[int, float], duration: int
+    total: Tally,
+    early: dict[int, float],
+    late: dict[int, float],
+    duration: int,
+    lags: list[float],
 ) -> dict[str, float]:
     rows = [
         (
@@ -224,6 +263,14 @@ def _report(
     errors = sum(total.errors.values())
     rows.append(
         ("errors", f"{errors}  (goal 0){'  ' + json.dumps(total.errors) if errors else ''}")
+    )
+    lag_p50, lag_p99 = percentile(lags, 0.5), percentile(lags, 0.99)
+    rows.append(
+        (
+            "audit entry → signed checkpoint",
+            f"{len(lags):>7,} entries  p50 {lag_p50 * 1000:7.1f} ms  p99 {lag_p99 * 1000:7.1f} ms"
+            f"  (goal p99 <= {CHECKPOINT_GOAL_S:.0f} s)",
+        )
     )
     growths = []
     for number, pid in enumerate(sorted(early)):
@@ -250,6 +297,7 @@ def _report(
         for op, samples in total.latencies.items()
     }
     figures["soak_errors"] = errors
+    figures["soak_checkpoint_lag_p99_s"] = lag_p99
     figures["soak_rss_growth_max"] = max(growths)
     # Latency and memory are figures to read; an error is a defect, at any size.
     assert errors == 0, dict(total.errors)
