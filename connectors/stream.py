@@ -54,10 +54,6 @@ _SIGNED_PREFIX: Final = b"cornerstore-ingest-v1\n"
 STREAMED: Final = tuple(c for c, spec in CATEGORIES.items() if not spec.replaced)
 
 
-def subject_for(shop_id: uuid.UUID, category: Category) -> str:
-    return f"{SUBJECT_PREFIX}.{shop_id}.{category.value}"
-
-
 def signed_bytes(subject: str, body: bytes) -> bytes:
     """What a message's signature covers: the subject (so, the shop) and the body."""
     return _SIGNED_PREFIX + subject.encode() + b"\n" + body
@@ -94,8 +90,9 @@ def store(core: Core, deliveries: Sequence[Delivery]) -> list[Outcome]:
 
     The signers of the whole fetch are looked up at once. Messages for the
     same shop, category and signer are decided together (one permit, one
-    refusal audited) and stored together, in one transaction, as one batch
-    would be. The outcome of each message says how the worker answers it.
+    refusal audited) and stored as one batch would be: one transaction for
+    up to the record limit of a batch. The outcome of each message says how
+    the worker answers it.
     """
     outcomes = [Outcome.refused] * len(deliveries)
     claims: list[tuple[int, _Claim]] = []
@@ -245,15 +242,11 @@ def _store(core: Core, permit: Permit, messages: list[_Parsed]) -> Outcome:
             )
             session.commit()
     except Exception as exc:
-        _failed(len(messages), exc)
+        # The exception's type only: its message may quote the values it failed on.
+        name = type(exc).__name__
+        log.warning("storing %d messages failed (%s); they will be retried", len(messages), name)
         return Outcome.retry
     return Outcome.done
-
-
-def _failed(count: int, exc: Exception) -> None:
-    # The exception's type only: its message may quote the values it failed on.
-    name = type(exc).__name__
-    log.warning("storing %d messages failed (%s); they will be retried", count, name)
 
 
 def _batch(messages: list[_Parsed]) -> _Parsed:

@@ -131,29 +131,22 @@ async def connect(settings: Settings, *, patient: bool = False) -> Client:
 
 async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
     """Create the ingest and dead-letter streams, or bring their limits up to the settings."""
-    window = settings.ingest_duplicate_window.total_seconds()
-    for config in (
-        StreamConfig(
-            name=settings.ingest_stream,
-            subjects=[f"{stream.SUBJECT_PREFIX}.>"],
-            retention=RetentionPolicy.WORK_QUEUE,
-            discard=DiscardPolicy.NEW,
-            max_bytes=settings.ingest_stream_max_bytes,
-            duplicate_window=window,
-            storage=StorageType.FILE,
-        ),
-        StreamConfig(
-            name=settings.ingest_dead_letter_stream,
-            subjects=[f"{DEAD_PREFIX}.>"],
-            retention=RetentionPolicy.LIMITS,
-            discard=DiscardPolicy.NEW,
-            max_bytes=settings.ingest_stream_max_bytes,
-            duplicate_window=window,
-            storage=StorageType.FILE,
-        ),
+    for name, subjects, retention in (
+        # Kept until a worker acknowledges it; what keeps failing waits until replayed.
+        (settings.ingest_stream, stream.SUBJECT_PREFIX, RetentionPolicy.WORK_QUEUE),
+        (settings.ingest_dead_letter_stream, DEAD_PREFIX, RetentionPolicy.LIMITS),
     ):
+        config = StreamConfig(
+            name=name,
+            subjects=[f"{subjects}.>"],
+            retention=retention,
+            discard=DiscardPolicy.NEW,
+            max_bytes=settings.ingest_stream_max_bytes,
+            duplicate_window=settings.ingest_duplicate_window.total_seconds(),
+            storage=StorageType.FILE,
+        )
         try:
-            await js.stream_info(config.name or "")
+            await js.stream_info(name)
         except nats.js.errors.NotFoundError:
             await js.add_stream(config)
         else:
